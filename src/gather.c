@@ -1,0 +1,156 @@
+/*
+ * gather.c — weft_gather: wait for many tasks, outcomes in argument order, either
+ * failing fast at the first error by completion time or collecting every error.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+typedef struct gather {
+    weft_task *waiter;
+    weft_task **tasks;
+    size_t n;
+    size_t remaining;       /* children not finished yet */
+    weft_task *failed;      /* the first to fail (fail-fast mode) */
+    unsigned flags;
+} gather;
+
+void weft__gather_child_done(weft_task *child)
+{
+    gather *g = child->waiter;
+    g->remaining--;
+    int wake = g->remaining == 0;
+    if (child->err && !(g->flags & WEFT_RETURN_EXCEPTIONS) && !g->failed) {
+        g->failed = child;
+        wake = 1;
+    }
+    if (wake && WEFT__STATE(g->waiter) == WEFT__WAITING)
+        weft__wake(g->waiter, 0);
+}
+
+static int is_ours(const gather *g, const weft_task *t)
+{
+    return WEFT__WAITER_KIND(t) == WEFT__WAITER_GATHER && t->waiter == g;
+}
+
+/* Lets an unfinished child run on alone, its outcome dropped without a report
+ * (the gather already answered for the group). */
+static void let_go(weft_task *t)
+{
+    WEFT__WAITER_KIND(t) = WEFT__WAITER_NONE;
+    t->waiter = NULL;
+    WEFT__FLAGS(t) |= WEFT__DETACHED | WEFT__QUIET;
+}
+
+/* The gathering task leaves early (cancelled): unfinished children are cancelled
+ * at once, as asyncio cancels a gather's children. A child let go may finish and
+ * be freed before the gatherer runs again, so only children still linked to this
+ * gather are touched afterwards. */
+static void cancel_children(gather *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        weft_task *t = g->tasks[i];
+        if (is_ours(g, t) && WEFT__STATE(t) != WEFT__DONE) {
+            let_go(t);
+            weft_cancel(t, NULL);
+        }
+    }
+}
+
+static void gather_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    cancel_children(self->wait_obj);
+}
+
+/* Gives up handles after bad arguments, so that nothing leaks: the tasks run on
+ * alone, and their errors are still reported since nobody else can see them. */
+static void give_up(weft_task **tasks, size_t n, size_t marked, weft_task *self)
+{
+    for (size_t j = 0; j < marked; j++)
+        WEFT__WAITER_KIND(tasks[j]) = WEFT__WAITER_NONE;
+    for (size_t j = 0; j < n; j++) {
+        weft_task *u = tasks[j];
+        if (u && u != self && WEFT__STATE(u) != WEFT__FREE && WEFT__WAITER_KIND(u) == WEFT__WAITER_NONE &&
+            !(WEFT__FLAGS(u) & WEFT__DETACHED))
+            weft_detach(u);
+    }
+}
+
+int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    for (size_t i = 0; i < n; i++) {
+        if (results)
+            results[i] = NULL;
+        if (errs)
+            errs[i] = 0;
+    }
+    if (!self)
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_gather must be called from a task of a running "
+                                                 "weft loop (start one with weft_run)");
+    if (n > 0 && !tasks)
+        return weft__set_errmsg(-EINVAL, "weft_gather: tasks is NULL but n is %zu", n);
+    for (size_t i = 0; i < n; i++) {
+        weft_task *t = tasks[i];
+        if (!t || t == self || WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE) {
+            give_up(tasks, n, i, self);
+            if (!t)
+                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is NULL (did weft_spawn fail?)", i);
+            if (t == self)
+                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is the calling task itself", i);
+            return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is given twice or is already "
+                                             "being awaited", i);
+        }
+        WEFT__WAITER_KIND(t) = WEFT__WAITER_GATHER;
+    }
+
+    gather g = {.waiter = self, .tasks = tasks, .n = n, .flags = flags};
+    for (size_t i = 0; i < n; i++) {
+        weft_task *t = tasks[i];
+        t->waiter = &g;
+        if (WEFT__STATE(t) != WEFT__DONE)
+            g.remaining++;
+        else if (t->err && !(flags & WEFT_RETURN_EXCEPTIONS) && !g.failed)
+            g.failed = t;
+    }
+
+    int rc = 0;
+    while (g.remaining > 0 && !g.failed) {
+        rc = weft__wait(gather_unwait, &g);
+        if (rc != 0)
+            break;
+    }
+    if (rc != 0) {
+        /* Woken normally, then cancelled before running: children still linked. */
+        cancel_children(&g);
+        for (size_t i = 0; i < n; i++)
+            if (is_ours(&g, tasks[i]))
+                weft__task_free(L, tasks[i]);
+        return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
+    }
+
+    int result = 0;
+    for (size_t i = 0; i < n; i++) {
+        weft_task *t = tasks[i];
+        if (WEFT__STATE(t) != WEFT__DONE) {
+            let_go(t);
+            if (errs)
+                errs[i] = -EINPROGRESS;
+            continue;
+        }
+        if (results)
+            results[i] = t->err ? NULL : t->result;
+        if (errs)
+            errs[i] = t->err;
+        if (t == g.failed) {
+            result = t->err;
+            weft__take_errmsg(t->extra ? t->extra->msg : NULL);
+            if (t->extra)
+                t->extra->msg = NULL;
+        }
+        weft__task_free(L, t);
+    }
+    return result;
+}

@@ -1,0 +1,358 @@
+/*
+ * internal.h — the types shared by weft's modules: the loop, tasks, stacks, timers
+ * and the one suspension primitive. Never installed.
+ *
+ * Task life cycle (one state at a time; every transition is in task.c or loop.c):
+ *
+ *   NEW ──first run──▶ RUNNING ◀──resume── READY ◀──wake── WAITING
+ *    │                   │  └──────────suspend─────────────────┘
+ *    │ cancelled         │ fn returns
+ *    ▼ before start      ▼
+ *   DONE ◀───────────── DONE   (stack already back in the pool)
+ *
+ * Who may touch what:
+ *   - node.next: the ready queue while NEW/READY, the loop's free list while free.
+ *   - stack: the task while RUNNING/WAITING/READY after first run; NULL otherwise.
+ *   - unwait/wait_obj: set by the task right before it suspends in weft__wait; read
+ *     and cleared by whoever wakes or cancels it.
+ *   - waiter/waiter_kind: set by the one consumer of the handle (await, gather);
+ *     used once, when the task finishes.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include "weft.h"
+#include "ctx/ctx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
+#define WEFT__NORETURN __attribute__((noreturn))
+#else
+#define WEFT__LIKELY(x) (x)
+#define WEFT__UNLIKELY(x) (x)
+#define WEFT__TLS _Thread_local
+#define WEFT__NORETURN
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__ASAN 1
+#endif
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Ready-queue nodes: a task or a callback                                  */
+/* ------------------------------------------------------------------------ */
+
+enum { WEFT__NODE_TASK = 1, WEFT__NODE_CALLBACK = 2 };
+
+/* The common first member of everything that can sit in the ready queue. The
+ * bytes after `kind` belong to the owner (they keep tasks and timers small). */
+typedef struct weft__node {
+    struct weft__node *next;
+    uint8_t kind;
+    uint8_t b1, b2, b3;
+    uint32_t u32;
+} weft__node;
+
+typedef struct weft__queue {
+    weft__node *head, *tail;
+    size_t count;
+} weft__queue;
+
+static inline void weft__queue_push(weft__queue *q, weft__node *n)
+{
+    n->next = NULL;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    q->count++;
+}
+
+static inline weft__node *weft__queue_pop(weft__queue *q)
+{
+    weft__node *n = q->head;
+    if (n) {
+        q->head = n->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->count--;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stacks (stack.c)                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A task stack. The descriptor sits at the top of its own mapping, above the
+ * usable area, so a stack costs no separate allocation. */
+typedef struct weft__stack {
+    weft__ctx ctx;               /* saved registers of the task using it */
+    struct weft__stack *next;    /* pool free list */
+    char *lo;                    /* lowest usable byte (just above the guard page) */
+    size_t size;                 /* usable bytes */
+    uint8_t guarded;             /* a PROT_NONE page lies below lo */
+    uint8_t from_slab;           /* part of an unguarded slab: never unmapped alone */
+    unsigned valgrind_id;
+#ifdef WEFT__ASAN
+    void *asan_fake_stack;
+#endif
+} weft__stack;
+
+typedef struct weft__stack_pool {
+    weft__stack *free;           /* free stacks of `size` bytes */
+    size_t count, max;
+    size_t size;                 /* the loop's default stack size */
+    struct weft__slab *slabs;    /* unguarded slabs, freed with the pool */
+    weft__stack *slab_free;      /* free unguarded stacks of `size` bytes */
+} weft__stack_pool;
+
+/* The value written at the bottom of an unguarded stack and checked at every switch. */
+#define WEFT__CANARY 0x5745465443414e59ull /* "WEFTCANY" */
+
+int weft__stack_pool_init(weft__stack_pool *pool, size_t size, size_t max);
+void weft__stack_pool_destroy(weft__stack_pool *pool);
+/* Returns a stack of `size` bytes (pooled when size is the pool's), or NULL. */
+weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size);
+void weft__stack_put(weft__stack_pool *pool, weft__stack *s);
+/* Aborts with a report naming the task when an unguarded stack's canary is gone. */
+void weft__stack_check(const weft__stack *s, const weft_task *t);
+/* Installs the process's SIGSEGV handler and this thread's alternate signal stack. */
+void weft__stack_overflow_handler_install(void);
+size_t weft__page_size(void);
+
+/* ------------------------------------------------------------------------ */
+/* Timers (timer.c): a 4-ary min-heap of (when, seq) with back-indices       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft__heap_entry {
+    int64_t when;       /* loop time, ns */
+    uint64_t seq;       /* scheduling order: equal deadlines fire FIFO */
+    weft__node *owner;  /* a task (sleeping) or a weft_timer (callback) */
+} weft__heap_entry;
+
+typedef struct weft__heap {
+    weft__heap_entry *e;
+    size_t count, cap;
+    uint64_t next_seq;
+} weft__heap;
+
+/* The owner's slot index is kept in owner->u32 (as index + 1; 0 = not in the heap). */
+int weft__heap_push(weft__heap *h, int64_t when, weft__node *owner);
+void weft__heap_remove(weft__heap *h, weft__node *owner);
+weft__node *weft__heap_pop(weft__heap *h); /* the earliest; NULL if empty */
+void weft__heap_free(weft__heap *h);
+
+struct weft_timer {
+    weft__node node;     /* kind = CALLBACK; node.u32 = heap slot */
+    weft_callback cb;
+    void *arg;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+enum weft__task_state {
+    WEFT__FREE = 0, /* a slot on the loop's free list */
+    WEFT__NEW,      /* spawned, never run, in the ready queue */
+    WEFT__READY,    /* started, in the ready queue */
+    WEFT__RUNNING,
+    WEFT__WAITING,  /* suspended in weft__wait */
+    WEFT__DONE,
+};
+
+enum weft__task_flags {
+    WEFT__DETACHED = 1 << 0,    /* nobody holds the handle: free it when done */
+    WEFT__QUIET = 1 << 1,       /* its outcome was deliberately dropped: no report */
+    WEFT__MAIN = 1 << 2,        /* the task weft_run started */
+};
+
+enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_GATHER };
+
+/* What a waiting task unhooks from when it is woken for another reason
+ * (cancellation, timeout): removes it from the timer heap, an awaited task, ... */
+typedef void (*weft__unwait_fn)(weft_task *self, int reason);
+
+/* Rarely needed per-task data, allocated on first use. */
+typedef struct weft__task_extra {
+    char *name;          /* NULL = "Task-<id>", formatted into default_name */
+    char *msg;           /* message of err, or of the latest error received */
+    char *cancel_msg;
+    char default_name[24];
+} weft__task_extra;
+
+struct weft_task {
+    weft__node node;                 /* b1 = state, b2 = flags, b3 = waiter_kind, u32 = heap slot */
+    weft__stack *stack;
+    union {
+        weft_fn fn;                  /* NEW: the function to run */
+        void *wait_obj;              /* WAITING: what unwait unhooks from */
+    };
+    union {
+        void *arg;                   /* until it finishes */
+        void *result;                /* DONE */
+    };
+    weft__unwait_fn unwait;
+    void *waiter;                    /* the task or gather to tell when done */
+    weft__task_extra *extra;
+    uint32_t id;
+    int32_t err;                     /* recorded by weft_fail / the outcome when DONE */
+    int32_t wake;                    /* the reason it was woken */
+    uint16_t cancelling;             /* cancel requests not taken back by weft_uncancel */
+    uint16_t stack_kib;              /* requested stack size in KiB; 0 = the loop's */
+};
+
+#define WEFT__STATE(t) ((t)->node.b1)
+#define WEFT__FLAGS(t) ((t)->node.b2)
+#define WEFT__WAITER_KIND(t) ((t)->node.b3)
+
+/* ------------------------------------------------------------------------ */
+/* The poller backend (poll_epoll.c)                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft__poller {
+    int fd;
+} weft__poller;
+
+typedef struct weft__poll_event {
+    void *data;
+    uint32_t events;
+} weft__poll_event;
+
+enum { WEFT__POLL_IN = 1, WEFT__POLL_OUT = 2, WEFT__POLL_ERR = 4 };
+
+int weft__poll_init(weft__poller *p);
+void weft__poll_close(weft__poller *p);
+int weft__poll_add(weft__poller *p, int fd, uint32_t events, void *data);
+int weft__poll_del(weft__poller *p, int fd);
+/* Waits up to timeout_ns (-1 = forever, 0 = not at all); returns the number of
+ * events written to out (≤ max), or a negative errno. EINTR returns 0. */
+int weft__poll_wait(weft__poller *p, int64_t timeout_ns, weft__poll_event *out, int max);
+
+/* ------------------------------------------------------------------------ */
+/* The loop (loop.c)                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft__ts_call {
+    weft_callback cb;
+    void *arg;
+} weft__ts_call;
+
+/* Task records come from slabs owned by the loop, so a million tasks are a
+ * million small records, and leftovers can be found at shutdown by a scan. */
+typedef struct weft__task_slab {
+    struct weft__task_slab *next;
+    size_t count;
+    weft_task tasks[];
+} weft__task_slab;
+
+struct weft_loop {
+    weft__queue ready;
+    weft_task *current;              /* running task, NULL in the scheduler */
+    weft__ctx sched_ctx;             /* the thread's own stack, running the loop */
+    weft__stack_pool stacks;
+    weft__heap timers;
+    int64_t now;                     /* virtual time (virtual mode), ns */
+    int64_t real_origin;             /* unused in real mode */
+    uint8_t virtual_time;
+    uint8_t shutting_down;           /* main returned: leftovers being cancelled */
+    uint32_t next_task_id;
+    size_t live_tasks;               /* spawned and not DONE */
+    size_t external_refs;            /* things outside the loop that may wake it */
+    uint64_t iteration;
+
+    /* task record allocation */
+    weft__task_slab *task_slabs;
+    weft_task *free_tasks;
+    size_t slab_next_size;
+
+    /* callbacks posted from other threads */
+    weft__poller poller;
+    int wake_fd;                     /* eventfd */
+    pthread_mutex_t ts_lock;
+    weft__ts_call *ts_calls;
+    size_t ts_count, ts_cap;
+    atomic_size_t ts_pending;
+    atomic_int closed;               /* weft_run is finishing: refuse new calls */
+
+#ifdef WEFT__ASAN
+    void *asan_sched_fake;
+    const void *asan_main_bottom;
+    size_t asan_main_size;
+#endif
+};
+
+extern WEFT__TLS weft_loop *weft__loop;
+
+/* The current task, or NULL (outside a loop or in a callback). */
+static inline weft_task *weft__current(void)
+{
+    weft_loop *L = weft__loop;
+    return L ? L->current : NULL;
+}
+
+int64_t weft__now(weft_loop *L);   /* loop time in ns */
+int64_t weft__mono_ns(void);       /* CLOCK_MONOTONIC in ns */
+int64_t weft__seconds_to_ns(double s);
+
+/* Makes a task runnable with the given wake reason (0, -ECANCELED, -ETIMEDOUT).
+ * The task must be WAITING; its unwait hook must already be dealt with. */
+void weft__wake(weft_task *t, int reason);
+
+/*
+ * weft__wait — the one suspension primitive. The caller has registered the current
+ * task wherever it waits (and will be woken from there with weft__wake). If the task
+ * is cancelled, returns -ECANCELED at once after calling unwait(self, -ECANCELED);
+ * otherwise suspends until woken and returns the wake reason. A canceller calls
+ * unwait itself before waking the task.
+ */
+int weft__wait(weft__unwait_fn unwait, void *wait_obj);
+
+/* Switches from the running task to the scheduler (the task is already queued or
+ * registered wherever it waits). */
+void weft__suspend(weft_task *t);
+
+weft_task *weft__task_alloc(weft_loop *L);
+void weft__task_free(weft_loop *L, weft_task *t);
+void weft__task_finish(weft_loop *L, weft_task *t);
+void weft__task_run_first(weft_loop *L, weft_task *t);
+void weft__task_report_unretrieved(weft_task *t, const char *why);
+/* Cancels tasks left when main returned; returns how many. */
+size_t weft__loop_cancel_leftovers(weft_loop *L);
+
+/* Runs the loop until `until` is DONE (or, when until is NULL, until no task is
+ * live). Returns 0, or WEFT_EDEADLOCK_LOOP when nothing can ever make progress. */
+int weft__loop_run(weft_loop *L, weft_task *until);
+int weft__loop_create(weft_loop **out, const weft_options *opts);
+void weft__loop_destroy(weft_loop *L);
+
+/* gather.c: a child of a weft_gather has finished. */
+void weft__gather_child_done(weft_task *child);
+/* Sets the current task's message for -ECANCELED (its cancel message, or a default). */
+int weft__cancelled_errmsg(weft_task *self);
+
+/* Error helpers (error.c) */
+weft__task_extra *weft__extra(weft_task *t);           /* NULL on ENOMEM */
+/* Records an error message for the current task (or thread) without making it
+ * the task's outcome: for errors a weft call returns. Returns code. */
+int weft__set_errmsg(int code, const char *fmt, ...) WEFT_PRINTF(2, 3);
+/* Hands `msg` (owned, may be NULL) to the current task (or thread) as its latest message. */
+void weft__take_errmsg(char *msg);
+void weft__set_thread_errmsg(const char *msg);
+const char *weft__task_errmsg(weft_task *t);
+/* Writes to stderr in one write(2), so reports from several threads do not interleave. */
+void weft__report(const char *fmt, ...) WEFT_PRINTF(1, 2);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * loop.c — the scheduler: one loop per thread, its iteration (poll, timers, one
+ * batch of ready work), the clock (real or virtual), callbacks from other threads,
+ * timer callbacks, and weft_run, which creates a loop, runs main to completion,
+ * cancels and finishes what main left behind, and tears everything down.
+ *
+ * One iteration, as asyncio's _run_once:
+ *   1. poll for I/O and cross-thread wake-ups — without blocking when work is
+ *      ready, else until the next timer (virtual time: jump to it instead);
+ *   2. run callbacks posted from other threads;
+ *   3. move every due timer's task or callback to the back of the ready queue;
+ *   4. run exactly the items ready now; whatever they make ready runs in the
+ *      next iteration, so a task that yields lets every other ready task run once.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+WEFT__TLS weft_loop *weft__loop;
+
+/* While tasks are ready the loop polls the kernel only this often: a poll is a
+ * system call (~1 µs here), dearer than a dozen task switches, and only I/O can
+ * need it — cross-thread calls are seen through an atomic counter every
+ * iteration. asyncio polls every iteration; libuv's and Tokio's bounds are of the
+ * same order (Tokio: event_interval 61). */
+#define POLL_INTERVAL 61
+
+/* ------------------------------------------------------------------------ */
+/* Time                                                                     */
+/* ------------------------------------------------------------------------ */
+
+int64_t weft__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft__now(weft_loop *L)
+{
+    return L->virtual_time ? L->now : weft__mono_ns();
+}
+
+int64_t weft__seconds_to_ns(double s)
+{
+    if (!(s > 0))
+        return 0;
+    /* A century is "never" for a loop; it keeps the sum below INT64_MAX. */
+    if (s > 3.15e9)
+        s = 3.15e9;
+    return (int64_t)llround(s * 1e9);
+}
+
+double weft_time(void)
+{
+    weft_loop *L = weft__loop;
+    int64_t ns = L ? weft__now(L) : weft__mono_ns();
+    return (double)ns / 1e9;
+}
+
+weft_loop *weft_loop_current(void)
+{
+    return weft__loop;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timer callbacks                                                          */
+/* ------------------------------------------------------------------------ */
+
+enum { TIMER_IN_HEAP = 0, TIMER_READY = 1, TIMER_CANCELLED = 2 };
+
+weft_timer *weft_call_at(double when, weft_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!L) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_call_at/weft_call_later need a running weft loop");
+        return NULL;
+    }
+    if (isnan(when) || !cb) {
+        weft__set_errmsg(-EINVAL, "weft_call_at: %s", cb ? "the time is NaN" : "the callback is NULL");
+        return NULL;
+    }
+    weft_timer *tm = malloc(sizeof *tm);
+    if (!tm) {
+        weft__set_errmsg(-ENOMEM, "weft_call_at: out of memory for the timer");
+        return NULL;
+    }
+    memset(&tm->node, 0, sizeof tm->node);
+    tm->node.kind = WEFT__NODE_CALLBACK;
+    tm->node.b1 = TIMER_IN_HEAP;
+    tm->cb = cb;
+    tm->arg = arg;
+    int64_t at;
+    if (when <= 0)
+        at = 0;
+    else if (when > 3.15e9)
+        at = (int64_t)3.15e18;
+    else
+        at = (int64_t)llround(when * 1e9);
+    if (weft__heap_push(&L->timers, at, &tm->node) != 0) {
+        free(tm);
+        weft__set_errmsg(-ENOMEM, "weft_call_at: out of memory for the timer heap");
+        return NULL;
+    }
+    return tm;
+}
+
+weft_timer *weft_call_later(double delay, weft_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!L) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_call_at/weft_call_later need a running weft loop");
+        return NULL;
+    }
+    if (isnan(delay)) {
+        weft__set_errmsg(-EINVAL, "weft_call_later: the delay is NaN");
+        return NULL;
+    }
+    return weft_call_at((double)(weft__now(L) + weft__seconds_to_ns(delay)) / 1e9, cb, arg);
+}
+
+bool weft_timer_cancel(weft_timer *tm)
+{
+    weft_loop *L = weft__loop;
+    if (!tm || !L)
+        return false;
+    if (tm->node.b1 == TIMER_IN_HEAP) {
+        weft__heap_remove(&L->timers, &tm->node);
+        free(tm);
+        return true;
+    }
+    if (tm->node.b1 == TIMER_READY) {
+        tm->node.b1 = TIMER_CANCELLED; /* freed when the queue reaches it */
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Calls from other threads                                                 */
+/* ------------------------------------------------------------------------ */
+
+int weft_call_soon_threadsafe(weft_loop *L, weft_callback cb, void *arg)
+{
+    if (!L || !cb)
+        return -EINVAL;
+    pthread_mutex_lock(&L->ts_lock);
+    if (atomic_load_explicit(&L->closed, memory_order_relaxed)) {
+        pthread_mutex_unlock(&L->ts_lock);
+        return -ESHUTDOWN;
+    }
+    if (L->ts_count == L->ts_cap) {
+        size_t cap = L->ts_cap ? L->ts_cap * 2 : 64;
+        weft__ts_call *c = realloc(L->ts_calls, cap * sizeof *c);
+        if (!c) {
+            pthread_mutex_unlock(&L->ts_lock);
+            return -ENOMEM;
+        }
+        L->ts_calls = c;
+        L->ts_cap = cap;
+    }
+    L->ts_calls[L->ts_count++] = (weft__ts_call){cb, arg};
+    /* Only the call that finds the queue empty wakes the loop: every later one
+     * rides on the same wake-up until the loop drains the batch. */
+    int first = atomic_fetch_add_explicit(&L->ts_pending, 1, memory_order_release) == 0;
+    pthread_mutex_unlock(&L->ts_lock);
+    if (first) {
+        uint64_t one = 1;
+        ssize_t w = write(L->wake_fd, &one, sizeof one);
+        (void)w; /* EAGAIN: the counter is already nonzero, the loop will wake */
+    }
+    return 0;
+}
+
+static void run_threadsafe_calls(weft_loop *L)
+{
+    if (atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0)
+        return;
+    pthread_mutex_lock(&L->ts_lock);
+    weft__ts_call *calls = L->ts_calls;
+    size_t count = L->ts_count;
+    L->ts_calls = NULL;
+    L->ts_count = L->ts_cap = 0;
+    atomic_store_explicit(&L->ts_pending, 0, memory_order_release);
+    pthread_mutex_unlock(&L->ts_lock);
+    for (size_t i = 0; i < count; i++)
+        calls[i].cb(calls[i].arg);
+    free(calls);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The iteration                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void poll_once(weft_loop *L, int64_t timeout)
+{
+    weft__poll_event ev[64];
+    int n = weft__poll_wait(&L->poller, timeout, ev, 64);
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data == &L->wake_fd) {
+            uint64_t v;
+            ssize_t r = read(L->wake_fd, &v, sizeof v);
+            (void)r;
+        }
+    }
+}
+
+static void fire_timers(weft_loop *L)
+{
+    if (L->timers.count == 0)
+        return;
+    int64_t now = weft__now(L);
+    while (L->timers.count > 0 && L->timers.e[0].when <= now) {
+        weft__node *n = weft__heap_pop(&L->timers);
+        if (n->kind == WEFT__NODE_TASK) {
+            weft__wake((weft_task *)n, 0);
+        } else {
+            n->b1 = TIMER_READY;
+            weft__queue_push(&L->ready, n);
+        }
+    }
+}
+
+static void run_batch(weft_loop *L)
+{
+    size_t n = L->ready.count;
+    while (n--) {
+        weft__node *node = weft__queue_pop(&L->ready);
+        if (WEFT__LIKELY(node->kind == WEFT__NODE_TASK)) {
+            weft__task_run_first(L, (weft_task *)node);
+        } else {
+            weft_timer *tm = (weft_timer *)node;
+            if (tm->node.b1 != TIMER_CANCELLED)
+                tm->cb(tm->arg);
+            free(tm);
+        }
+    }
+}
+
+static int finished(weft_loop *L, weft_task *until)
+{
+    return until ? WEFT__STATE(until) == WEFT__DONE : L->live_tasks == 0;
+}
+
+int weft__loop_run(weft_loop *L, weft_task *until)
+{
+    while (!finished(L, until)) {
+        int64_t timeout = 0;
+        int must_poll = 0;
+        if (L->ready.count == 0 && atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0) {
+            if (L->external_refs > 0) {
+                /* Something outside (a thread, I/O) may wake us: wait for it, and
+                 * for the next timer in real time. */
+                timeout = L->timers.count ? L->timers.e[0].when - weft__now(L) : -1;
+                if (L->virtual_time && L->timers.count)
+                    timeout = -1;
+                must_poll = 1;
+            } else if (L->timers.count > 0) {
+                if (L->virtual_time) {
+                    if (L->timers.e[0].when > L->now)
+                        L->now = L->timers.e[0].when;
+                } else {
+                    timeout = L->timers.e[0].when - weft__now(L);
+                    must_poll = 1;
+                }
+            } else {
+                return WEFT_EDEADLOCK_LOOP;
+            }
+            if (timeout < -1)
+                timeout = 0;
+        } else if (L->iteration % POLL_INTERVAL == 0) {
+            must_poll = 1;
+        }
+        if (must_poll)
+            poll_once(L, timeout);
+        run_threadsafe_calls(L);
+        fire_timers(L);
+        run_batch(L);
+        L->iteration++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creating and destroying a loop                                           */
+/* ------------------------------------------------------------------------ */
+
+int weft__loop_create(weft_loop **out, const weft_options *opts)
+{
+    weft_loop *L = calloc(1, sizeof *L);
+    if (!L)
+        return -ENOMEM;
+    size_t stack = opts && opts->stack_size ? opts->stack_size : WEFT_STACK_DEFAULT;
+    size_t pool_max = opts && opts->stack_pool_max ? opts->stack_pool_max : 1024;
+    weft__stack_pool_init(&L->stacks, stack, pool_max);
+    L->virtual_time = opts && opts->virtual_time;
+    L->poller.fd = -1;
+    L->wake_fd = -1;
+    int rc = weft__poll_init(&L->poller);
+    if (rc == 0) {
+        L->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        rc = L->wake_fd < 0 ? -errno : weft__poll_add(&L->poller, L->wake_fd, WEFT__POLL_IN, &L->wake_fd);
+    }
+    if (rc != 0) {
+        if (L->wake_fd >= 0)
+            close(L->wake_fd);
+        weft__poll_close(&L->poller);
+        free(L);
+        return rc;
+    }
+    pthread_mutex_init(&L->ts_lock, NULL);
+    *out = L;
+    return 0;
+}
+
+void weft__loop_destroy(weft_loop *L)
+{
+    /* Dropped, as asyncio drops callbacks left when its loop closes. */
+    while (L->timers.count > 0) {
+        weft__node *n = weft__heap_pop(&L->timers);
+        if (n->kind == WEFT__NODE_CALLBACK)
+            free(n);
+    }
+    weft__heap_free(&L->timers);
+    weft__node *n;
+    while ((n = weft__queue_pop(&L->ready)) != NULL)
+        if (n->kind == WEFT__NODE_CALLBACK)
+            free(n);
+    weft__stack_pool_destroy(&L->stacks);
+    while (L->task_slabs) {
+        weft__task_slab *s = L->task_slabs;
+        L->task_slabs = s->next;
+        free(s);
+    }
+    pthread_mutex_lock(&L->ts_lock);
+    atomic_store(&L->closed, 1);
+    free(L->ts_calls);
+    L->ts_calls = NULL;
+    pthread_mutex_unlock(&L->ts_lock);
+    pthread_mutex_destroy(&L->ts_lock);
+    weft__poll_del(&L->poller, L->wake_fd);
+    close(L->wake_fd);
+    weft__poll_close(&L->poller);
+    free(L);
+}
+
+/* Calls fn on every task record in use. */
+static void for_each_task(weft_loop *L, void (*fn)(weft_loop *, weft_task *, void *), void *arg)
+{
+    for (weft__task_slab *s = L->task_slabs; s; s = s->next)
+        for (size_t i = 0; i < s->count; i++)
+            if (WEFT__STATE(&s->tasks[i]) != WEFT__FREE)
+                fn(L, &s->tasks[i], arg);
+}
+
+static void cancel_one(weft_loop *L, weft_task *t, void *count)
+{
+    (void)L;
+    if (WEFT__STATE(t) != WEFT__DONE && weft_cancel(t, "weft_run: main returned; leftover task cancelled"))
+        ++*(size_t *)count;
+}
+
+size_t weft__loop_cancel_leftovers(weft_loop *L)
+{
+    size_t n = 0;
+    for_each_task(L, cancel_one, &n);
+    return n;
+}
+
+/* A record still in use when the loop is torn down: either a finished task whose
+ * handle was never given up, or one stuck waiting on something nothing can wake. */
+static void reap_one(weft_loop *L, weft_task *t, void *arg)
+{
+    (void)arg;
+    if (WEFT__STATE(t) == WEFT__DONE) {
+        if (t->err && t->err != -ECANCELED && !(WEFT__FLAGS(t) & WEFT__QUIET))
+            weft__task_report_unretrieved(t, "its handle was never awaited, so nobody retrieved its error");
+    } else {
+        weft__report("weft: %s was destroyed while still pending: it ignored cancellation and waits "
+                     "on something nothing can wake (its stack is freed without unwinding)",
+                     weft_task_name(t));
+        if (t->stack) {
+            weft__stack_put(&L->stacks, t->stack);
+            t->stack = NULL;
+        }
+    }
+    weft__task_free(L, t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* weft_run                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options *opts)
+{
+    if (result)
+        *result = NULL;
+    if (weft__loop) {
+        int rc = weft__set_errmsg(WEFT_ENESTED, "weft_run called from inside a running loop: spawn the "
+                                                "function as a task (weft_spawn) and await it instead");
+        return rc;
+    }
+    if (!main_fn) {
+        weft__set_thread_errmsg("weft_run: the main function is NULL");
+        return -EINVAL;
+    }
+    if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN) {
+        weft__set_errmsg(-EINVAL, "weft_run: weft_options.stack_size %zu is below WEFT_STACK_MIN (%zu bytes)",
+                         opts->stack_size, (size_t)WEFT_STACK_MIN);
+        return -EINVAL;
+    }
+    weft_loop *L;
+    int rc = weft__loop_create(&L, opts);
+    if (rc != 0) {
+        weft__set_errmsg(rc, "weft_run: could not create the loop: %s", weft_strerror(rc));
+        return rc;
+    }
+    weft__stack_overflow_handler_install();
+    weft__loop = L;
+
+    weft_task *main_task = weft__task_alloc(L);
+    if (!main_task) {
+        weft__loop = NULL;
+        weft__loop_destroy(L);
+        weft__set_thread_errmsg("weft_run: out of memory for the main task");
+        return -ENOMEM;
+    }
+    main_task->fn = main_fn;
+    main_task->arg = arg;
+    main_task->id = ++L->next_task_id;
+    WEFT__STATE(main_task) = WEFT__NEW;
+    WEFT__FLAGS(main_task) = WEFT__MAIN;
+    L->live_tasks++;
+    weft__queue_push(&L->ready, &main_task->node);
+
+    int deadlock = weft__loop_run(L, main_task);
+    if (deadlock) {
+        weft__report("weft: deadlock: %s is waiting and nothing can wake it (no ready task, no timer, "
+                     "no I/O); cancelling every task", weft_task_name(main_task));
+        weft__loop_cancel_leftovers(L);
+        weft__loop_run(L, main_task);
+    }
+    int err = main_task->err;
+    if (result && !err && !deadlock)
+        *result = main_task->result;
+    char *msg = main_task->extra ? main_task->extra->msg : NULL;
+    if (main_task->extra)
+        main_task->extra->msg = NULL;
+    weft__task_free(L, main_task);
+
+    L->shutting_down = 1;
+    weft__loop_cancel_leftovers(L);
+    int stuck = weft__loop_run(L, NULL);
+    for_each_task(L, reap_one, NULL);
+    atomic_store(&L->closed, 1);
+    run_threadsafe_calls(L); /* calls accepted before closing still run */
+
+    weft__loop = NULL;
+    weft__loop_destroy(L);
+
+    if (deadlock) {
+        free(msg);
+        weft__set_thread_errmsg("weft_run: deadlock: main was waiting and nothing could wake it");
+        return WEFT_EDEADLOCK_LOOP;
+    }
+    weft__take_errmsg(msg);
+    if (err)
+        return err;
+    if (stuck) {
+        weft__set_thread_errmsg("weft_run: tasks left behind by main ignored cancellation and could "
+                                "never finish (reported on stderr)");
+        return WEFT_EDEADLOCK_LOOP;
+    }
+    return 0;
+}
+
+int weft_run(weft_fn main_fn, void *arg, void **result)
+{
+    return weft_run_opts(main_fn, arg, result, NULL);
+}

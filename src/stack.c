@@ -1,0 +1,368 @@
+/*
+ * stack.c — task stacks: mmap'd and committed only where touched, a PROT_NONE guard
+ * page below each, pooled per loop for reuse, and the report of an overflow.
+ *
+ * Why pooling: on the virtual machines we run on, the first touch of a fresh page
+ * costs ~10 µs while a reused page costs nothing, so a stack that goes back to the
+ * kernel and is faulted in again is the most expensive thing a task can do.
+ *
+ * Why two kinds: a guard page makes a separate kernel mapping (two VMAs a stack) and
+ * the kernel caps a process at vm.max_map_count mappings (65530 by default, ~32k
+ * guarded stacks). Past that budget, stacks come from unguarded slabs of many stacks
+ * each, with a canary at the bottom of each that is checked at every switch.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT__VALGRIND 1
+#endif
+#endif
+
+/* Stacks per unguarded slab: one mmap serves this many tasks. */
+#define SLAB_STACKS 64
+/* Mappings left for the rest of the program (heap arenas, libraries, sockets'
+ * buffers...) when working out how many guarded stacks the kernel allows. */
+#define MAP_COUNT_RESERVE 4096
+
+struct weft__slab {
+    struct weft__slab *next;
+    void *base;
+    size_t bytes;
+};
+
+/* Process-wide, because vm.max_map_count is a process-wide budget: the number of
+ * guarded stacks alive in every loop of every thread. */
+static atomic_size_t guarded_stacks;
+static size_t guarded_limit;
+static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
+
+size_t weft__page_size(void)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+static void read_map_limit(void)
+{
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    guarded_limit = max > 2 * MAP_COUNT_RESERVE ? (size_t)(max - MAP_COUNT_RESERVE) / 2 : (size_t)max / 4;
+}
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+/* The descriptor lives at the top of the stack's own memory. */
+static size_t desc_bytes(void)
+{
+    return round_up(sizeof(weft__stack), 64);
+}
+
+static weft__stack *describe(char *lo, size_t size, int guarded, int from_slab)
+{
+    weft__stack *s = (weft__stack *)(lo + size - desc_bytes());
+    memset(s, 0, sizeof *s);
+    s->lo = lo;
+    s->size = size - desc_bytes();
+    s->guarded = (uint8_t)guarded;
+    s->from_slab = (uint8_t)from_slab;
+    if (!guarded)
+        memcpy(lo, &(uint64_t){WEFT__CANARY}, sizeof(uint64_t));
+#ifdef WEFT__VALGRIND
+    s->valgrind_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
+#endif
+    return s;
+}
+
+static void undescribe(weft__stack *s)
+{
+#ifdef WEFT__VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->valgrind_id);
+#endif
+    (void)s;
+}
+
+static weft__stack *map_guarded(size_t size)
+{
+    size_t page = weft__page_size();
+    char *base = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mprotect(base, page, PROT_NONE) != 0) {
+        munmap(base, size + page);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&guarded_stacks, 1, memory_order_relaxed);
+    return describe(base + page, size, 1, 0);
+}
+
+static weft__stack *map_unguarded(size_t size)
+{
+    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    return base == MAP_FAILED ? NULL : describe(base, size, 0, 0);
+}
+
+static int slab_refill(weft__stack_pool *pool)
+{
+    struct weft__slab *slab = malloc(sizeof *slab);
+    if (!slab)
+        return -ENOMEM;
+    slab->bytes = pool->size * SLAB_STACKS;
+    slab->base = mmap(NULL, slab->bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (slab->base == MAP_FAILED) {
+        free(slab);
+        return -ENOMEM;
+    }
+    slab->next = pool->slabs;
+    pool->slabs = slab;
+    for (size_t i = SLAB_STACKS; i-- > 0;) {
+        weft__stack *s = describe((char *)slab->base + i * pool->size, pool->size, 0, 1);
+        s->next = pool->slab_free;
+        pool->slab_free = s;
+    }
+    return 0;
+}
+
+int weft__stack_pool_init(weft__stack_pool *pool, size_t size, size_t max)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->size = round_up(size, weft__page_size());
+    pool->max = max;
+    pthread_once(&limit_once, read_map_limit);
+    return 0;
+}
+
+weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size)
+{
+    size = round_up(size, weft__page_size());
+    if (size == pool->size) {
+        if (pool->free) {
+            weft__stack *s = pool->free;
+            pool->free = s->next;
+            pool->count--;
+            return s;
+        }
+        if (pool->slab_free) {
+            weft__stack *s = pool->slab_free;
+            pool->slab_free = s->next;
+            return s;
+        }
+    }
+    if (atomic_load_explicit(&guarded_stacks, memory_order_relaxed) < guarded_limit) {
+        weft__stack *s = map_guarded(size);
+        if (s)
+            return s;
+        /* mprotect fails with ENOMEM when the map count runs out earlier than we
+         * estimated (another part of the program maps a lot): fall through. */
+    }
+    if (size == pool->size) {
+        if (!pool->slab_free && slab_refill(pool) != 0)
+            return NULL;
+        weft__stack *s = pool->slab_free;
+        pool->slab_free = s->next;
+        return s;
+    }
+    return map_unguarded(size);
+}
+
+static void unmap(weft__stack *s)
+{
+    size_t page = weft__page_size();
+    size_t total = s->size + desc_bytes();
+    char *lo = s->lo;
+    int guarded = s->guarded;
+    undescribe(s);
+    if (guarded) {
+        munmap(lo - page, total + page);
+        atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
+    } else {
+        munmap(lo, total);
+    }
+}
+
+void weft__stack_put(weft__stack_pool *pool, weft__stack *s)
+{
+    if (s->from_slab) {
+        s->next = pool->slab_free;
+        pool->slab_free = s;
+        return;
+    }
+    if (s->size + desc_bytes() == pool->size && pool->count < pool->max) {
+        s->next = pool->free;
+        pool->free = s;
+        pool->count++;
+        return;
+    }
+    unmap(s);
+}
+
+void weft__stack_pool_destroy(weft__stack_pool *pool)
+{
+    while (pool->free) {
+        weft__stack *s = pool->free;
+        pool->free = s->next;
+        unmap(s);
+    }
+    while (pool->slabs) {
+        struct weft__slab *slab = pool->slabs;
+        pool->slabs = slab->next;
+#ifdef WEFT__VALGRIND
+        for (size_t i = 0; i < SLAB_STACKS; i++)
+            undescribe((weft__stack *)((char *)slab->base + (i + 1) * pool->size - desc_bytes()));
+#endif
+        munmap(slab->base, slab->bytes);
+        free(slab);
+    }
+    pool->slab_free = NULL;
+    pool->count = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Overflow reports                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Async-signal-safe message building: the report is written from a SIGSEGV
+ * handler, where stdio must not be used. */
+typedef struct {
+    char buf[512];
+    size_t len;
+} msgbuf;
+
+static void put_str(msgbuf *m, const char *s)
+{
+    while (*s && m->len < sizeof m->buf - 1)
+        m->buf[m->len++] = *s++;
+}
+
+static void put_num(msgbuf *m, size_t n)
+{
+    char digits[24];
+    int i = 0;
+    do {
+        digits[i++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && i < 24);
+    while (i > 0 && m->len < sizeof m->buf - 1)
+        m->buf[m->len++] = digits[--i];
+}
+
+static void put_task_name(msgbuf *m, const weft_task *t)
+{
+    if (t->extra && t->extra->name) {
+        put_str(m, t->extra->name);
+    } else {
+        put_str(m, "Task-");
+        put_num(m, t->id);
+    }
+}
+
+static WEFT__NORETURN void report_overflow(const weft__stack *s, const weft_task *t, const char *how)
+{
+    msgbuf m = {.len = 0};
+    put_str(&m, "weft: stack overflow in task '");
+    put_task_name(&m, t);
+    put_str(&m, "': it used all of its ");
+    put_num(&m, (s->size + desc_bytes()) / 1024);
+    put_str(&m, " KiB stack (");
+    put_str(&m, how);
+    put_str(&m, "). Give it more with weft_spawn_options.stack_size, or every task more with "
+                "weft_options.stack_size (default 256 KiB).\n");
+    ssize_t w = write(STDERR_FILENO, m.buf, m.len);
+    (void)w;
+    abort();
+}
+
+void weft__stack_check(const weft__stack *s, const weft_task *t)
+{
+    uint64_t v;
+    if (s->guarded)
+        return;
+    memcpy(&v, s->lo, sizeof v);
+    if (WEFT__UNLIKELY(v != WEFT__CANARY))
+        report_overflow(s, t, "detected by the canary of an unguarded stack: more stacks were alive than "
+                              "vm.max_map_count allows guard pages for, so neighbouring memory may be damaged");
+}
+
+static struct sigaction previous_segv;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+/* Faults this far below a stack still count as its overflow: one large frame
+ * (a big local array) can jump past the guard page. */
+#define OVERFLOW_REACH ((size_t)64 * 1024)
+
+static void on_segv(int sig, siginfo_t *info, void *uctx)
+{
+    weft_loop *L = weft__loop;
+    weft_task *t = L ? L->current : NULL;
+    if (t && t->stack) {
+        const weft__stack *s = t->stack;
+        char *addr = info->si_addr;
+        if (addr < s->lo && addr + OVERFLOW_REACH >= s->lo)
+            report_overflow(s, t, s->guarded ? "it hit the guard page" : "it ran below its stack");
+    }
+    /* Not ours: hand the fault to whoever handled it before, or let it kill. */
+    if (previous_segv.sa_flags & SA_SIGINFO) {
+        if (previous_segv.sa_sigaction) {
+            previous_segv.sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
+        previous_segv.sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL); /* returning re-executes the fault, now fatal */
+}
+
+static void install_process_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+}
+
+/* The handler needs a stack of its own: the faulting one is full. One per thread,
+ * kept for the thread's life (a thread that ran one loop usually runs more). */
+static WEFT__TLS void *altstack;
+
+void weft__stack_overflow_handler_install(void)
+{
+    pthread_once(&handler_once, install_process_handler);
+    if (altstack)
+        return;
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
+        return; /* the program set its own */
+    size_t size = 64 * 1024;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return;
+    stack_t ss = {.ss_sp = mem, .ss_size = size, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, size);
+        return;
+    }
+    altstack = mem;
+}

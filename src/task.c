@@ -1,0 +1,506 @@
+/*
+ * task.c — tasks: spawn, the switch into and out of a task's stack, the one
+ * suspension primitive (weft__wait / weft__wake), await, detach, cancellation,
+ * names, and sleep.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef WEFT__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Task records                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Task records come in slabs that double in size up to this many records, so a
+ * small program allocates little and a million tasks take ~20 allocations. */
+#define TASK_SLAB_MAX 65536
+
+weft_task *weft__task_alloc(weft_loop *L)
+{
+    if (!L->free_tasks) {
+        size_t n = L->slab_next_size ? L->slab_next_size : 64;
+        weft__task_slab *slab = malloc(sizeof *slab + n * sizeof(weft_task));
+        if (!slab)
+            return NULL;
+        slab->count = n;
+        slab->next = L->task_slabs;
+        L->task_slabs = slab;
+        for (size_t i = n; i-- > 0;) {
+            weft_task *t = &slab->tasks[i];
+            WEFT__STATE(t) = WEFT__FREE;
+            t->node.next = (weft__node *)L->free_tasks;
+            L->free_tasks = t;
+        }
+        L->slab_next_size = n < TASK_SLAB_MAX ? n * 2 : n;
+    }
+    weft_task *t = L->free_tasks;
+    L->free_tasks = (weft_task *)t->node.next;
+    memset(t, 0, sizeof *t);
+    t->node.kind = WEFT__NODE_TASK;
+    return t;
+}
+
+void weft__task_free(weft_loop *L, weft_task *t)
+{
+    if (t->extra) {
+        free(t->extra->name);
+        free(t->extra->msg);
+        free(t->extra->cancel_msg);
+        free(t->extra);
+    }
+    WEFT__STATE(t) = WEFT__FREE;
+    t->node.next = (weft__node *)L->free_tasks;
+    L->free_tasks = t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Switching                                                                */
+/* ------------------------------------------------------------------------ */
+
+#ifdef WEFT__ASAN
+static inline void asan_arrived(weft_loop *L, weft__stack *s)
+{
+    __sanitizer_finish_switch_fiber(s->asan_fake_stack, &L->asan_main_bottom, &L->asan_main_size);
+}
+#endif
+
+static WEFT__NORETURN void task_entry(void *arg)
+{
+    weft_task *t = arg;
+    weft_loop *L = weft__loop;
+#ifdef WEFT__ASAN
+    asan_arrived(L, t->stack);
+#endif
+    weft_fn fn = t->fn;
+    void *result = fn(t->arg);
+    if (t->err == 0 && t->cancelling) {
+        /* asyncio: a task that returns while cancelled ends cancelled. */
+        t->err = -ECANCELED;
+    }
+    if (t->err == -ECANCELED) {
+        weft__task_extra *x = weft__extra(t);
+        if (x) {
+            free(x->msg);
+            x->msg = x->cancel_msg;
+            x->cancel_msg = NULL;
+            if (!x->msg && asprintf(&x->msg, "%s was cancelled", weft_task_name(t)) < 0)
+                x->msg = NULL;
+        }
+    }
+    t->result = t->err ? NULL : result;
+    WEFT__STATE(t) = WEFT__DONE;
+    weft__stack_check(t->stack, t);
+#ifdef WEFT__ASAN
+    /* NULL: this stack's fake frames die with the task. */
+    __sanitizer_start_switch_fiber(NULL, L->asan_main_bottom, L->asan_main_size);
+#endif
+    weft__ctx_switch(&t->stack->ctx, &L->sched_ctx);
+    abort(); /* the scheduler never resumes a finished task */
+}
+
+void weft__suspend(weft_task *t)
+{
+    weft_loop *L = weft__loop;
+    weft__stack *s = t->stack;
+    weft__stack_check(s, t);
+#ifdef WEFT__ASAN
+    __sanitizer_start_switch_fiber(&s->asan_fake_stack, L->asan_main_bottom, L->asan_main_size);
+#endif
+    weft__ctx_switch(&s->ctx, &L->sched_ctx);
+#ifdef WEFT__ASAN
+    asan_arrived(L, s);
+#endif
+}
+
+/* Runs a ready task until it suspends or returns; called by the scheduler. */
+void weft__task_run_first(weft_loop *L, weft_task *t)
+{
+    if (WEFT__STATE(t) == WEFT__NEW) {
+        if (t->cancelling) {
+            /* Cancelled before it ever ran: its function never runs. */
+            t->err = -ECANCELED;
+            weft__task_extra *x = weft__extra(t);
+            if (x && x->cancel_msg) {
+                x->msg = x->cancel_msg;
+                x->cancel_msg = NULL;
+            }
+            WEFT__STATE(t) = WEFT__DONE;
+            weft__task_finish(L, t);
+            return;
+        }
+        size_t size = t->stack_kib ? (size_t)t->stack_kib * 1024 : L->stacks.size;
+        weft__stack *s = weft__stack_get(&L->stacks, size);
+        if (!s) {
+            t->err = -ENOMEM;
+            weft__task_extra *x = weft__extra(t);
+            if (x && asprintf(&x->msg, "no memory for a %zu KiB stack for %s", size / 1024,
+                              weft_task_name(t)) < 0)
+                x->msg = NULL;
+            WEFT__STATE(t) = WEFT__DONE;
+            weft__task_finish(L, t);
+            return;
+        }
+        t->stack = s;
+        weft__ctx_make(&s->ctx, s->lo, s->size, task_entry, t);
+    }
+    WEFT__STATE(t) = WEFT__RUNNING;
+    L->current = t;
+#ifdef WEFT__ASAN
+    __sanitizer_start_switch_fiber(&L->asan_sched_fake, t->stack->lo, t->stack->size);
+#endif
+    weft__ctx_switch(&L->sched_ctx, &t->stack->ctx);
+#ifdef WEFT__ASAN
+    __sanitizer_finish_switch_fiber(L->asan_sched_fake, NULL, NULL);
+#endif
+    L->current = NULL;
+    if (WEFT__STATE(t) == WEFT__DONE)
+        weft__task_finish(L, t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting and waking                                                       */
+/* ------------------------------------------------------------------------ */
+
+void weft__wake(weft_task *t, int reason)
+{
+    t->wake = reason;
+    t->unwait = NULL;
+    WEFT__STATE(t) = WEFT__READY;
+    weft__queue_push(&weft__loop->ready, &t->node);
+}
+
+int weft__wait(weft__unwait_fn unwait, void *wait_obj)
+{
+    weft_task *t = weft__current();
+    if (t->cancelling) {
+        if (unwait)
+            unwait(t, -ECANCELED);
+        return -ECANCELED;
+    }
+    t->unwait = unwait;
+    t->wait_obj = wait_obj;
+    WEFT__STATE(t) = WEFT__WAITING;
+    weft__suspend(t);
+    return t->wake;
+}
+
+static int not_in_task(const char *what)
+{
+    return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task of a running weft loop "
+                                             "(start one with weft_run)", what);
+}
+
+void weft__task_finish(weft_loop *L, weft_task *t)
+{
+    if (t->stack) {
+        weft__stack_put(&L->stacks, t->stack);
+        t->stack = NULL;
+    }
+    L->live_tasks--;
+    switch (WEFT__WAITER_KIND(t)) {
+    case WEFT__WAITER_TASK: {
+        weft_task *w = t->waiter;
+        if (WEFT__STATE(w) == WEFT__WAITING)
+            weft__wake(w, 0);
+        return;
+    }
+    case WEFT__WAITER_GATHER:
+        weft__gather_child_done(t);
+        return;
+    default:
+        break;
+    }
+    if (WEFT__FLAGS(t) & WEFT__DETACHED) {
+        if (t->err && t->err != -ECANCELED && !(WEFT__FLAGS(t) & WEFT__QUIET))
+            weft__task_report_unretrieved(t, "detached task ended and nobody retrieved its error");
+        weft__task_free(L, t);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spawn, await, detach                                                     */
+/* ------------------------------------------------------------------------ */
+
+weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts)
+{
+    weft_loop *L = weft__loop;
+    if (!L) {
+        not_in_task("weft_spawn");
+        return NULL;
+    }
+    if (!fn) {
+        weft__set_errmsg(-EINVAL, "weft_spawn: the function is NULL");
+        return NULL;
+    }
+    size_t stack_kib = 0;
+    if (opts && opts->stack_size) {
+        if (opts->stack_size < WEFT_STACK_MIN) {
+            weft__set_errmsg(-EINVAL, "weft_spawn: stack_size %zu is below WEFT_STACK_MIN (%zu bytes)",
+                             opts->stack_size, (size_t)WEFT_STACK_MIN);
+            return NULL;
+        }
+        size_t kib = (opts->stack_size + 1023) / 1024;
+        if (kib > UINT16_MAX) {
+            weft__set_errmsg(-EINVAL, "weft_spawn: stack_size %zu is above the 64 MiB a task can have",
+                             opts->stack_size);
+            return NULL;
+        }
+        stack_kib = kib;
+    }
+    weft_task *t = weft__task_alloc(L);
+    if (!t) {
+        weft__set_errmsg(-ENOMEM, "weft_spawn: out of memory for a task record");
+        return NULL;
+    }
+    if (opts && opts->name && weft_task_set_name(t, opts->name) != 0) {
+        weft__task_free(L, t);
+        weft__set_errmsg(-ENOMEM, "weft_spawn: out of memory for the task's name");
+        return NULL;
+    }
+    t->fn = fn;
+    t->arg = arg;
+    t->id = ++L->next_task_id;
+    t->stack_kib = (uint16_t)stack_kib;
+    WEFT__STATE(t) = WEFT__NEW;
+    L->live_tasks++;
+    weft__queue_push(&L->ready, &t->node);
+    return t;
+}
+
+weft_task *weft_spawn(weft_fn fn, void *arg)
+{
+    return weft_spawn_opts(fn, arg, NULL);
+}
+
+/* The awaiting task leaves early (cancelled or timed out): the awaited task is
+ * cancelled too and finishes on its own, its outcome dropped. */
+static void await_unwait(weft_task *self, int reason)
+{
+    weft_task *child = self->wait_obj;
+    (void)reason;
+    WEFT__WAITER_KIND(child) = WEFT__WAITER_NONE;
+    child->waiter = NULL;
+    WEFT__FLAGS(child) |= WEFT__DETACHED | WEFT__QUIET;
+    const char *msg = self->extra ? self->extra->cancel_msg : NULL;
+    weft_cancel(child, msg);
+}
+
+/* Takes a finished task's outcome into the current task and frees the record. */
+static int take_outcome(weft_loop *L, weft_task *t, void **result)
+{
+    int err = t->err;
+    if (result)
+        *result = err ? NULL : t->result;
+    if (err) {
+        weft__take_errmsg(t->extra ? t->extra->msg : NULL);
+        if (t->extra)
+            t->extra->msg = NULL;
+    }
+    weft__task_free(L, t);
+    return err;
+}
+
+int weft__cancelled_errmsg(weft_task *self)
+{
+    const char *msg = self->extra && self->extra->cancel_msg ? self->extra->cancel_msg : NULL;
+    if (msg)
+        return weft__set_errmsg(-ECANCELED, "%s", msg);
+    return weft__set_errmsg(-ECANCELED, "%s was cancelled", weft_task_name(self));
+}
+
+int weft_await(weft_task *t, void **result)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (result)
+        *result = NULL;
+    if (!self) {
+        if (t && L)
+            weft_detach(t);
+        return not_in_task("weft_await");
+    }
+    if (!t)
+        return weft__set_errmsg(-EINVAL, "weft_await: the task is NULL (did weft_spawn fail? "
+                                         "weft_errmsg() said why when it returned NULL)");
+    if (t == self)
+        return weft__set_errmsg(-EINVAL, "weft_await: a task cannot await itself");
+    if (WEFT__STATE(t) != WEFT__DONE) {
+        WEFT__WAITER_KIND(t) = WEFT__WAITER_TASK;
+        t->waiter = self;
+        int rc = weft__wait(await_unwait, t);
+        if (rc != 0) {
+            if (WEFT__STATE(t) == WEFT__DONE && WEFT__WAITER_KIND(t) == WEFT__WAITER_TASK) {
+                /* It finished, then we were cancelled before we could run. */
+                weft__task_free(L, t);
+            }
+            return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
+        }
+    }
+    return take_outcome(L, t, result);
+}
+
+void weft_detach(weft_task *t)
+{
+    weft_loop *L = weft__loop;
+    if (!t || !L)
+        return;
+    if (WEFT__STATE(t) == WEFT__DONE) {
+        WEFT__FLAGS(t) |= WEFT__DETACHED;
+        if (t->err && t->err != -ECANCELED)
+            weft__task_report_unretrieved(t, "detached after it ended; nobody retrieved its error");
+        weft__task_free(L, t);
+        return;
+    }
+    WEFT__FLAGS(t) |= WEFT__DETACHED;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cancellation                                                             */
+/* ------------------------------------------------------------------------ */
+
+bool weft_cancel(weft_task *t, const char *msg)
+{
+    if (!t || WEFT__STATE(t) == WEFT__DONE || WEFT__STATE(t) == WEFT__FREE)
+        return false;
+    if (t->cancelling < UINT16_MAX)
+        t->cancelling++;
+    if (msg) {
+        weft__task_extra *x = weft__extra(t);
+        if (x) {
+            char *copy = strdup(msg);
+            if (copy) {
+                free(x->cancel_msg);
+                x->cancel_msg = copy;
+            }
+        }
+    }
+    switch (WEFT__STATE(t)) {
+    case WEFT__WAITING: {
+        weft__unwait_fn unwait = t->unwait;
+        t->unwait = NULL;
+        if (unwait)
+            unwait(t, -ECANCELED);
+        weft__wake(t, -ECANCELED);
+        break;
+    }
+    case WEFT__READY:
+        /* Already woken for another reason: as in asyncio, the cancellation is
+         * what its suspension point reports. */
+        t->wake = -ECANCELED;
+        break;
+    default:
+        break; /* NEW: never runs; RUNNING: its next suspension point says so */
+    }
+    return true;
+}
+
+int weft_uncancel(void)
+{
+    weft_task *t = weft__current();
+    if (!t)
+        return 0;
+    if (t->cancelling > 0)
+        t->cancelling--;
+    return t->cancelling;
+}
+
+bool weft_cancelled(void)
+{
+    weft_task *t = weft__current();
+    return t && t->cancelling > 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Names and queries                                                        */
+/* ------------------------------------------------------------------------ */
+
+weft_task *weft_current(void)
+{
+    return weft__current();
+}
+
+const char *weft_task_name(const weft_task *ct)
+{
+    weft_task *t = (weft_task *)(ct ? ct : weft__current());
+    if (!t)
+        return "(no task)";
+    weft__task_extra *x = weft__extra(t);
+    if (!x)
+        return "Task-?";
+    if (x->name)
+        return x->name;
+    if (!x->default_name[0])
+        snprintf(x->default_name, sizeof x->default_name, "Task-%u", t->id);
+    return x->default_name;
+}
+
+int weft_task_set_name(weft_task *t, const char *name)
+{
+    if (!t)
+        t = weft__current();
+    if (!t || !name)
+        return -EINVAL;
+    weft__task_extra *x = weft__extra(t);
+    char *copy = x ? strdup(name) : NULL;
+    if (!copy)
+        return -ENOMEM;
+    free(x->name);
+    x->name = copy;
+    return 0;
+}
+
+bool weft_task_done(const weft_task *t)
+{
+    return t && WEFT__STATE(t) == WEFT__DONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sleep                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void sleep_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    weft__heap_remove(&weft__loop->timers, &self->node);
+}
+
+int weft_sleep(double seconds)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (!self)
+        return not_in_task("weft_sleep");
+    if (isnan(seconds))
+        return weft__set_errmsg(-EINVAL, "weft_sleep: the duration is NaN");
+    if (self->cancelling)
+        return weft__cancelled_errmsg(self);
+    int rc;
+    if (seconds <= 0) {
+        /* Exactly one loop iteration: to the back of the ready queue. */
+        WEFT__STATE(self) = WEFT__READY;
+        self->wake = 0;
+        weft__queue_push(&L->ready, &self->node);
+        weft__suspend(self);
+        rc = self->wake;
+    } else {
+        int64_t when = weft__now(L) + weft__seconds_to_ns(seconds);
+        if (weft__heap_push(&L->timers, when, &self->node) != 0)
+            return weft__set_errmsg(-ENOMEM, "weft_sleep: out of memory for the timer");
+        rc = weft__wait(sleep_unwait, NULL);
+    }
+    if (rc == -ECANCELED)
+        return weft__cancelled_errmsg(self);
+    return rc;
+}
+
+int weft_yield(void)
+{
+    return weft_sleep(0);
+}

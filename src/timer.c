@@ -1,0 +1,111 @@
+/*
+ * timer.c — the loop's timer structure: a 4-ary min-heap of (deadline, sequence)
+ * entries stored inline, each owner remembering its slot so that a cancelled timer
+ * leaves the heap at once (O(log n)) instead of lingering as asyncio's do.
+ *
+ * Why 4-ary and inline keys: with a million timers the heap is ~24 MB, far larger
+ * than the caches; comparing four children that sit in one or two cache lines
+ * halves the depth (10 levels instead of 20) and the misses, and keeping the key
+ * in the entry avoids a pointer chase per comparison.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define ARITY 4
+
+static inline int entry_less(const weft__heap_entry *a, const weft__heap_entry *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static inline void place(weft__heap *h, size_t i, weft__heap_entry e)
+{
+    h->e[i] = e;
+    e.owner->u32 = (uint32_t)(i + 1);
+}
+
+static void sift_up(weft__heap *h, size_t i, weft__heap_entry e)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / ARITY;
+        if (!entry_less(&e, &h->e[parent]))
+            break;
+        place(h, i, h->e[parent]);
+        i = parent;
+    }
+    place(h, i, e);
+}
+
+static void sift_down(weft__heap *h, size_t i, weft__heap_entry e)
+{
+    size_t n = h->count;
+    for (;;) {
+        size_t first = i * ARITY + 1;
+        if (first >= n)
+            break;
+        size_t best = first;
+        size_t last = first + ARITY < n ? first + ARITY : n;
+        for (size_t c = first + 1; c < last; c++)
+            if (entry_less(&h->e[c], &h->e[best]))
+                best = c;
+        if (!entry_less(&h->e[best], &e))
+            break;
+        place(h, i, h->e[best]);
+        i = best;
+    }
+    place(h, i, e);
+}
+
+int weft__heap_push(weft__heap *h, int64_t when, weft__node *owner)
+{
+    if (h->count == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 256;
+        if (cap > UINT32_MAX - 1)
+            return -ENOMEM;
+        weft__heap_entry *e = realloc(h->e, cap * sizeof *e);
+        if (!e)
+            return -ENOMEM;
+        h->e = e;
+        h->cap = cap;
+    }
+    weft__heap_entry e = {when, h->next_seq++, owner};
+    sift_up(h, h->count++, e);
+    return 0;
+}
+
+void weft__heap_remove(weft__heap *h, weft__node *owner)
+{
+    size_t i = owner->u32;
+    if (i == 0)
+        return;
+    i--;
+    owner->u32 = 0;
+    weft__heap_entry last = h->e[--h->count];
+    if (i == h->count)
+        return;
+    /* The moved entry may belong above or below the hole. */
+    if (i > 0 && entry_less(&last, &h->e[(i - 1) / ARITY]))
+        sift_up(h, i, last);
+    else
+        sift_down(h, i, last);
+}
+
+weft__node *weft__heap_pop(weft__heap *h)
+{
+    if (h->count == 0)
+        return NULL;
+    weft__node *owner = h->e[0].owner;
+    owner->u32 = 0;
+    weft__heap_entry last = h->e[--h->count];
+    if (h->count > 0)
+        sift_down(h, 0, last);
+    return owner;
+}
+
+void weft__heap_free(weft__heap *h)
+{
+    free(h->e);
+    h->e = NULL;
+    h->count = h->cap = 0;
+}
