@@ -127,7 +127,12 @@ void weft__stack_pool_destroy(weft__stack_pool *pool);
 weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size);
 void weft__stack_put(weft__stack_pool *pool, weft__stack *s);
 /* Aborts with a report naming the task when an unguarded stack's canary is gone. */
-void weft__stack_check(const weft__stack *s, const weft_task *t);
+void weft__stack_check_canary(const weft__stack *s, const weft_task *t);
+static inline void weft__stack_check(const weft__stack *s, const weft_task *t)
+{
+    if (WEFT__UNLIKELY(!s->guarded))
+        weft__stack_check_canary(s, t);
+}
 /* Installs the process's SIGSEGV handler and this thread's alternate signal stack. */
 void weft__stack_overflow_handler_install(void);
 size_t weft__page_size(void);
@@ -272,6 +277,8 @@ struct weft_loop {
     size_t live_tasks;               /* spawned and not DONE */
     size_t external_refs;            /* things outside the loop that may wake it */
     uint64_t iteration;
+    size_t batch_left;               /* items of the current iteration not run yet */
+    size_t io_watchers;              /* file descriptors tasks wait on */
 
     /* task record allocation */
     weft__task_slab *task_slabs;
@@ -303,9 +310,46 @@ static inline weft_task *weft__current(void)
     return L ? L->current : NULL;
 }
 
-int64_t weft__now(weft_loop *L);   /* loop time in ns */
 int64_t weft__mono_ns(void);       /* CLOCK_MONOTONIC in ns */
+
+/* The loop's time in ns. */
+static inline int64_t weft__now(weft_loop *L)
+{
+    return L->virtual_time ? L->now : weft__mono_ns();
+}
 int64_t weft__seconds_to_ns(double s);
+
+/* While tasks are ready the loop polls the kernel only this often: a poll is a
+ * system call (~1 µs here), dearer than a dozen task switches, and only I/O can
+ * need it — cross-thread calls are seen through an atomic counter every
+ * iteration. asyncio polls every iteration; libuv's and Tokio's bounds are of the
+ * same order (Tokio: event_interval 61). */
+#define WEFT__POLL_INTERVAL 61
+
+/* The task to switch to directly from a suspending task, without a round trip
+ * through the scheduler, or NULL when the scheduler has work to do first. */
+static inline weft_task *weft__loop_next_direct(weft_loop *L)
+{
+    if (L->batch_left == 0) {
+        /* The batch is over. Start the next iteration from here when it needs
+         * nothing but running tasks: no poll due, no call from another thread,
+         * no timer due. Otherwise the scheduler does it. */
+        if (L->ready.count == 0 || atomic_load_explicit(&L->ts_pending, memory_order_acquire) != 0)
+            return NULL;
+        if (L->io_watchers && (L->iteration + 1) % WEFT__POLL_INTERVAL == 0)
+            return NULL;
+        if (L->timers.count && L->timers.e[0].when <= weft__now(L))
+            return NULL;
+        L->iteration++;
+        L->batch_left = L->ready.count;
+    }
+    weft__node *n = L->ready.head;
+    if (n->kind != WEFT__NODE_TASK || WEFT__STATE((weft_task *)n) != WEFT__READY)
+        return NULL;
+    weft__queue_pop(&L->ready);
+    L->batch_left--;
+    return (weft_task *)n;
+}
 
 /* Makes a task runnable with the given wake reason (0, -ECANCELED, -ETIMEDOUT).
  * The task must be WAITING; its unwait hook must already be dealt with. */
@@ -320,7 +364,8 @@ void weft__wake(weft_task *t, int reason);
  */
 int weft__wait(weft__unwait_fn unwait, void *wait_obj);
 
-/* Switches from the running task to the scheduler (the task is already queued or
+
+/* Switches from the running task to the next ready task or to the scheduler (the task is already queued or
  * registered wherever it waits). */
 void weft__suspend(weft_task *t);
 

@@ -23,12 +23,6 @@
 
 WEFT__TLS weft_loop *weft__loop;
 
-/* While tasks are ready the loop polls the kernel only this often: a poll is a
- * system call (~1 µs here), dearer than a dozen task switches, and only I/O can
- * need it — cross-thread calls are seen through an atomic counter every
- * iteration. asyncio polls every iteration; libuv's and Tokio's bounds are of the
- * same order (Tokio: event_interval 61). */
-#define POLL_INTERVAL 61
 
 /* ------------------------------------------------------------------------ */
 /* Time                                                                     */
@@ -41,11 +35,6 @@ int64_t weft__mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t weft__now(weft_loop *L)
-{
-    return L->virtual_time ? L->now : weft__mono_ns();
-}
-
 int64_t weft__seconds_to_ns(double s)
 {
     if (!(s > 0))
@@ -53,7 +42,7 @@ int64_t weft__seconds_to_ns(double s)
     /* A century is "never" for a loop; it keeps the sum below INT64_MAX. */
     if (s > 3.15e9)
         s = 3.15e9;
-    return (int64_t)llround(s * 1e9);
+    return (int64_t)(s * 1e9 + 0.5); /* no libm: callers need not link -lm */
 }
 
 double weft_time(void)
@@ -101,7 +90,7 @@ weft_timer *weft_call_at(double when, weft_callback cb, void *arg)
     else if (when > 3.15e9)
         at = (int64_t)3.15e18;
     else
-        at = (int64_t)llround(when * 1e9);
+        at = (int64_t)(when * 1e9 + 0.5);
     if (weft__heap_push(&L->timers, at, &tm->node) != 0) {
         free(tm);
         weft__set_errmsg(-ENOMEM, "weft_call_at: out of memory for the timer heap");
@@ -228,8 +217,11 @@ static void fire_timers(weft_loop *L)
 
 static void run_batch(weft_loop *L)
 {
-    size_t n = L->ready.count;
-    while (n--) {
+    /* Tasks may run further items of this batch themselves (see
+     * weft__loop_next_direct), so the count lives in the loop. */
+    L->batch_left = L->ready.count;
+    while (L->batch_left > 0) {
+        L->batch_left--;
         weft__node *node = weft__queue_pop(&L->ready);
         if (WEFT__LIKELY(node->kind == WEFT__NODE_TASK)) {
             weft__task_run_first(L, (weft_task *)node);
@@ -273,7 +265,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
             }
             if (timeout < -1)
                 timeout = 0;
-        } else if (L->iteration % POLL_INTERVAL == 0) {
+        } else if (L->io_watchers && L->iteration % WEFT__POLL_INTERVAL == 0) {
             must_poll = 1;
         }
         if (must_poll)

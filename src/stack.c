@@ -293,11 +293,9 @@ static WEFT__NORETURN void report_overflow(const weft__stack *s, const weft_task
     abort();
 }
 
-void weft__stack_check(const weft__stack *s, const weft_task *t)
+void weft__stack_check_canary(const weft__stack *s, const weft_task *t)
 {
     uint64_t v;
-    if (s->guarded)
-        return;
     memcpy(&v, s->lo, sizeof v);
     if (WEFT__UNLIKELY(v != WEFT__CANARY))
         report_overflow(s, t, "detected by the canary of an unguarded stack: more stacks were alive than "

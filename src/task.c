@@ -65,9 +65,14 @@ void weft__task_free(weft_loop *L, weft_task *t)
 /* ------------------------------------------------------------------------ */
 
 #ifdef WEFT__ASAN
+/* Called on a task's stack right after a switch into it. The first switch ever
+ * comes from the scheduler, which tells us the bounds of the thread's own stack. */
 static inline void asan_arrived(weft_loop *L, weft__stack *s)
 {
-    __sanitizer_finish_switch_fiber(s->asan_fake_stack, &L->asan_main_bottom, &L->asan_main_size);
+    if (L->asan_main_bottom)
+        __sanitizer_finish_switch_fiber(s->asan_fake_stack, NULL, NULL);
+    else
+        __sanitizer_finish_switch_fiber(s->asan_fake_stack, &L->asan_main_bottom, &L->asan_main_size);
 }
 #endif
 
@@ -110,10 +115,24 @@ void weft__suspend(weft_task *t)
     weft_loop *L = weft__loop;
     weft__stack *s = t->stack;
     weft__stack_check(s, t);
+    weft_task *next = weft__loop_next_direct(L);
+    if (next == t) {
+        WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
+        return;
+    }
+    if (next) {
+        WEFT__STATE(next) = WEFT__RUNNING;
+        L->current = next;
 #ifdef WEFT__ASAN
-    __sanitizer_start_switch_fiber(&s->asan_fake_stack, L->asan_main_bottom, L->asan_main_size);
+        __sanitizer_start_switch_fiber(&s->asan_fake_stack, next->stack->lo, next->stack->size);
 #endif
-    weft__ctx_switch(&s->ctx, &L->sched_ctx);
+        weft__ctx_switch(&s->ctx, &next->stack->ctx);
+    } else {
+#ifdef WEFT__ASAN
+        __sanitizer_start_switch_fiber(&s->asan_fake_stack, L->asan_main_bottom, L->asan_main_size);
+#endif
+        weft__ctx_switch(&s->ctx, &L->sched_ctx);
+    }
 #ifdef WEFT__ASAN
     asan_arrived(L, s);
 #endif
@@ -159,9 +178,12 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
 #ifdef WEFT__ASAN
     __sanitizer_finish_switch_fiber(L->asan_sched_fake, NULL, NULL);
 #endif
+    /* Tasks may have switched among themselves: the one that came back to the
+     * scheduler is the current one, not necessarily t. */
+    weft_task *back = L->current;
     L->current = NULL;
-    if (WEFT__STATE(t) == WEFT__DONE)
-        weft__task_finish(L, t);
+    if (WEFT__STATE(back) == WEFT__DONE)
+        weft__task_finish(L, back);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -502,5 +524,18 @@ int weft_sleep(double seconds)
 
 int weft_yield(void)
 {
-    return weft_sleep(0);
+    /* weft_sleep(0) without its checks of the duration: the hot path of every
+     * program that yields in a loop. */
+    weft_task *self = weft__current();
+    if (WEFT__UNLIKELY(!self))
+        return not_in_task("weft_yield");
+    if (WEFT__UNLIKELY(self->cancelling))
+        return weft__cancelled_errmsg(self);
+    WEFT__STATE(self) = WEFT__READY;
+    self->wake = 0;
+    weft__queue_push(&weft__loop->ready, &self->node);
+    weft__suspend(self);
+    if (WEFT__UNLIKELY(self->wake == -ECANCELED))
+        return weft__cancelled_errmsg(self);
+    return self->wake;
 }
