@@ -177,8 +177,17 @@ WEFT_API weft_loop *weft_loop_current(void);
 
 /* Options for weft_spawn_opts; zero value = defaults. */
 typedef struct weft_spawn_options {
-    const char *name;  /* copied; NULL = "Task-N" with N counting from 1 per loop */
-    size_t stack_size; /* 0 = the loop's stack size */
+    const char *name;  /* copied; NULL = "Task-N" with N counting from 1 per loop (main is Task-1) */
+    size_t stack_size; /* 0 = the loop's stack size; ignored for compact tasks */
+    /* Nonzero: a compact task. It runs on a stack shared by the loop's compact
+     * tasks (of the loop's stack size); when it suspends and another compact task
+     * needs that stack, the part its frames use is copied to the heap, and copied
+     * back before it resumes. A sleeping compact task so costs a few hundred bytes
+     * instead of a page or more: for hundreds of thousands of mostly idle tasks.
+     * The price: a copy at each switch between compact tasks, and one rule — no
+     * other task or thread may use a pointer into a compact task's stack (its
+     * local variables) while it is suspended. weft's own calls keep that rule. */
+    int compact;
 } weft_spawn_options;
 
 /*

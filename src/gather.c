@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct gather {
     weft_task *waiter;
@@ -77,6 +78,8 @@ static void give_up(weft_task **tasks, size_t n, size_t marked, weft_task *self)
     }
 }
 
+static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs);
+
 int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags)
 {
     weft_loop *L = weft__loop;
@@ -106,27 +109,53 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned
         WEFT__WAITER_KIND(t) = WEFT__WAITER_GATHER;
     }
 
-    gather g = {.waiter = self, .tasks = tasks, .n = n, .flags = flags};
+    /* The children point at the gather's state while the caller waits, so a
+     * compact caller (whose stack moves) keeps it on the heap. */
+    gather local, *gp = &local;
+    weft_task **list = tasks;
+    if (WEFT__FLAGS(self) & WEFT__COMPACT) {
+        /* The caller's array may be on its stack too: keep a copy beside it. */
+        gp = malloc(sizeof *gp + n * sizeof *tasks);
+        if (!gp) {
+            give_up(tasks, n, n, self);
+            return weft__set_errmsg(-ENOMEM, "weft_gather: out of memory");
+        }
+        list = (weft_task **)(gp + 1);
+        memcpy(list, tasks, n * sizeof *tasks);
+    }
+    gather g_init = {.waiter = self, .tasks = list, .n = n, .flags = flags};
+    *gp = g_init;
+    int result = gather_wait(L, self, gp, results, errs);
+    if (gp != &local)
+        free(gp);
+    return result;
+}
+
+static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs)
+{
+    weft_task **tasks = g->tasks;
+    size_t n = g->n;
+    unsigned flags = g->flags;
     for (size_t i = 0; i < n; i++) {
         weft_task *t = tasks[i];
-        t->waiter = &g;
+        t->waiter = g;
         if (WEFT__STATE(t) != WEFT__DONE)
-            g.remaining++;
-        else if (t->err && !(flags & WEFT_RETURN_EXCEPTIONS) && !g.failed)
-            g.failed = t;
+            g->remaining++;
+        else if (t->err && !(flags & WEFT_RETURN_EXCEPTIONS) && !g->failed)
+            g->failed = t;
     }
 
     int rc = 0;
-    while (g.remaining > 0 && !g.failed) {
-        rc = weft__wait(gather_unwait, &g);
+    while (g->remaining > 0 && !g->failed) {
+        rc = weft__wait(gather_unwait, g);
         if (rc != 0)
             break;
     }
     if (rc != 0) {
         /* Woken normally, then cancelled before running: children still linked. */
-        cancel_children(&g);
+        cancel_children(g);
         for (size_t i = 0; i < n; i++)
-            if (is_ours(&g, tasks[i]))
+            if (is_ours(g, tasks[i]))
                 weft__task_free(L, tasks[i]);
         return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
     }
@@ -144,7 +173,7 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned
             results[i] = t->err ? NULL : t->result;
         if (errs)
             errs[i] = t->err;
-        if (t == g.failed) {
+        if (t == g->failed) {
             result = t->err;
             weft__take_errmsg(t->extra ? t->extra->msg : NULL);
             if (t->extra)

@@ -104,7 +104,9 @@ typedef struct weft__stack {
     size_t size;                 /* usable bytes */
     uint8_t guarded;             /* a PROT_NONE page lies below lo */
     uint8_t from_slab;           /* part of an unguarded slab: never unmapped alone */
+    uint8_t compact;             /* a compact task's view of the loop's shared stack */
     unsigned valgrind_id;
+    uint32_t saved_len, saved_cap; /* compact: bytes of frames kept after the descriptor */
 #ifdef WEFT__ASAN
     void *asan_fake_stack;
 #endif
@@ -136,6 +138,54 @@ static inline void weft__stack_check(const weft__stack *s, const weft_task *t)
 /* Installs the process's SIGSEGV handler and this thread's alternate signal stack. */
 void weft__stack_overflow_handler_install(void);
 size_t weft__page_size(void);
+
+/* ------------------------------------------------------------------------ */
+/* Bulk memory (bulk.c)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A 2 MiB-aligned mapping advised to use huge pages; NULL on failure. */
+void *weft__bulk_map(size_t bytes);
+void weft__bulk_unmap(void *p, size_t bytes);
+
+#define WEFT__SMALL_GRANULE 32
+#define WEFT__SMALL_CLASSES 64 /* up to 2 KiB; larger blocks come from malloc */
+
+/* Size-class free lists carved from bulk chunks. Blocks are freed by size. */
+typedef struct weft__small {
+    void *free[WEFT__SMALL_CLASSES];
+    char *bump, *bump_end;
+    struct weft__chunk *chunks;
+} weft__small;
+
+void *weft__small_alloc(weft__small *a, size_t bytes);
+void weft__small_free(weft__small *a, void *p, size_t bytes);
+void weft__small_destroy(weft__small *a);
+
+/* ------------------------------------------------------------------------ */
+/* Compact tasks (compact.c)                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A compact task runs on a stack shared by every compact task of the loop; when
+ * another compact task needs the shared stack, the used part of the previous
+ * owner's (from its saved sp to the top) is copied out to the heap, and copied
+ * back to the same addresses before it runs again. A suspended compact task so
+ * costs the bytes its frames use (a few hundred) instead of a page or more.
+ *
+ * The rule that comes with it, for weft's own code as for users': nothing may
+ * keep a pointer into a compact task's stack while that task is suspended. So
+ * whatever a waiting task shares with others (a gather's state, ...) lives in
+ * the task record or on the heap when the task is compact.
+ *
+ * Compact tasks always switch through the scheduler, which runs on the thread's
+ * own stack: copying frames in and out of the shared stack cannot be done from it.
+ */
+/* Makes t the owner of the shared stack with its frames in place (a NEW task gets
+ * its first frame). Returns 0 or -ENOMEM. */
+int weft__compact_enter(weft_loop *L, weft_task *t, weft__ctx_entry entry);
+/* A compact task has finished: drop its saved frames and descriptor. */
+void weft__compact_release(weft_loop *L, weft_task *t);
+void weft__compact_destroy(weft_loop *L);
 
 /* ------------------------------------------------------------------------ */
 /* Timers (timer.c): a 4-ary min-heap of (when, seq) with back-indices       */
@@ -182,6 +232,7 @@ enum weft__task_flags {
     WEFT__DETACHED = 1 << 0,    /* nobody holds the handle: free it when done */
     WEFT__QUIET = 1 << 1,       /* its outcome was deliberately dropped: no report */
     WEFT__MAIN = 1 << 2,        /* the task weft_run started */
+    WEFT__COMPACT = 1 << 3,     /* runs on the loop's shared stack (compact.c) */
 };
 
 enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_GATHER };
@@ -260,6 +311,7 @@ typedef struct weft__ts_call {
 typedef struct weft__task_slab {
     struct weft__task_slab *next;
     size_t count;
+    size_t bytes;                    /* of the mapping (bulk) or 0 (malloc) */
     weft_task tasks[];
 } weft__task_slab;
 
@@ -279,6 +331,10 @@ struct weft_loop {
     uint64_t iteration;
     size_t batch_left;               /* items of the current iteration not run yet */
     size_t io_watchers;              /* file descriptors tasks wait on */
+    weft__stack *shared_stack;       /* compact tasks run here (compact.c) */
+    weft_task *shared_owner;         /* whose frames are on it now */
+    size_t compact_hint;             /* bytes of frames the last compact task saved */
+    weft__small compact_mem;         /* descriptors + saved frames of compact tasks */
 
     /* task record allocation */
     weft__task_slab *task_slabs;
@@ -344,7 +400,8 @@ static inline weft_task *weft__loop_next_direct(weft_loop *L)
         L->batch_left = L->ready.count;
     }
     weft__node *n = L->ready.head;
-    if (n->kind != WEFT__NODE_TASK || WEFT__STATE((weft_task *)n) != WEFT__READY)
+    if (n->kind != WEFT__NODE_TASK || WEFT__STATE((weft_task *)n) != WEFT__READY ||
+        (WEFT__FLAGS((weft_task *)n) & WEFT__COMPACT))
         return NULL;
     weft__queue_pop(&L->ready);
     L->batch_left--;

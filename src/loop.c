@@ -323,11 +323,15 @@ void weft__loop_destroy(weft_loop *L)
     while ((n = weft__queue_pop(&L->ready)) != NULL)
         if (n->kind == WEFT__NODE_CALLBACK)
             free(n);
+    weft__compact_destroy(L);
     weft__stack_pool_destroy(&L->stacks);
     while (L->task_slabs) {
         weft__task_slab *s = L->task_slabs;
         L->task_slabs = s->next;
-        free(s);
+        if (s->bytes)
+            weft__bulk_unmap(s, s->bytes);
+        else
+            free(s);
     }
     pthread_mutex_lock(&L->ts_lock);
     atomic_store(&L->closed, 1);
@@ -377,7 +381,10 @@ static void reap_one(weft_loop *L, weft_task *t, void *arg)
                      "on something nothing can wake (its stack is freed without unwinding)",
                      weft_task_name(t));
         if (t->stack) {
-            weft__stack_put(&L->stacks, t->stack);
+            if (t->stack->compact)
+                weft__compact_release(L, t);
+            else
+                weft__stack_put(&L->stacks, t->stack);
             t->stack = NULL;
         }
     }

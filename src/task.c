@@ -26,10 +26,14 @@ weft_task *weft__task_alloc(weft_loop *L)
 {
     if (!L->free_tasks) {
         size_t n = L->slab_next_size ? L->slab_next_size : 64;
-        weft__task_slab *slab = malloc(sizeof *slab + n * sizeof(weft_task));
+        size_t bytes = sizeof(weft__task_slab) + n * sizeof(weft_task);
+        /* Small slabs from malloc; big ones (≥ 1 MiB: programs with many
+         * tasks) from huge pages, where page faults cost a fraction. */
+        weft__task_slab *slab = bytes >= ((size_t)1 << 20) ? weft__bulk_map(bytes) : malloc(bytes);
         if (!slab)
             return NULL;
         slab->count = n;
+        slab->bytes = bytes >= ((size_t)1 << 20) ? bytes : 0;
         slab->next = L->task_slabs;
         L->task_slabs = slab;
         for (size_t i = n; i-- > 0;) {
@@ -115,7 +119,7 @@ void weft__suspend(weft_task *t)
     weft_loop *L = weft__loop;
     weft__stack *s = t->stack;
     weft__stack_check(s, t);
-    weft_task *next = weft__loop_next_direct(L);
+    weft_task *next = (WEFT__FLAGS(t) & WEFT__COMPACT) ? NULL : weft__loop_next_direct(L);
     if (next == t) {
         WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
         return;
@@ -155,7 +159,13 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
             return;
         }
         size_t size = t->stack_kib ? (size_t)t->stack_kib * 1024 : L->stacks.size;
-        weft__stack *s = weft__stack_get(&L->stacks, size);
+        weft__stack *s = NULL;
+        if (WEFT__FLAGS(t) & WEFT__COMPACT) {
+            if (weft__compact_enter(L, t, task_entry) == 0)
+                s = t->stack;
+        } else {
+            s = weft__stack_get(&L->stacks, size);
+        }
         if (!s) {
             t->err = -ENOMEM;
             weft__task_extra *x = weft__extra(t);
@@ -166,8 +176,19 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
             weft__task_finish(L, t);
             return;
         }
-        t->stack = s;
-        weft__ctx_make(&s->ctx, s->lo, s->size, task_entry, t);
+        if (!(WEFT__FLAGS(t) & WEFT__COMPACT)) {
+            t->stack = s;
+            weft__ctx_make(&s->ctx, s->lo, s->size, task_entry, t);
+        }
+    } else if ((WEFT__FLAGS(t) & WEFT__COMPACT) && L->shared_owner != t) {
+        /* Its frames were copied out while another compact task ran. Bringing
+         * them back means saving that task's frames, which needs memory: when
+         * there is none, t waits for the next iteration rather than anything
+         * being lost or overwritten. */
+        if (weft__compact_enter(L, t, task_entry) != 0) {
+            weft__queue_push(&L->ready, &t->node);
+            return;
+        }
     }
     WEFT__STATE(t) = WEFT__RUNNING;
     L->current = t;
@@ -222,7 +243,10 @@ static int not_in_task(const char *what)
 void weft__task_finish(weft_loop *L, weft_task *t)
 {
     if (t->stack) {
-        weft__stack_put(&L->stacks, t->stack);
+        if (t->stack->compact)
+            weft__compact_release(L, t);
+        else
+            weft__stack_put(&L->stacks, t->stack);
         t->stack = NULL;
     }
     L->live_tasks--;
@@ -290,6 +314,8 @@ weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts
     t->arg = arg;
     t->id = ++L->next_task_id;
     t->stack_kib = (uint16_t)stack_kib;
+    if (opts && opts->compact)
+        WEFT__FLAGS(t) |= WEFT__COMPACT;
     WEFT__STATE(t) = WEFT__NEW;
     L->live_tasks++;
     weft__queue_push(&L->ready, &t->node);

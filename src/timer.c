@@ -11,8 +11,19 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define ARITY 4
+/* Arrays from this size on come from huge-page bulk memory. */
+#define BULK_FROM ((size_t)1 << 20)
+
+static void release(weft__heap *h)
+{
+    if (h->cap * sizeof *h->e < BULK_FROM)
+        free(h->e);
+    else
+        weft__bulk_unmap(h->e, h->cap * sizeof *h->e);
+}
 
 static inline int entry_less(const weft__heap_entry *a, const weft__heap_entry *b)
 {
@@ -63,9 +74,20 @@ int weft__heap_push(weft__heap *h, int64_t when, weft__node *owner)
         size_t cap = h->cap ? h->cap * 2 : 256;
         if (cap > UINT32_MAX - 1)
             return -ENOMEM;
-        weft__heap_entry *e = realloc(h->e, cap * sizeof *e);
-        if (!e)
-            return -ENOMEM;
+        weft__heap_entry *e;
+        if (cap * sizeof *e < BULK_FROM) {
+            e = realloc(h->e, cap * sizeof *e);
+            if (!e)
+                return -ENOMEM;
+        } else {
+            /* Big heaps live on huge pages: sifting touches entries all over
+             * the array, and with 4 KiB pages every level is a TLB miss. */
+            e = weft__bulk_map(cap * sizeof *e);
+            if (!e)
+                return -ENOMEM;
+            memcpy(e, h->e, h->count * sizeof *e);
+            release(h);
+        }
         h->e = e;
         h->cap = cap;
     }
@@ -105,7 +127,7 @@ weft__node *weft__heap_pop(weft__heap *h)
 
 void weft__heap_free(weft__heap *h)
 {
-    free(h->e);
+    release(h);
     h->e = NULL;
     h->count = h->cap = 0;
 }
