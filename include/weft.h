@@ -86,6 +86,8 @@ WEFT_API const char *weft_errname(int code);
  * dropped. A caller that runs a coroutine function directly (asyncio's `await f()`)
  * sees the failure with weft_error() and may take it back with weft_error_clear()
  * (asyncio's `except`).
+ * The message is formatted before the previous one is released, so passing an error
+ * on with `return weft_fail(rc, "%s", weft_errmsg());` is safe.
  * Returns NULL, so it can be returned from a `void *` coroutine function.
  * Suspends: never. Outside a task it records the message for the thread.
  */
@@ -195,8 +197,9 @@ typedef struct weft_spawn_options {
  * scheduled at the back of the ready queue; it does not run until the caller
  * suspends. The caller owns the returned handle and must give it up exactly once:
  * weft_await, weft_detach, or weft_gather.
- * Returns the handle, or NULL: out of memory (-ENOMEM) or no running loop
- * (WEFT_ENOTINLOOP); weft_errmsg() says which.
+ * Returns the handle, or NULL, with weft_errmsg() saying why: out of memory, no
+ * running loop, fn NULL, or (weft_spawn_opts) a stack_size below WEFT_STACK_MIN or
+ * above 64 MiB.
  * Suspends: never. The task gets a stack only when it first runs, and gives it back
  * the moment it returns.
  */
@@ -223,7 +226,8 @@ WEFT_API int weft_await(weft_task *t, void **result);
 /*
  * weft_detach — give up the handle: the task runs on and is freed when it finishes
  * (fire and forget). If it ends with an error other than cancellation, nobody can
- * retrieve it, so weft reports it on stderr naming the task. Suspends: never.
+ * retrieve it, so weft reports it on stderr naming the task. NULL does nothing.
+ * Suspends: never.
  */
 WEFT_API void weft_detach(weft_task *t);
 
@@ -291,7 +295,8 @@ WEFT_API int weft_yield(void);
  * Without WEFT_RETURN_EXCEPTIONS: returns 0 when all succeeded; at the first
  * failure (by completion time) returns that error at once (weft_errmsg() holds its
  * message) while the other tasks keep running to completion on their own, their
- * outcomes dropped; results[]/errs[] of tasks finished by then are filled in.
+ * outcomes dropped; results[]/errs[] of tasks finished by then are filled in, and
+ * errs[i] of a task still running is -EINPROGRESS.
  * With WEFT_RETURN_EXCEPTIONS: waits for all; every slot holds a result or an
  * error; returns 0.
  * Suspends: unless every task has already finished.
@@ -301,6 +306,16 @@ WEFT_API int weft_yield(void);
  *   returns -ECANCELED at once.
  */
 WEFT_API int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags);
+
+/*
+ * weft_gather_msgs — weft_gather that also keeps every slot's error message, as
+ * asyncio's return_exceptions keeps each exception object: msgs[i] (msgs may be
+ * NULL) receives task i's message (malloc'd: release it with free()) or NULL when
+ * it succeeded or was not finished. Returns, suspends and fails as weft_gather;
+ * -ENOMEM is never returned for a message: one that cannot be copied is NULL.
+ */
+WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, char **msgs,
+                              unsigned flags);
 
 /* ======================================================================== */
 /* Loop callbacks                                                           */

@@ -166,6 +166,6 @@ void weft__report(const char *fmt, ...)
 void weft__task_report_unretrieved(weft_task *t, const char *why)
 {
     const char *msg = weft__task_errmsg(t);
-    weft__report("weft: %s: %s failed with %s (%s)%s%s", weft_task_name(t), why,
-                 weft_errname(t->err), weft_strerror(t->err), *msg ? ": " : "", msg);
+    weft__report("weft: %s failed with %s (%s)%s%s (%s)", weft_task_name(t), weft_errname(t->err),
+                 weft_strerror(t->err), *msg ? ": " : "", msg, why);
 }

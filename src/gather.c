@@ -78,9 +78,9 @@ static void give_up(weft_task **tasks, size_t n, size_t marked, weft_task *self)
     }
 }
 
-static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs);
+static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs, char **msgs);
 
-int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags)
+int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, char **msgs, unsigned flags)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
@@ -89,6 +89,8 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned
             results[i] = NULL;
         if (errs)
             errs[i] = 0;
+        if (msgs)
+            msgs[i] = NULL;
     }
     if (!self)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_gather must be called from a task of a running "
@@ -125,13 +127,13 @@ int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned
     }
     gather g_init = {.waiter = self, .tasks = list, .n = n, .flags = flags};
     *gp = g_init;
-    int result = gather_wait(L, self, gp, results, errs);
+    int result = gather_wait(L, self, gp, results, errs, msgs);
     if (gp != &local)
         free(gp);
     return result;
 }
 
-static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs)
+static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results, int *errs, char **msgs)
 {
     weft_task **tasks = g->tasks;
     size_t n = g->n;
@@ -173,13 +175,21 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
             results[i] = t->err ? NULL : t->result;
         if (errs)
             errs[i] = t->err;
+        char *msg = t->err && t->extra ? t->extra->msg : NULL;
         if (t == g->failed) {
             result = t->err;
-            weft__take_errmsg(t->extra ? t->extra->msg : NULL);
-            if (t->extra)
-                t->extra->msg = NULL;
+            weft__take_errmsg(msg ? strdup(msg) : NULL);
+        }
+        if (msgs && msg) {
+            msgs[i] = msg; /* handed over: the record is freed below */
+            t->extra->msg = NULL;
         }
         weft__task_free(L, t);
     }
     return result;
+}
+
+int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags)
+{
+    return weft_gather_msgs(tasks, n, results, errs, NULL, flags);
 }

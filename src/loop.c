@@ -375,7 +375,7 @@ static void reap_one(weft_loop *L, weft_task *t, void *arg)
     (void)arg;
     if (WEFT__STATE(t) == WEFT__DONE) {
         if (t->err && t->err != -ECANCELED && !(WEFT__FLAGS(t) & WEFT__QUIET))
-            weft__task_report_unretrieved(t, "its handle was never awaited, so nobody retrieved its error");
+            weft__task_report_unretrieved(t, "its handle was never awaited; nobody retrieved the error");
     } else {
         weft__report("weft: %s was destroyed while still pending: it ignored cancellation and waits "
                      "on something nothing can wake (its stack is freed without unwinding)",

@@ -222,13 +222,13 @@ void weft__wake(weft_task *t, int reason)
 int weft__wait(weft__unwait_fn unwait, void *wait_obj)
 {
     weft_task *t = weft__current();
+    t->wait_obj = wait_obj; /* unwait reads it, on either path */
     if (t->cancelling) {
         if (unwait)
             unwait(t, -ECANCELED);
         return -ECANCELED;
     }
     t->unwait = unwait;
-    t->wait_obj = wait_obj;
     WEFT__STATE(t) = WEFT__WAITING;
     weft__suspend(t);
     return t->wake;
@@ -265,7 +265,7 @@ void weft__task_finish(weft_loop *L, weft_task *t)
     }
     if (WEFT__FLAGS(t) & WEFT__DETACHED) {
         if (t->err && t->err != -ECANCELED && !(WEFT__FLAGS(t) & WEFT__QUIET))
-            weft__task_report_unretrieved(t, "detached task ended and nobody retrieved its error");
+            weft__task_report_unretrieved(t, "detached; nobody retrieved the error");
         weft__task_free(L, t);
     }
 }
@@ -402,7 +402,7 @@ void weft_detach(weft_task *t)
     if (WEFT__STATE(t) == WEFT__DONE) {
         WEFT__FLAGS(t) |= WEFT__DETACHED;
         if (t->err && t->err != -ECANCELED)
-            weft__task_report_unretrieved(t, "detached after it ended; nobody retrieved its error");
+            weft__task_report_unretrieved(t, "detached after it ended; nobody retrieved the error");
         weft__task_free(L, t);
         return;
     }
