@@ -1,0 +1,59 @@
+/*
+ * s3_async_tasks_blocked — seed 003 (Better Python Asyncio Examples for Beginners),
+ * async_tasks_blocked.py.
+ * Teaches: a blocking time.sleep(1) inside task_a holds the whole loop: task_b cannot
+ * even start until task_a ends, so the total is 1 + 2 = about 3 s.
+ * Port of py/s3_async_tasks_blocked.py: the blocking sleep is seed_block (nanosleep),
+ * which stops every task on this loop, exactly as time.sleep stops asyncio's loop.
+ */
+#include "seed.h"
+
+static void *task_a(void *unused)
+{
+    (void)unused;
+    puts("Task A starts");
+    seed_block(1); /* 1 sec BLOCKING task! */
+    puts("Task A ends");
+    return "A1";
+}
+
+static void *task_b(void *unused)
+{
+    (void)unused;
+    puts("Task B starts");
+    int rc = seed_sleep(2); /* 2 secs non-blocking task */
+    if (rc != 0)
+        return seed_reraise(rc);
+    puts("Task B ends");
+    return "B2";
+}
+
+static void *run_tasks_async_blocked(void *unused)
+{
+    (void)unused;
+    double start = seed_perf_counter();
+    weft_task *children[2];
+    children[0] = weft_spawn(task_a, NULL);
+    if (children[0] == NULL)
+        return seed_spawn_failed();
+    children[1] = weft_spawn(task_b, NULL);
+    if (children[1] == NULL) {
+        weft_detach(children[0]);
+        return seed_spawn_failed();
+    }
+    void *result[2];
+    int rc = weft_gather(children, 2, result, NULL, 0);
+    if (rc != 0)
+        return seed_reraise(rc);
+    double end = seed_perf_counter();
+    printf("Executed in %0.2f seconds\n", end - start); /* 3 secs! */
+    seed_value printed[2] = {seed_str(result[0]), seed_str(result[1])};
+    seed_print_list(printed, 2);
+    return NULL;
+}
+
+int main(void)
+{
+    seed_init();
+    return seed_exit_status("s3_async_tasks_blocked", weft_run(run_tasks_async_blocked, NULL, NULL));
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Checks that an installed weft can be used: installs a build into a temporary prefix, then
+# builds hello.c with pkg-config (shared, then static) and with CMake's find_package
+# (weft::weft, then weft::weft_shared), runs each program and checks what it prints.
+#
+#   tests/install/check.sh [BUILD_DIR]      (default: build, at the repository root)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-$root/build}
+[ -f "$build/CMakeCache.txt" ] || { echo "install check: $build is not a configured build (run make build)" >&2; exit 1; }
+build=$(cd "$build" && pwd)
+CC=${CC:-cc}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-install-check.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+step() { echo "install check: $*"; }
+fail() { echo "install check: FAILED: $*" >&2; exit 1; }
+
+# Runs a hello program and compares its output with what hello.c must print: the shorter
+# sleep first, then both results in argument order after 0.2 s, not the 0.3 s of the sum.
+run_hello() {
+  local output
+  output=$("$@" 2>&1) || fail "$* exited with status $?: $output"
+  local expected_re=$'^hello\nworld\ngathered hello, world in 0\\.[23] s$'
+  [[ $output =~ $expected_re ]] || fail "$* printed:"$'\n'"$output"
+  step "ran $(basename "$1"): ok"
+}
+
+# Tells whether a program loads libweft.so at run time.
+links_shared_weft() { ldd "$1" 2>/dev/null | grep -q 'libweft\.so'; }
+
+step "installing $build into $prefix"
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "cmake --install"; }
+
+pc_file=$(find "$prefix" -name weft.pc -path '*/pkgconfig/*' | head -n 1)
+[ -n "$pc_file" ] || fail "no pkgconfig/weft.pc installed"
+libdir=$(dirname "$(dirname "$pc_file")")
+for f in "$prefix/include/weft.h" "$libdir/libweft.a" "$libdir/libweft.so" "$libdir/cmake/weft/weftConfig.cmake" \
+         "$libdir/cmake/weft/weftConfigVersion.cmake" "$libdir/cmake/weft/weftTargets.cmake"; do
+  [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
+done
+headers=$(cd "$prefix/include" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
+[ "$headers" = "weft.h " ] || fail "installed headers should be weft.h alone, are: $headers"
+
+PKG_CONFIG_PATH=$(dirname "$pc_file")
+export PKG_CONFIG_PATH
+version=$(pkg-config --modversion weft) || fail "pkg-config cannot read weft.pc"
+header_version=$(sed -n 's/^#define WEFT_VERSION_STRING "\(.*\)"$/\1/p' "$prefix/include/weft.h")
+[ "$version" = "$header_version" ] || fail "weft.pc says version $version, weft.h says $header_version"
+step "pkg-config finds weft $version: $(pkg-config --cflags --libs weft)"
+
+# The flags a user's program is held to, so a warning from weft.h would show here.
+user_cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
+
+# shellcheck disable=SC2046  # pkg-config output is meant to be split into words
+"$CC" "${user_cflags[@]}" "$here/hello.c" -o "$tmp/hello-pkgconfig-shared" $(pkg-config --cflags --libs weft) \
+  || fail "building hello.c with \$(pkg-config --cflags --libs weft)"
+links_shared_weft "$tmp/hello-pkgconfig-shared" || fail "pkg-config --libs weft did not give the shared library"
+LD_LIBRARY_PATH=$libdir run_hello "$tmp/hello-pkgconfig-shared"
+
+# shellcheck disable=SC2046
+"$CC" "${user_cflags[@]}" "$here/hello.c" -o "$tmp/hello-pkgconfig-static" $(pkg-config --cflags weft) \
+  -Wl,-Bstatic $(pkg-config --static --libs weft) -Wl,-Bdynamic \
+  || fail "building hello.c with -Wl,-Bstatic \$(pkg-config --static --libs weft)"
+! links_shared_weft "$tmp/hello-pkgconfig-static" || fail "the static pkg-config build loads libweft.so"
+run_hello "$tmp/hello-pkgconfig-static"
+
+step "building tests/install with find_package(weft)"
+if ! { cmake -S "$here" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$CC" \
+         -DCMAKE_C_FLAGS="${user_cflags[*]}" && cmake --build "$tmp/consumer"; } >"$tmp/consumer.log" 2>&1; then
+  cat "$tmp/consumer.log" >&2
+  fail "the CMake consumer project"
+fi
+! links_shared_weft "$tmp/consumer/hello" || fail "weft::weft should be the static library"
+run_hello "$tmp/consumer/hello"
+links_shared_weft "$tmp/consumer/hello_shared" || fail "weft::weft_shared should be the shared library"
+# CMake gives the program an RPATH to the imported library: no LD_LIBRARY_PATH needed.
+run_hello "$tmp/consumer/hello_shared"
+
+step "ok (pkg-config shared and static, CMake weft::weft and weft::weft_shared)"

@@ -1,0 +1,251 @@
+/*
+ * test_stack.c — task stacks as a user sees them: deep recursion fits the default
+ * stack, per-task and per-loop stack sizes are honoured, an overflow dies with a
+ * report that says what to do, and tens of thousands of suspended tasks (more than
+ * the kernel's map count allows guard pages for) work without a false alarm.
+ */
+#include <signal.h>
+
+#include "common.h"
+
+TestSuite(stack, .timeout = 120);
+
+/* Recursion that really uses `frame` bytes per level: the buffer is volatile and
+ * used after the recursive call, so no frame can be folded or tail-called away. */
+static volatile int recursion_limit = 1 << 30;
+
+static int recurse(int depth, int levels)
+{
+    volatile char frame[1024];
+    frame[0] = (char)depth;
+    frame[sizeof frame - 1] = (char)depth;
+    if (depth >= levels || depth >= recursion_limit)
+        return frame[0];
+    return recurse(depth + 1, levels) + frame[sizeof frame - 1] - (char)depth;
+}
+
+static void *recurse_task(void *arg)
+{
+    int levels = (int)(intptr_t)arg;
+    return (void *)(intptr_t)recurse(0, levels);
+}
+
+/* The last level returns (char)levels; each other level adds 0. */
+static intptr_t recursion_result(int levels)
+{
+    return (char)levels;
+}
+
+/* ---- deep recursion on the default stack ------------------------------------- */
+
+static void *deep_default_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    /* ~200 KiB of frames, in a spawned task and in main itself. */
+    cr_expect_eq(weft_await(weft_spawn(recurse_task, (void *)(intptr_t)190), &result), 0);
+    cr_expect_eq((intptr_t)result, recursion_result(190));
+    cr_expect_eq(weft_sleep(0.1), 0);
+    return (void *)(intptr_t)recurse(0, 190);
+}
+
+Test(stack, deep_recursion_fits_default_stack)
+{
+    void *result = NULL;
+    cr_assert_eq(run_virtual(deep_default_main, NULL, &result), 0);
+    cr_assert_eq((intptr_t)result, recursion_result(190));
+}
+
+/* ---- per-task and per-loop stack sizes --------------------------------------- */
+
+static void *big_stack_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    /* ~800 KiB: more than the default, less than the 1 MiB asked for. */
+    weft_task *t = weft_spawn_opts(recurse_task, (void *)(intptr_t)780,
+                                   &(weft_spawn_options){.stack_size = 1024 * 1024, .name = "big"});
+    cr_expect_not_null(t);
+    cr_expect_eq(weft_await(t, &result), 0);
+    cr_expect_eq((intptr_t)result, recursion_result(780));
+    return NULL;
+}
+
+Test(stack, per_task_stack_size)
+{
+    cr_assert_eq(run_virtual(big_stack_main, NULL, NULL), 0);
+}
+
+static void *loop_stack_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    cr_expect_eq(weft_await(weft_spawn(recurse_task, (void *)(intptr_t)1400), &result), 0);
+    cr_expect_eq((intptr_t)result, recursion_result(1400));
+    return (void *)(intptr_t)recurse(0, 1400);
+}
+
+Test(stack, per_loop_stack_size)
+{
+    void *result = NULL;
+    /* ~1.4 MiB in main and in a spawned task, on a loop whose stacks are 2 MiB. */
+    int rc = weft_run_opts(loop_stack_main, NULL, &result,
+                           &(weft_options){.virtual_time = 1, .stack_size = 2 * 1024 * 1024});
+    cr_assert_eq(rc, 0);
+    cr_assert_eq((intptr_t)result, recursion_result(1400));
+}
+
+/* ---- a stack overflow is reported and aborts -------------------------------- */
+
+static void *endless_recursion(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse(0, 1 << 30);
+}
+
+static void *overflow_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn_opts(endless_recursion, NULL,
+                                   &(weft_spawn_options){.name = "deep-diver", .stack_size = 64 * 1024});
+    weft_await(t, NULL);
+    fputs("survived the overflow\n", stderr);
+    return NULL;
+}
+
+static int overflow_scenario(void)
+{
+    return run_virtual(overflow_main, NULL, NULL) == 0 ? 0 : 3;
+}
+
+Test(stack, overflow_aborts_with_a_report, .timeout = 30)
+{
+    child_outcome out;
+    run_forked(overflow_scenario, &out);
+    cr_assert(WIFSIGNALED(out.status) && WTERMSIG(out.status) == SIGABRT,
+              "the overflowing process was not killed by SIGABRT (status %#x); stderr:\n%s", out.status,
+              out.stderr_text);
+    const char *text = out.stderr_text;
+    cr_assert_not_null(strstr(text, "deep-diver"), "the report does not name the task:\n%s", text);
+    bool names_size = strstr(text, "65536") || strstr(text, "64 KiB") || strstr(text, "64KiB") ||
+                      strstr(text, "64 kB") || strstr(text, "64k");
+    cr_assert(names_size, "the report does not give the stack size:\n%s", text);
+    cr_assert_not_null(strstr(text, "stack_size"), "the report does not say how to raise the stack:\n%s", text);
+}
+
+/* ---- 40,000 suspended tasks ------------------------------------------------------ */
+
+#define MANY_TASKS 40000
+
+/* Each task fills part of its stack, sleeps, and checks the pattern is intact after
+ * tens of thousands of other stacks have been switched to and back. */
+static void *fill_sleep_check(void *arg)
+{
+    intptr_t id = (intptr_t)arg;
+    volatile unsigned char pattern[2048];
+    for (size_t i = 0; i < sizeof pattern; i++)
+        pattern[i] = (unsigned char)(id * 31 + (intptr_t)i);
+    if (weft_sleep(1.0 + 0.1 * (double)(id % 10)) != 0)
+        return weft_fail(-EIO, "first sleep failed");
+    for (size_t i = 0; i < sizeof pattern; i++)
+        if (pattern[i] != (unsigned char)(id * 31 + (intptr_t)i))
+            return weft_fail(-EFAULT, "task %ld: stack byte %zu changed while suspended", (long)id, i);
+    if (weft_sleep(0.5) != 0)
+        return weft_fail(-EIO, "second sleep failed");
+    return (void *)(id + 1);
+}
+
+typedef struct many_report {
+    int gather_rc;
+    char msg[128];
+    long wrong_results;
+    double finished_at;
+} many_report;
+
+static void *many_main(void *arg)
+{
+    many_report *r = arg;
+    weft_task **tasks = calloc(MANY_TASKS, sizeof *tasks);
+    void **results = calloc(MANY_TASKS, sizeof *results);
+    if (!tasks || !results)
+        return weft_fail(-ENOMEM, "test arrays");
+    for (intptr_t i = 0; i < MANY_TASKS; i++) {
+        tasks[i] = weft_spawn(fill_sleep_check, (void *)i);
+        if (!tasks[i])
+            return weft_fail(-ENOMEM, "spawn %ld failed: %s", (long)i, weft_errmsg());
+    }
+    r->gather_rc = weft_gather(tasks, MANY_TASKS, results, NULL, 0);
+    snprintf(r->msg, sizeof r->msg, "%s", weft_errmsg());
+    r->finished_at = weft_time();
+    for (intptr_t i = 0; i < MANY_TASKS; i++)
+        if ((intptr_t)results[i] != i + 1)
+            r->wrong_results++;
+    free(tasks);
+    free(results);
+    return NULL;
+}
+
+Test(stack, forty_thousand_suspended_tasks, .timeout = 120)
+{
+    many_report r = {.gather_rc = 1};
+    int rc = run_virtual(many_main, &r, NULL);
+    cr_assert_eq(rc, 0, "weft_run: %d %s", rc, weft_errmsg());
+    cr_assert_eq(r.gather_rc, 0, "gather: %d %s", r.gather_rc, r.msg);
+    cr_assert_eq(r.wrong_results, 0);
+    cr_assert(time_is(r.finished_at, 2.4), "the last task finished at %f", r.finished_at);
+}
+
+/* ---- compact tasks: frames copied out and back keep their contents ------------ */
+
+#define COMPACT_TASKS 5000
+
+static void *compact_worker(void *arg)
+{
+    intptr_t id = (intptr_t)arg;
+    volatile unsigned char pattern[1024];
+    for (size_t i = 0; i < sizeof pattern; i++)
+        pattern[i] = (unsigned char)(id * 7 + (intptr_t)i);
+    /* Several suspensions, interleaved with every other compact task. */
+    for (int round = 0; round < 3; round++) {
+        if (weft_sleep(0.5 + 0.01 * (double)(id % 5)) != 0)
+            return weft_fail(-EIO, "sleep failed");
+        for (size_t i = 0; i < sizeof pattern; i++)
+            if (pattern[i] != (unsigned char)(id * 7 + (intptr_t)i))
+                return weft_fail(-EFAULT, "compact task %ld: byte %zu changed across a suspension", (long)id, i);
+    }
+    /* Deep frames in a compact task, after it has been copied back. */
+    return (void *)(intptr_t)(recurse(0, 100) == recursion_result(100) ? id + 1 : -1);
+}
+
+static void *compact_main(void *arg)
+{
+    many_report *r = arg;
+    weft_task **tasks = calloc(COMPACT_TASKS, sizeof *tasks);
+    void **results = calloc(COMPACT_TASKS, sizeof *results);
+    if (!tasks || !results)
+        return weft_fail(-ENOMEM, "test arrays");
+    for (intptr_t i = 0; i < COMPACT_TASKS; i++) {
+        tasks[i] = weft_spawn_opts(compact_worker, (void *)i, &(weft_spawn_options){.compact = 1});
+        if (!tasks[i])
+            return weft_fail(-ENOMEM, "spawn %ld failed: %s", (long)i, weft_errmsg());
+    }
+    r->gather_rc = weft_gather(tasks, COMPACT_TASKS, results, NULL, 0);
+    snprintf(r->msg, sizeof r->msg, "%s", weft_errmsg());
+    r->finished_at = weft_time();
+    for (intptr_t i = 0; i < COMPACT_TASKS; i++)
+        if ((intptr_t)results[i] != i + 1)
+            r->wrong_results++;
+    free(tasks);
+    free(results);
+    return NULL;
+}
+
+Test(stack, compact_tasks_keep_their_frames, .timeout = 60)
+{
+    many_report r = {.gather_rc = 1};
+    int rc = run_virtual(compact_main, &r, NULL);
+    cr_assert_eq(rc, 0, "weft_run: %d %s", rc, weft_errmsg());
+    cr_assert_eq(r.gather_rc, 0, "gather: %d %s", r.gather_rc, r.msg);
+    cr_assert_eq(r.wrong_results, 0);
+    cr_assert(time_is(r.finished_at, 3 * 0.54), "the last compact task finished at %f", r.finished_at);
+}
