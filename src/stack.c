@@ -47,10 +47,14 @@ static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
 
 size_t weft__page_size(void)
 {
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    /* Loops on several threads ask at once; every thread computes the same value. */
+    static atomic_size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 static void read_map_limit(void)
