@@ -33,6 +33,11 @@ run_hello() {
 # Tells whether a program loads libweft.so at run time.
 links_shared_weft() { ldd "$1" 2>/dev/null | grep -q 'libweft\.so'; }
 
+# The README shows hello.c verbatim; keep them one text so the README shows tested code.
+readme_hello=$(awk '/^## Hello, world/ { section = 1 } section && /^```c$/ { code = 1; next }
+                    code && /^```$/ { exit } code' "$root/README.md")
+[ "$readme_hello" = "$(cat "$here/hello.c")" ] || fail "README.md's hello world differs from tests/install/hello.c"
+
 step "installing $build into $prefix"
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "cmake --install"; }
 
