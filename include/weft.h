@@ -188,7 +188,8 @@ typedef struct weft_spawn_options {
      * instead of a page or more: for hundreds of thousands of mostly idle tasks.
      * The price: a copy at each switch between compact tasks, and one rule — no
      * other task or thread may use a pointer into a compact task's stack (its
-     * local variables) while it is suspended. weft's own calls keep that rule. */
+     * local variables) while it is suspended. weft's own calls keep that rule.
+     * With the portable ucontext backend (WEFT_CTX=ucontext) it has no effect. */
     int compact;
 } weft_spawn_options;
 

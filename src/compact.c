@@ -6,7 +6,21 @@
  */
 #include "internal.h"
 
+#ifndef WEFT_CTX_UCONTEXT
+
 #include <string.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+/* Memcheck marks stack below a returning frame inaccessible; frames brought back
+ * to those addresses are writable again. */
+#define MAKE_WRITABLE(p, n) VALGRIND_MAKE_MEM_UNDEFINED(p, n)
+#endif
+#endif
+#ifndef MAKE_WRITABLE
+#define MAKE_WRITABLE(p, n) ((void)(p), (void)(n))
+#endif
 
 #ifdef WEFT__ASAN
 #include <sanitizer/asan_interface.h>
@@ -107,6 +121,7 @@ int weft__compact_enter(weft_loop *L, weft_task *t, weft__ctx_entry entry)
     weft__stack *d = t->stack;
     char *sp = d->ctx.sp;
     UNPOISON(sp, d->saved_len);
+    MAKE_WRITABLE(sp, d->saved_len);
     memcpy(sp, frames_of(d), d->saved_len);
     L->shared_owner = t;
     return 0;
@@ -128,3 +143,22 @@ void weft__compact_destroy(weft_loop *L)
     L->shared_owner = NULL;
     weft__small_destroy(&L->compact_mem);
 }
+
+#else /* WEFT_CTX_UCONTEXT: weft_spawn runs compact tasks as ordinary ones */
+
+int weft__compact_enter(weft_loop *L, weft_task *t, weft__ctx_entry entry)
+{
+    (void)L, (void)t, (void)entry;
+    return -ENOTSUP;
+}
+
+void weft__compact_release(weft_loop *L, weft_task *t)
+{
+    (void)L, (void)t;
+}
+
+void weft__compact_destroy(weft_loop *L)
+{
+    (void)L;
+}
+#endif

@@ -314,8 +314,12 @@ weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts
     t->arg = arg;
     t->id = ++L->next_task_id;
     t->stack_kib = (uint16_t)stack_kib;
+#ifndef WEFT_CTX_UCONTEXT
+    /* The ucontext backend keeps no stack pointer to copy frames from: there a
+     * compact task is an ordinary one. */
     if (opts && opts->compact)
         WEFT__FLAGS(t) |= WEFT__COMPACT;
+#endif
     WEFT__STATE(t) = WEFT__NEW;
     L->live_tasks++;
     weft__queue_push(&L->ready, &t->node);

@@ -5,8 +5,8 @@
  * and the exception object sits in the result list in argument order:
  * ['coro1 result', ValueError('coro2 failed')].
  * Port of py/s4_gather_return_exceptions.py: return_exceptions=True is the flag
- * WEFT_RETURN_EXCEPTIONS; each slot then holds a result or an error code, and -EINVAL
- * prints as ValueError.
+ * WEFT_RETURN_EXCEPTIONS; each slot then holds a result or an error code and message
+ * (weft_gather_msgs keeps the messages), and -EINVAL prints as ValueError.
  */
 #include "seed.h"
 
@@ -56,7 +56,8 @@ static void *async_main(void *unused)
     printf("Elapsed time: %.2f\n", seed_perf_counter() - start);
     seed_value printed[2];
     for (int i = 0; i < 2; i++)
-        printed[i] = errs[i] != 0 ? seed_exception(errs[i], msgs[i] ? msgs[i] : "") : seed_str(result[i]);
+        printed[i] = errs[i] != 0 ? seed_exception(errs[i], msgs[i] != NULL ? msgs[i] : "")
+                                  : seed_str(result[i]);
     seed_print_list(printed, 2);
     for (int i = 0; i < 2; i++)
         free(msgs[i]);

@@ -29,10 +29,25 @@
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 #endif
+/* GCC names the sanitizers with macros, Clang with __has_feature. */
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
+#define WITH_ASAN 1
 #endif
 #if defined(__SANITIZE_THREAD__)
+#define WITH_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WITH_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define WITH_TSAN 1
+#endif
+#endif
+#if defined(WITH_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(WITH_TSAN)
 #include <sanitizer/tsan_interface.h>
 #endif
 
@@ -126,7 +141,7 @@ static void fiber_make_on(fiber *f, void *lo, size_t size, weft__ctx_entry entry
     f->stack_lo = lo;
     f->stack_size = size;
     f->asan_fake_stack = NULL;
-#if defined(__SANITIZE_THREAD__)
+#if defined(WITH_TSAN)
     f->tsan_fiber = __tsan_create_fiber(0);
 #endif
     weft__ctx_make(&f->ctx, lo, size, entry, arg);
@@ -140,23 +155,28 @@ static void fiber_make(fiber *f, size_t size, weft__ctx_entry entry, void *arg)
 
 static void fiber_free(fiber *f)
 {
-#if defined(__SANITIZE_THREAD__)
+#if defined(WITH_TSAN)
     __tsan_destroy_fiber(f->tsan_fiber);
 #endif
     munmap(f->map, f->map_size);
     f->map = NULL;
 }
 
-/* Announce a switch from `from` to `to`; `final` when `from` will never resume. */
-static void fiber_leaving(fiber *from, fiber *to, bool final)
+/*
+ * Announce a switch from `from` to `to`; `final` when `from` will never resume.
+ * Always inlined: ThreadSanitizer records each function's entry and exit on the
+ * current fiber, so the function that tells it about the switch must be the one
+ * that also makes the switch and later resumes.
+ */
+static inline __attribute__((always_inline)) void fiber_leaving(fiber *from, fiber *to, bool final)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(WITH_ASAN)
     __sanitizer_start_switch_fiber(final ? NULL : &from->asan_fake_stack, to->stack_lo, to->stack_size);
 #else
     (void)from;
     (void)final;
 #endif
-#if defined(__SANITIZE_THREAD__)
+#if defined(WITH_TSAN)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #else
     (void)to;
@@ -166,7 +186,7 @@ static void fiber_leaving(fiber *from, fiber *to, bool final)
 /* Announce that `self` runs again (or, from its entry, for the first time). */
 static void fiber_arrived(fiber *self)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(WITH_ASAN)
     const void *from_lo;
     size_t from_size;
     __sanitizer_finish_switch_fiber(self->asan_fake_stack, &from_lo, &from_size);
@@ -897,7 +917,7 @@ static void test_backtrace_ends_at_context_start(void)
 
 int main(void)
 {
-#if defined(__SANITIZE_THREAD__)
+#if defined(WITH_TSAN)
     main_fiber.tsan_fiber = __tsan_get_current_fiber();
 #endif
 #if defined(WEFT_CTX_UCONTEXT)

@@ -8,6 +8,7 @@
 #   check.sh GDB_TARGET WEFT_GDB_PY                 native, with gdb
 #   check.sh GDB_TARGET WEFT_GDB_PY qemu-aarch64    an AArch64 build, run under
 #                                                   qemu-aarch64 with gdb-multiarch
+# shellcheck disable=SC2016  # the $ in gdb commands is gdb's, not the shell's
 set -uo pipefail
 
 target=${1:?usage: check.sh GDB_TARGET WEFT_GDB_PY [qemu-aarch64]}
@@ -27,7 +28,7 @@ case $mode in
     arch=$(uname -m)
     ;;
   qemu-aarch64)
-    gdb=gdb-multiarch
+    gdb="gdb-multiarch"
     package="gdb-multiarch and qemu-user"
     arch=aarch64
     command -v qemu-aarch64 >/dev/null ||
@@ -83,8 +84,12 @@ if [ "$mode" = qemu-aarch64 ]; then
   sleep 1
   commands+=(-ex "set sysroot $sysroot" -ex "target remote :$port" -ex continue)
 else
-  # A core file of the stopped program, for the post-mortem check at the end.
-  commands+=(-ex run -ex "gcore $core")
+  commands+=(-ex run)
+  # A core file of the stopped program, for the post-mortem check at the end; not
+  # of a sanitized one, whose terabytes of shadow memory take minutes to dump.
+  if ! grep -qa -e __asan_init -e __tsan_init "$target"; then
+    commands+=(-ex "gcore $core")
+  fi
 fi
 commands+=(
   -ex "source $script"
@@ -115,9 +120,11 @@ cat "$out"
 echo "----"
 [ "$status" -eq 124 ] && fail "gdb did not finish within 240 s"
 
-# section NAME — the lines gdb printed after `echo ==== NAME` up to the next marker.
+# section NAME — the lines gdb printed into $log after `echo ==== NAME`, up to the
+# next marker.
+log=$out
 section() {
-  awk -v want="==== $1" '/^==== / { on = ($0 == want); next } on' "$out"
+  awk -v want="==== $1" '/^==== / { on = ($0 == want); next } on' "$log"
 }
 
 grep -q "ptrace: Operation not permitted" "$out" &&
@@ -141,7 +148,9 @@ echo "$tasks" | grep -Eq '^ +5 +compact-b +waiting +compact_deep_function \(seco
   fail "weft tasks does not show compact-b waiting in compact_deep_function"
 
 # check_task_bt SECTION FUNCTION... — the backtrace has each function, in order, and
-# ends at the trampoline with no complaint from gdb's unwinder.
+# ends at the trampoline with no complaint from gdb's unwinder. With the ucontext
+# backend (WEFT_CTX=ucontext) the outermost frames are glibc's __start_context, whose
+# end gdb may not find: only the trampoline is required there.
 check_task_bt() {
   local which=$1 text previous=0 line
   shift
@@ -152,6 +161,9 @@ check_task_bt() {
     [ "$line" -gt "$previous" ] || fail "'$which' has $fn out of order"
     previous=$line
   done
+  if echo "$text" | grep -Eq '^#[0-9]+ .* ctx_trampoline \('; then
+    return
+  fi
   echo "$text" | grep -E '^#[0-9]+ ' | tail -n1 | grep -q 'weft__ctx_trampoline' ||
     fail "'$which' does not end at weft__ctx_trampoline"
   if echo "$text" | grep -Eq 'Backtrace stopped|corrupt stack|previous frame identical|Cannot access memory'; then
@@ -185,7 +197,7 @@ grep -q "gdb_target: all tasks finished" "$out" || fail "the program did not fin
 
 # Post mortem: in a core file registers cannot be written, so weft-gdb.py shows a
 # task's frames through an unwinder instead.
-if [ "$mode" = native ]; then
+if [ "$mode" = native ] && grep -q "^Saved corefile" "$out"; then
   [ -s "$core" ] || fail "gdb wrote no core file (gcore)"
   timeout 120 "$gdb" -batch -nx -ex 'set pagination off' -ex 'set width 0' -ex "source $script" \
     -ex 'echo ==== core weft tasks\n' -ex 'weft tasks' \
@@ -195,8 +207,8 @@ if [ "$mode" = native ]; then
   echo "---- gdb output, core file"
   cat "$core_out"
   echo "----"
-  out=$core_out
-  grep -Eq "Python Exception|Error occurred in Python" "$out" && fail "weft-gdb.py failed on the core file"
+  log=$core_out
+  grep -Eq "Python Exception|Error occurred in Python" "$log" && fail "weft-gdb.py failed on the core file"
   section "core weft tasks" | grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' ||
     fail "weft tasks on the core file does not show Task-2 in sleeper_deep_function"
   check_task_bt "core weft bt 2" weft_sleep sleeper_deep_function sleeper_middle sleeper task_entry

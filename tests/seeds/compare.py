@@ -94,8 +94,11 @@ def fraction_digits(text):
 
 
 def is_repr_style(text):
-    """A bare float printed by repr()/str() shows many digits; a formatted one a few."""
-    return fraction_digits(text) >= 6 or "e" in text.lower()
+    """A bare float printed by repr()/str() shows many digits; a formatted one a few.
+    Timestamps are always bare here, and their shortest repr can be short by chance
+    (1795487230.5142), so size decides for them."""
+    return (fraction_digits(text) >= 6 or "e" in text.lower()
+            or abs(float(text)) >= EPOCH_THRESHOLD)
 
 
 class Comparer:
