@@ -263,7 +263,9 @@ int weft__loop_run(weft_loop *L, weft_task *until)
             } else {
                 return WEFT_EDEADLOCK_LOOP;
             }
-            if (timeout < -1)
+            /* A timer already due gives a negative wait: poll without blocking
+             * (−1 would mean "forever" to the poller). */
+            if (timeout < 0 && !(must_poll && timeout == -1 && (L->timers.count == 0 || L->virtual_time)))
                 timeout = 0;
         } else if (L->io_watchers && L->iteration % WEFT__POLL_INTERVAL == 0) {
             must_poll = 1;
