@@ -15,22 +15,21 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define HUGE_PAGE ((size_t)2 << 20)
 
 void *weft__bulk_map(size_t bytes)
 {
-    size_t len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    size_t len = (bytes + WEFT__HUGE_PAGE - 1) / WEFT__HUGE_PAGE * WEFT__HUGE_PAGE;
     /* Over-map by one huge page so the region can start on a 2 MiB boundary:
      * only aligned 2 MiB ranges can be backed by huge pages. */
-    char *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *raw = mmap(NULL, len + WEFT__HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
-    char *start = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    char *start = (char *)(((uintptr_t)raw + WEFT__HUGE_PAGE - 1) & ~(uintptr_t)(WEFT__HUGE_PAGE - 1));
     if (start > raw)
         munmap(raw, (size_t)(start - raw));
     char *end = start + len;
-    if (raw + len + HUGE_PAGE > end)
-        munmap(end, (size_t)(raw + len + HUGE_PAGE - end));
+    if (raw + len + WEFT__HUGE_PAGE > end)
+        munmap(end, (size_t)(raw + len + WEFT__HUGE_PAGE - end));
 #ifdef MADV_HUGEPAGE
     madvise(start, len, MADV_HUGEPAGE); /* advice only: fine if THP is off */
 #endif
@@ -39,7 +38,7 @@ void *weft__bulk_map(size_t bytes)
 
 void weft__bulk_unmap(void *p, size_t bytes)
 {
-    size_t len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    size_t len = (bytes + WEFT__HUGE_PAGE - 1) / WEFT__HUGE_PAGE * WEFT__HUGE_PAGE;
     if (p)
         munmap(p, len);
 }
@@ -66,14 +65,14 @@ void *weft__small_alloc(weft__small *a, size_t bytes)
     }
     size_t size = cls * WEFT__SMALL_GRANULE;
     if (a->bump + size > a->bump_end) {
-        struct weft__chunk *c = weft__bulk_map(HUGE_PAGE);
+        struct weft__chunk *c = weft__bulk_map(WEFT__HUGE_PAGE);
         if (!c)
             return NULL;
         c->next = a->chunks;
         a->chunks = c;
         /* The chunk header takes the first granule. */
         a->bump = (char *)c + WEFT__SMALL_GRANULE;
-        a->bump_end = (char *)c + HUGE_PAGE;
+        a->bump_end = (char *)c + WEFT__HUGE_PAGE;
     }
     p = a->bump;
     a->bump += size;
@@ -100,7 +99,7 @@ void weft__small_destroy(weft__small *a)
     while (a->chunks) {
         struct weft__chunk *c = a->chunks;
         a->chunks = c->next;
-        weft__bulk_unmap(c, HUGE_PAGE);
+        weft__bulk_unmap(c, WEFT__HUGE_PAGE);
     }
     memset(a, 0, sizeof *a);
 }

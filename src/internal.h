@@ -143,6 +143,9 @@ size_t weft__page_size(void);
 /* Bulk memory (bulk.c)                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The size of a transparent huge page on the machines weft targets. */
+#define WEFT__HUGE_PAGE ((size_t)2 << 20)
+
 /* A 2 MiB-aligned mapping advised to use huge pages; NULL on failure. */
 void *weft__bulk_map(size_t bytes);
 void weft__bulk_unmap(void *p, size_t bytes);

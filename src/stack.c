@@ -9,7 +9,14 @@
  * Why two kinds: a guard page makes a separate kernel mapping (two VMAs a stack) and
  * the kernel caps a process at vm.max_map_count mappings (65530 by default, ~32k
  * guarded stacks). Past that budget, stacks come from unguarded slabs of many stacks
- * each, with a canary at the bottom of each that is checked at every switch.
+ * each, with a canary below each that is checked at every switch.
+ *
+ * Where an unguarded stack's canary lives: in the 8 bytes just below its lowest
+ * usable byte, which are the top of the region below it (each unguarded region
+ * keeps its top CANARY_SLOT bytes for that), or a pad page at the bottom of the
+ * mapping for the lowest stack. The region below's top page is touched anyway (its
+ * descriptor and first frames are there), so the canary costs no page of its own:
+ * a sleeping task on an unguarded stack costs one page, not two.
  */
 #include "internal.h"
 
@@ -80,16 +87,28 @@ static size_t desc_bytes(void)
     return round_up(sizeof(weft__stack), 64);
 }
 
-static weft__stack *describe(char *lo, size_t size, int guarded, int from_slab)
+/* The top of an unguarded region that holds the canary of the stack above it. */
+#define CANARY_SLOT 64
+
+/* Bytes of a region that are not usable stack: the descriptor, and for an
+ * unguarded stack the canary slot of its upper neighbour. */
+static size_t reserved_bytes(int guarded)
 {
-    weft__stack *s = (weft__stack *)(lo + size - desc_bytes());
+    return desc_bytes() + (guarded ? 0 : CANARY_SLOT);
+}
+
+/* Describes the region [lo, lo + region) as a stack. An unguarded stack's canary
+ * goes at lo - 8, which the caller has reserved for it. */
+static weft__stack *describe(char *lo, size_t region, int guarded, int from_slab)
+{
+    weft__stack *s = (weft__stack *)(lo + region - reserved_bytes(guarded));
     memset(s, 0, sizeof *s);
     s->lo = lo;
-    s->size = size - desc_bytes();
+    s->size = region - reserved_bytes(guarded);
     s->guarded = (uint8_t)guarded;
     s->from_slab = (uint8_t)from_slab;
     if (!guarded)
-        memcpy(lo, &(uint64_t){WEFT__CANARY}, sizeof(uint64_t));
+        memcpy(lo - sizeof(uint64_t), &(uint64_t){WEFT__CANARY}, sizeof(uint64_t));
 #ifdef WEFT__VALGRIND
     s->valgrind_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
 #endif
@@ -119,11 +138,18 @@ static weft__stack *map_guarded(size_t size)
     return describe(base + page, size, 1, 0);
 }
 
+/* A lone unguarded stack: a pad page below it holds its canary. */
 static weft__stack *map_unguarded(size_t size)
 {
-    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+    size_t page = weft__page_size();
+    char *base = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    return base == MAP_FAILED ? NULL : describe(base, size, 0, 0);
+    return base == MAP_FAILED ? NULL : describe(base + page, size, 0, 0);
+}
+
+static char *slab_region(const struct weft__slab *slab, const weft__stack_pool *pool, size_t i)
+{
+    return (char *)slab->base + weft__page_size() + i * pool->size;
 }
 
 static int slab_refill(weft__stack_pool *pool)
@@ -131,7 +157,8 @@ static int slab_refill(weft__stack_pool *pool)
     struct weft__slab *slab = malloc(sizeof *slab);
     if (!slab)
         return -ENOMEM;
-    slab->bytes = pool->size * SLAB_STACKS;
+    /* A pad page below the lowest stack holds its canary. */
+    slab->bytes = pool->size * SLAB_STACKS + weft__page_size();
     slab->base = mmap(NULL, slab->bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (slab->base == MAP_FAILED) {
@@ -141,7 +168,7 @@ static int slab_refill(weft__stack_pool *pool)
     slab->next = pool->slabs;
     pool->slabs = slab;
     for (size_t i = SLAB_STACKS; i-- > 0;) {
-        weft__stack *s = describe((char *)slab->base + i * pool->size, pool->size, 0, 1);
+        weft__stack *s = describe(slab_region(slab, pool, i), pool->size, 0, 1);
         s->next = pool->slab_free;
         pool->slab_free = s;
     }
@@ -193,16 +220,14 @@ weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size)
 static void unmap(weft__stack *s)
 {
     size_t page = weft__page_size();
-    size_t total = s->size + desc_bytes();
-    char *lo = s->lo;
     int guarded = s->guarded;
+    size_t region = s->size + reserved_bytes(guarded);
+    char *lo = s->lo;
     undescribe(s);
-    if (guarded) {
-        munmap(lo - page, total + page);
+    /* Either kind has a page below lo: the guard, or the pad holding the canary. */
+    munmap(lo - page, region + page);
+    if (guarded)
         atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
-    } else {
-        munmap(lo, total);
-    }
 }
 
 void weft__stack_put(weft__stack_pool *pool, weft__stack *s)
@@ -212,7 +237,7 @@ void weft__stack_put(weft__stack_pool *pool, weft__stack *s)
         pool->slab_free = s;
         return;
     }
-    if (s->size + desc_bytes() == pool->size && pool->count < pool->max) {
+    if (s->size + reserved_bytes(s->guarded) == pool->size && pool->count < pool->max) {
         s->next = pool->free;
         pool->free = s;
         pool->count++;
@@ -233,7 +258,7 @@ void weft__stack_pool_destroy(weft__stack_pool *pool)
         pool->slabs = slab->next;
 #ifdef WEFT__VALGRIND
         for (size_t i = 0; i < SLAB_STACKS; i++)
-            undescribe((weft__stack *)((char *)slab->base + (i + 1) * pool->size - desc_bytes()));
+            undescribe((weft__stack *)(slab_region(slab, pool, i) + pool->size - reserved_bytes(0)));
 #endif
         munmap(slab->base, slab->bytes);
         free(slab);
@@ -300,7 +325,7 @@ static WEFT__NORETURN void report_overflow(const weft__stack *s, const weft_task
 void weft__stack_check_canary(const weft__stack *s, const weft_task *t)
 {
     uint64_t v;
-    memcpy(&v, s->lo, sizeof v);
+    memcpy(&v, s->lo - sizeof v, sizeof v);
     if (WEFT__UNLIKELY(v != WEFT__CANARY))
         report_overflow(s, t, "detected by the canary of an unguarded stack: more stacks were alive than "
                               "vm.max_map_count allows guard pages for, so neighbouring memory may be damaged");

@@ -133,6 +133,99 @@ Test(stack, overflow_aborts_with_a_report, .timeout = 30)
     cr_assert_not_null(strstr(text, "stack_size"), "the report does not say how to raise the stack:\n%s", text);
 }
 
+/* ---- an overflow of an unguarded stack is caught by its canary ---------------- */
+
+/* Tasks that hold guarded stacks until the process dies, so the next stacks are
+ * unguarded: the kernel's map count allows ~30k guard pages by default. */
+#define BUDGET_EATERS 40000
+
+static void *hold_a_stack(void *arg)
+{
+    (void)arg;
+    weft_sleep(1000);
+    return NULL;
+}
+
+static volatile char *volatile probe_addr[2];
+
+__attribute__((noinline)) static void probe_frames(int depth)
+{
+    volatile char frame[1024];
+    frame[0] = 0;
+    probe_addr[depth] = frame;
+    if (depth == 0)
+        probe_frames(1);
+    frame[sizeof frame - 1] = 0;
+}
+
+/* Like recurse, but writes every byte of each frame, as a real overflow would. */
+static int recurse_filling(int depth, int levels)
+{
+    volatile char frame[1024];
+    for (size_t i = 0; i < sizeof frame; i++)
+        frame[i] = (char)depth;
+    if (depth >= levels)
+        return frame[0];
+    return recurse_filling(depth + 1, levels) + frame[sizeof frame - 1] - (char)depth;
+}
+
+/* Recurses ~2 KiB past the bottom of its 64 KiB stack (into the pad page that
+ * holds the canary of a lone unguarded stack, so nothing faults), then yields. */
+static void *canary_diver(void *arg)
+{
+    (void)arg;
+    probe_frames(0);
+    long stride = (long)(probe_addr[0] - probe_addr[1]);
+    int levels = (int)((64 * 1024 + 2 * 1024) / stride);
+    recurse_filling(0, levels);
+    weft_yield();
+    return NULL;
+}
+
+static void *canary_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BUDGET_EATERS; i++)
+        weft_detach(weft_spawn(hold_a_stack, NULL));
+    weft_yield(); /* they all take their stacks */
+    weft_task *t = weft_spawn_opts(canary_diver, NULL,
+                                   &(weft_spawn_options){.name = "canary-diver", .stack_size = 64 * 1024});
+    weft_await(t, NULL);
+    fputs("survived the overflow\n", stderr);
+    return NULL;
+}
+
+static int canary_scenario(void)
+{
+    return run_virtual(canary_main, NULL, NULL) == 0 ? 0 : 3;
+}
+
+static long max_map_count(void)
+{
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = 65530;
+        fclose(f);
+    }
+    return max;
+}
+
+Test(stack, unguarded_overflow_caught_by_canary, .timeout = 60)
+{
+    if (max_map_count() / 2 > BUDGET_EATERS)
+        cr_skip_test("vm.max_map_count allows more than %d guarded stacks", BUDGET_EATERS);
+    child_outcome out;
+    run_forked(canary_scenario, &out);
+    const char *text = out.stderr_text;
+    cr_assert(WIFSIGNALED(out.status) && WTERMSIG(out.status) == SIGABRT,
+              "the overflowing process was not killed by SIGABRT (status %#x); stderr:\n%s", out.status, text);
+    cr_assert_not_null(strstr(text, "canary-diver"), "the report does not name the task:\n%s", text);
+    cr_assert_not_null(strstr(text, "canary"), "the overflow was not caught by the canary:\n%s", text);
+    cr_assert_not_null(strstr(text, "stack_size"), "the report does not say how to raise the stack:\n%s", text);
+}
+
 /* ---- 40,000 suspended tasks ------------------------------------------------------ */
 
 #define MANY_TASKS 40000
