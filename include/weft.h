@@ -56,7 +56,9 @@ extern "C" {
 #define WEFT_ERRNO_MAP(X)                                                             \
     X(WEFT_EDEADLOCK_LOOP, -10001, "every task is waiting and nothing can wake them") \
     X(WEFT_ENOTINLOOP, -10002, "called outside a task of a running weft loop")      \
-    X(WEFT_ENESTED, -10003, "weft_run called from inside a running loop")
+    X(WEFT_ENESTED, -10003, "weft_run called from inside a running loop")             \
+    X(WEFT_EGROUP, -10004, "several errors happened; weft_errgroup() lists them")   \
+    X(WEFT_ESTATE, -10005, "the object is not in a state that allows this call")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,
@@ -113,6 +115,32 @@ WEFT_API void weft_error_clear(void);
  * "" if there has been no error. Never NULL.
  */
 WEFT_API const char *weft_errmsg(void);
+
+/*
+ * An error group: the several errors a TaskGroup collected (asyncio's
+ * ExceptionGroup). A call that returns WEFT_EGROUP leaves one readable through
+ * weft_errgroup(); the item list is in the order the errors happened.
+ */
+typedef struct weft_error_group weft_error_group;
+typedef struct weft_error_item {
+    int code;                        /* the error (never 0) */
+    const char *msg;                 /* its message ("" if none) */
+    const char *task;                /* the name of the task it came from */
+    const weft_error_group *nested;  /* code == WEFT_EGROUP: the child's own group */
+} weft_error_item;
+struct weft_error_group {
+    size_t count;
+    const weft_error_item *items;
+};
+
+/*
+ * weft_errgroup — the error group of the latest error the current task received
+ * (or raised by returning a WEFT_EGROUP it received), or NULL when that error was
+ * not a group. Owned by the task, valid until its next weft call that can fail.
+ * A task that returns with WEFT_EGROUP hands its group on to whoever awaits it.
+ * Suspends: never.
+ */
+WEFT_API const weft_error_group *weft_errgroup(void);
 
 /* ======================================================================== */
 /* Running a loop                                                           */
@@ -216,7 +244,7 @@ WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_opti
  * Returns 0, or the task's error (weft_errmsg() then holds its message); -ECANCELED
  * if the task was cancelled.
  * Suspends: unless the task has already finished (then returns at once).
- * Errors: the task's error; -ECANCELED; -ETIMEDOUT (an expired timeout scope);
+ * Errors: the task's error; -ECANCELED (also when a timeout scope expires);
  *   -EINVAL if t is NULL (a failed weft_spawn) or is the calling task itself;
  *   WEFT_ENOTINLOOP outside a task.
  * On cancel: the awaited task is cancelled too (asyncio's rule) and left to finish
@@ -276,8 +304,8 @@ WEFT_API bool weft_task_done(const weft_task *t);
  * resumes.
  * Returns 0 when the time has passed.
  * Suspends: always (even for 0).
- * Errors: -EINVAL for NaN (nothing waits); -ECANCELED; -ETIMEDOUT (expired timeout
- *   scope); WEFT_ENOTINLOOP outside a task.
+ * Errors: -EINVAL for NaN (nothing waits); -ECANCELED (also when a timeout scope
+ *   expires); WEFT_ENOTINLOOP outside a task.
  * On cancel: returns at once; the timer is gone.
  */
 WEFT_API int weft_sleep(double seconds);
@@ -301,7 +329,7 @@ WEFT_API int weft_yield(void);
  * With WEFT_RETURN_EXCEPTIONS: waits for all; every slot holds a result or an
  * error; returns 0.
  * Suspends: unless every task has already finished.
- * Errors: the first failure (see above); -ECANCELED; -ETIMEDOUT; -EINVAL (a NULL
+ * Errors: the first failure (see above); -ECANCELED; -EINVAL (a NULL
  *   task, the same task twice, or the calling task); WEFT_ENOTINLOOP.
  * On cancel: every unfinished task is cancelled and left to finish on its own;
  *   returns -ECANCELED at once.
@@ -323,27 +351,52 @@ WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *
 /* ======================================================================== */
 
 typedef void (*weft_callback)(void *arg);
-typedef struct weft_timer weft_timer;
+
+/*
+ * A handle on a scheduled callback (asyncio's Handle / TimerHandle), returned by
+ * value. It stays safe to use after the callback has run or been cancelled: the
+ * loop recognises a stale handle and weft_handle_cancel then returns false. Use it
+ * only while the loop that made it runs. A failed call returns a handle for which
+ * weft_handle_ok() is false, with weft_errmsg() saying why.
+ */
+typedef struct weft_handle {
+    void *rec;   /* the loop's record; NULL when the call failed */
+    uint64_t id; /* which use of that record this handle names */
+} weft_handle;
+
+/* weft_handle_ok — true when the call that returned h succeeded. */
+static inline bool weft_handle_ok(weft_handle h) { return h.rec != NULL; }
+
+/*
+ * weft_call_soon — run cb(arg) from the loop on its next iteration, after the tasks
+ * and callbacks already ready (loop.call_soon). Callbacks run in the order they were
+ * scheduled, outside any task: a callback must not suspend (weft_sleep etc. return
+ * WEFT_ENOTINLOOP there), but may spawn tasks, schedule callbacks, set futures and
+ * cancel tasks. From a task or a callback of a running loop.
+ * Returns the handle; not ok on -ENOMEM, a NULL cb (-EINVAL) or outside a loop
+ * (WEFT_ENOTINLOOP). Suspends: never.
+ */
+WEFT_API weft_handle weft_call_soon(weft_callback cb, void *arg);
 
 /*
  * weft_call_later — run cb(arg) from the loop after `delay` seconds
- * (loop.call_later). Callbacks due at the same time run in the order they were
- * scheduled. A callback runs outside any task: it must not suspend.
- * Returns a handle for weft_timer_cancel, valid until the callback has started or
- * the timer is cancelled; NULL when out of memory (-ENOMEM) or outside a loop.
- * delay NaN → NULL with -EINVAL. Suspends: never.
+ * (loop.call_later); 0 or negative = on the next iteration's timer pass. Callbacks
+ * due at the same time run in the order they were scheduled. Errors as
+ * weft_call_soon, and -EINVAL for a NaN delay.
  */
-WEFT_API weft_timer *weft_call_later(double delay, weft_callback cb, void *arg);
+WEFT_API weft_handle weft_call_later(double delay, weft_callback cb, void *arg);
 
 /* weft_call_at — as weft_call_later, at loop time `when` (see weft_time). */
-WEFT_API weft_timer *weft_call_at(double when, weft_callback cb, void *arg);
+WEFT_API weft_handle weft_call_at(double when, weft_callback cb, void *arg);
 
 /*
- * weft_timer_cancel — cancel a timer that has not fired yet; it leaves the timer
- * structure at once. Returns true if cancelled, false if it already ran (then the
- * handle was already invalid: only cancel timers whose callback has not started).
+ * weft_handle_cancel — make sure a scheduled callback never runs (handle.cancel());
+ * a timer leaves the timer structure at once.
+ * Returns true if the callback was pending and now will not run; false if it has
+ * already run (or is running), was already cancelled, or h is not ok.
+ * Suspends: never.
  */
-WEFT_API bool weft_timer_cancel(weft_timer *timer);
+WEFT_API bool weft_handle_cancel(weft_handle h);
 
 /*
  * weft_call_soon_threadsafe — from any thread, ask `loop` to run cb(arg) soon, in
@@ -353,6 +406,286 @@ WEFT_API bool weft_timer_cancel(weft_timer *timer);
  * loop is still running or finishing (weft_run has not returned).
  */
 WEFT_API int weft_call_soon_threadsafe(weft_loop *loop, weft_callback cb, void *arg);
+
+/* ======================================================================== */
+/* Futures and done callbacks                                               */
+/* ======================================================================== */
+
+/*
+ * A future: a result that will exist later (asyncio.Future). Pending until set
+ * to a result, an error or cancelled, then done for good. Any number of tasks may
+ * await it; done callbacks run from the loop in registration order, never
+ * synchronously from the call that completed it. Owned by its creator, who frees
+ * it with weft_future_free once nobody waits on it.
+ */
+typedef struct weft_future weft_future;
+typedef void (*weft_future_callback)(weft_future *f, void *arg);
+
+/* weft_future_new — a pending future of the running loop. NULL on -ENOMEM or outside
+ * a loop (weft_errmsg() says which). Suspends: never. */
+WEFT_API weft_future *weft_future_new(void);
+
+/*
+ * weft_future_set_result / weft_future_set_error — complete the future; every
+ * awaiting task is woken (in the order they started waiting) and every done
+ * callback is scheduled. set_error takes a negative code (positive is negated,
+ * 0 is -EINVAL) and a printf-style message (fmt may be NULL).
+ * Returns 0; WEFT_ESTATE if the future is already done (nothing changes).
+ * Suspends: never.
+ */
+WEFT_API int weft_future_set_result(weft_future *f, void *result);
+WEFT_API int weft_future_set_error(weft_future *f, int code, const char *fmt, ...) WEFT_PRINTF(3, 4);
+
+/*
+ * weft_future_cancel — cancel a pending future (future.cancel(msg)): its awaiters
+ * get -ECANCELED with `msg` (may be NULL) as the message.
+ * Returns true if it was pending, false if already done. Suspends: never.
+ */
+WEFT_API bool weft_future_cancel(weft_future *f, const char *msg);
+
+/* weft_future_done / weft_future_cancelled — the future's state. */
+WEFT_API bool weft_future_done(const weft_future *f);
+WEFT_API bool weft_future_cancelled(const weft_future *f);
+
+/*
+ * weft_future_await — wait until the future is done and read its outcome
+ * (`await fut`). Does not consume the future: others may await it too.
+ * `result` (may be NULL) receives the result.
+ * Returns 0; the future's error (weft_errmsg() holds its message); -ECANCELED if the
+ * future was cancelled or the caller is cancelled.
+ * Suspends: unless the future is already done.
+ * Errors: the future's error; -ECANCELED; -EINVAL (f NULL); WEFT_ENOTINLOOP.
+ * On cancel: as in asyncio, cancelling a task that awaits a future cancels the
+ * future too (protect a shared future from that with a task and weft_shield).
+ */
+WEFT_API int weft_future_await(weft_future *f, void **result);
+
+/*
+ * weft_future_result — the outcome of a done future without waiting
+ * (future.result()). Returns as weft_future_await; -EINPROGRESS if still pending.
+ * Suspends: never.
+ */
+WEFT_API int weft_future_result(const weft_future *f, void **result);
+
+/*
+ * weft_future_add_done_callback — run cb(f, arg) from the loop once f is done (soon,
+ * if it already is), after the callbacks added before it. Returns 0 or -ENOMEM.
+ * weft_future_remove_done_callback removes every registration of (cb, arg) that has
+ * not been scheduled yet and returns how many. Suspends: never.
+ */
+WEFT_API int weft_future_add_done_callback(weft_future *f, weft_future_callback cb, void *arg);
+WEFT_API size_t weft_future_remove_done_callback(weft_future *f, weft_future_callback cb, void *arg);
+
+/*
+ * weft_future_free — release a future. Returns 0; -EBUSY (nothing freed) while a
+ * task still waits on it or a done callback of it is scheduled but has not run.
+ * NULL returns 0. Suspends: never.
+ */
+WEFT_API int weft_future_free(weft_future *f);
+
+/*
+ * weft_task_result — a finished task's outcome without consuming the handle
+ * (task.result()): for done callbacks, weft_wait and TaskGroup children.
+ * `result` (may be NULL) receives the return value on success.
+ * Returns 0, the task's error (its message becomes the caller's weft_errmsg()),
+ * -ECANCELED if it was cancelled, or -EINPROGRESS if it has not finished.
+ * Suspends: never.
+ */
+WEFT_API int weft_task_result(const weft_task *t, void **result);
+
+/*
+ * weft_task_add_done_callback — run cb(t, arg) from the loop once task t has
+ * finished (soon, if it already has), in registration order. The task record stays
+ * valid for cb even if its handle is consumed meanwhile. Returns 0 or -ENOMEM;
+ * -EINVAL for NULL arguments. weft_task_remove_done_callback returns how many
+ * registrations of (cb, arg) it removed. Suspends: never.
+ */
+typedef void (*weft_task_callback)(weft_task *t, void *arg);
+WEFT_API int weft_task_add_done_callback(weft_task *t, weft_task_callback cb, void *arg);
+WEFT_API size_t weft_task_remove_done_callback(weft_task *t, weft_task_callback cb, void *arg);
+
+/* ======================================================================== */
+/* Structured concurrency: TaskGroup                                        */
+/* ======================================================================== */
+
+/*
+ * A task group (asyncio.TaskGroup): the body that opens it spawns children into
+ * it, then leaves it with weft_group_wait, which waits for every child:
+ *
+ *     weft_group *g = weft_group_new();
+ *     weft_task *a = weft_group_spawn(g, fetch, "a");
+ *     weft_task *b = weft_group_spawn(g, fetch, "b");
+ *     int rc = weft_group_wait(g, 0);            // the end of `async with`
+ *     void *ra; weft_task_result(a, &ra);       // results stay readable
+ *     weft_group_free(g);
+ *
+ * The first child that fails cancels the other children and the body (its current
+ * suspension point returns -ECANCELED, which the body passes to weft_group_wait).
+ * The group's children are owned by the group: their handles are borrowed, valid
+ * until weft_group_free; cancel them or read them with weft_task_result, but do not
+ * await, detach or gather them (-EINVAL).
+ */
+typedef struct weft_group weft_group;
+
+/* weft_group_new — open a group owned by the current task. NULL on -ENOMEM or
+ * outside a task. Suspends: never. */
+WEFT_API weft_group *weft_group_new(void);
+
+/*
+ * weft_group_spawn — spawn fn(arg) into the group (tg.create_task), from the body,
+ * from a child, or while the body waits in weft_group_wait.
+ * Returns the borrowed handle, or NULL with weft_errmsg() saying why: WEFT_ESTATE if
+ * the group is shutting down after a failure or has finished, -ENOMEM, and the
+ * errors of weft_spawn_opts. Suspends: never.
+ */
+WEFT_API weft_task *weft_group_spawn(weft_group *g, weft_fn fn, void *arg);
+WEFT_API weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, const weft_spawn_options *opts);
+
+/*
+ * weft_group_wait — leave the group (the end of `async with`): wait until every
+ * child has finished. `body_rc` is the body's own outcome (0, an error, or
+ * -ECANCELED from a suspension point the group or someone else interrupted).
+ * Returns 0 when the body and every child succeeded; WEFT_EGROUP when any failed:
+ * weft_errgroup() then lists every error in the order they happened — child
+ * failures and errors children raised while being cancelled, then body_rc — and a
+ * child that itself failed with a group keeps it nested. Returns -ECANCELED when
+ * the owning task was cancelled from outside (every child is then cancelled and
+ * waited for) and no child failed. The group's own cancellation of the body is
+ * taken back, so the task is not left cancelled.
+ * Suspends: while children run. Call it once, from the task that opened the group.
+ * Errors: WEFT_EGROUP; -ECANCELED; WEFT_ESTATE (called twice or from another task).
+ */
+WEFT_API int weft_group_wait(weft_group *g, int body_rc);
+
+/* weft_group_free — release a group that has been left, and its children's
+ * records. A group not left yet is not freed (reported on stderr). NULL does nothing. */
+WEFT_API void weft_group_free(weft_group *g);
+
+/* ======================================================================== */
+/* Timeouts                                                                 */
+/* ======================================================================== */
+
+/* A timeout of weft_timeout_enter or a wait that means "no deadline". */
+#define WEFT_FOREVER 1e300
+
+/*
+ * A timeout scope (asyncio.timeout / timeout_at):
+ *
+ *     weft_timeout *to = weft_timeout_enter(1.5);
+ *     int rc = do_work();                       // its suspension points return
+ *     rc = weft_timeout_exit(to, rc);           // -ECANCELED once the deadline passes
+ *     if (rc == -ETIMEDOUT) ...
+ *
+ * At the deadline the task's current suspension point is interrupted (as by
+ * weft_cancel). weft_timeout_exit turns the -ECANCELED that caused into -ETIMEDOUT
+ * and takes the cancellation back, so the task is not left cancelled. Nested scopes
+ * each convert only their own expiry; a cancellation from elsewhere stays
+ * -ECANCELED. A deadline already passed interrupts the next suspension point.
+ * Scopes of one task must be exited in reverse order of entering.
+ */
+typedef struct weft_timeout weft_timeout;
+
+/*
+ * weft_timeout_enter — open a scope expiring `delay` seconds from now (WEFT_FOREVER:
+ * no deadline until rescheduled); weft_timeout_enter_at — at loop time `when`.
+ * Returns the scope, or NULL: -EINVAL for NaN, -ENOMEM, WEFT_ENOTINLOOP outside a
+ * task. Suspends: never.
+ */
+WEFT_API weft_timeout *weft_timeout_enter(double delay);
+WEFT_API weft_timeout *weft_timeout_enter_at(double when);
+
+/*
+ * weft_timeout_reschedule — move the deadline to loop time `when` (WEFT_FOREVER: none).
+ * Returns 0; WEFT_ESTATE if the scope has already expired; -EINVAL for NaN.
+ */
+WEFT_API int weft_timeout_reschedule(weft_timeout *to, double when);
+
+/* weft_timeout_when — the deadline in loop time (WEFT_FOREVER if none). */
+WEFT_API double weft_timeout_when(const weft_timeout *to);
+
+/* weft_timeout_expired — true once the deadline has passed and interrupted the scope. */
+WEFT_API bool weft_timeout_expired(const weft_timeout *to);
+
+/*
+ * weft_timeout_exit — close the scope and free it. `rc` is the body's outcome.
+ * Returns -ETIMEDOUT (message "timed out after ...") if the scope expired and rc is
+ * the -ECANCELED that caused; otherwise rc unchanged. Suspends: never.
+ */
+WEFT_API int weft_timeout_exit(weft_timeout *to, int rc);
+
+/*
+ * weft_wait_for — await a task with a time limit (asyncio.wait_for). Consumes the
+ * handle. On timeout the task is cancelled and its clean-up waited for; then
+ * -ETIMEDOUT is returned — unless the task swallowed the cancellation and returned
+ * a value or failed otherwise, which is then returned instead.
+ * Returns 0 (result in *result), the task's error, -ETIMEDOUT, -ECANCELED.
+ * Suspends: unless the task has finished. timeout ≤ 0: a task not yet finished is
+ * cancelled at once and waited for. WEFT_FOREVER: weft_await.
+ * Errors: as weft_await, plus -ETIMEDOUT; -EINVAL for a NaN timeout.
+ * On cancel: as weft_await (the task is cancelled and left to finish on its own).
+ */
+WEFT_API int weft_wait_for(weft_task *t, double timeout, void **result);
+
+/* ======================================================================== */
+/* wait, as_completed, shield                                               */
+/* ======================================================================== */
+
+#define WEFT_FIRST_COMPLETED 1 /* return when any task finishes */
+#define WEFT_FIRST_EXCEPTION 2 /* ... when any fails (not cancelled), else when all finish */
+#define WEFT_ALL_COMPLETED 3   /* ... when all finish */
+
+/*
+ * weft_wait — wait for tasks (asyncio.wait) without consuming or cancelling any.
+ * Fills done[] and pending[] (either may be NULL; each room for n) with the tasks,
+ * each array in argument order, and their counts. A task's own error is never
+ * returned: read it with weft_task_result or weft_await.
+ * Returns 0 when the condition was met or the timeout (seconds; WEFT_FOREVER for
+ * none) passed — on timeout the sets are partial.
+ * Suspends: unless the condition already holds.
+ * Errors: -ECANCELED (nothing is cancelled but the caller); -EINVAL (n == 0, a NULL
+ *   or repeated task, a bad return_when, NaN timeout); -ENOMEM; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout,
+                       weft_task **done, size_t *ndone, weft_task **pending, size_t *npending);
+
+/*
+ * as_completed: the tasks in the order they finish (asyncio.as_completed):
+ *
+ *     weft_as_completed *ac = weft_as_completed_new(tasks, n, 5.0);
+ *     weft_task *t;
+ *     while ((rc = weft_as_completed_next(ac, &t)) > 0)
+ *         ... weft_task_result(t, &r) ...
+ *     weft_as_completed_free(ac);
+ *
+ * Handles are not consumed; the timeout (from creation; WEFT_FOREVER for none)
+ * cancels nothing.
+ */
+typedef struct weft_as_completed weft_as_completed;
+
+/* weft_as_completed_new — NULL with weft_errmsg(): -EINVAL (NULL/repeated task, NaN),
+ * -ENOMEM, WEFT_ENOTINLOOP. Suspends: never. */
+WEFT_API weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, double timeout);
+
+/*
+ * weft_as_completed_next — the next task to finish, in *out.
+ * Returns 1 with a task; 0 when every task has been returned; -ETIMEDOUT once the
+ * deadline passed (again on every later call); -ECANCELED.
+ * Suspends: until a task not yet returned finishes.
+ */
+WEFT_API int weft_as_completed_next(weft_as_completed *ac, weft_task **out);
+
+/* weft_as_completed_free — release the iterator (the tasks are untouched). */
+WEFT_API void weft_as_completed_free(weft_as_completed *ac);
+
+/*
+ * weft_shield — await a task that the caller's cancellation must not cancel
+ * (asyncio.shield): if the caller is cancelled (or its timeout expires) while
+ * waiting, weft_shield returns -ECANCELED at once and the task runs on; the handle is
+ * then NOT consumed, so its result or error can still be taken with weft_await or
+ * dropped with weft_detach. Otherwise as weft_await (the handle is consumed).
+ * Suspends: unless the task has finished.
+ */
+WEFT_API int weft_shield(weft_task *t, void **result);
 
 #ifdef __cplusplus
 }

@@ -62,13 +62,13 @@ static int evict(weft_loop *L)
     size_t used = (size_t)(stack_top(d) - sp);
     if (used > d->saved_cap) {
         size_t cap = (used + SAVE_GRANULE - 1) / SAVE_GRANULE * SAVE_GRANULE;
-        weft__stack *bigger = weft__small_alloc(&L->compact_mem, sizeof *d + cap);
+        weft__stack *bigger = weft__small_alloc(&L->small, sizeof *d + cap);
         if (!bigger) {
             L->shared_owner = o; /* still in place: nothing lost */
             return -ENOMEM;
         }
         memcpy(bigger, d, sizeof *d);
-        weft__small_free(&L->compact_mem, d, sizeof *d + d->saved_cap);
+        weft__small_free(&L->small, d, sizeof *d + d->saved_cap);
         d = o->stack = bigger;
         d->saved_cap = (uint32_t)cap;
     }
@@ -96,13 +96,13 @@ int weft__compact_enter(weft_loop *L, weft_task *t, weft__ctx_entry entry)
         /* Sized for as many frames as the last task saved: tasks spawned together
          * usually suspend at the same depth, and growing later would leave a
          * hole in the heap per task. */
-        weft__stack *d = weft__small_alloc(&L->compact_mem, sizeof *d + L->compact_hint);
+        weft__stack *d = weft__small_alloc(&L->small, sizeof *d + L->compact_hint);
         if (!d)
             return -ENOMEM;
         memset(d, 0, sizeof *d);
         d->saved_cap = (uint32_t)L->compact_hint;
         if (evict(L) != 0) {
-            weft__small_free(&L->compact_mem, d, sizeof *d + d->saved_cap);
+            weft__small_free(&L->small, d, sizeof *d + d->saved_cap);
             return -ENOMEM;
         }
         const weft__stack *shared = L->shared_stack;
@@ -131,7 +131,7 @@ void weft__compact_release(weft_loop *L, weft_task *t)
 {
     if (L->shared_owner == t)
         L->shared_owner = NULL;
-    weft__small_free(&L->compact_mem, t->stack, sizeof *t->stack + t->stack->saved_cap);
+    weft__small_free(&L->small, t->stack, sizeof *t->stack + t->stack->saved_cap);
     t->stack = NULL;
 }
 
@@ -141,7 +141,6 @@ void weft__compact_destroy(weft_loop *L)
         weft__stack_put(&L->stacks, L->shared_stack);
     L->shared_stack = NULL;
     L->shared_owner = NULL;
-    weft__small_destroy(&L->compact_mem);
 }
 
 #else /* WEFT_CTX_UCONTEXT: weft_spawn runs compact tasks as ordinary ones */

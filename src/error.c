@@ -79,6 +79,9 @@ void weft__take_errmsg(char *msg)
         if (x) {
             free(x->msg);
             x->msg = msg;
+            /* A new error: the group of the previous one no longer applies. */
+            weft__errgroup_free(x->group);
+            x->group = NULL;
             return;
         }
     } else {
@@ -117,8 +120,94 @@ void *weft_fail(int code, const char *fmt, ...)
     weft_task *t = weft__current();
     if (t)
         t->err = code;
+    /* Passing a received group on (`return weft_fail(rc, "%s", weft_errmsg())`)
+     * keeps the group with the error. */
+    weft_error_group *keep = NULL;
+    if (t && code == WEFT_EGROUP && t->extra) {
+        keep = t->extra->group;
+        t->extra->group = NULL;
+    }
     weft__take_errmsg(msg);
+    weft__take_errgroup(keep);
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Error groups                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* One allocation per group: the header, the items, then the strings. */
+weft_error_group *weft__errgroup_new(const weft_error_item *items, size_t count)
+{
+    size_t bytes = sizeof(weft_error_group) + count * sizeof(weft_error_item);
+    for (size_t i = 0; i < count; i++)
+        bytes += strlen(items[i].msg ? items[i].msg : "") + 1 + strlen(items[i].task ? items[i].task : "") + 1;
+    weft_error_group *g = malloc(bytes);
+    if (!g) {
+        for (size_t i = 0; i < count; i++)
+            weft__errgroup_free((weft_error_group *)items[i].nested);
+        return NULL;
+    }
+    weft_error_item *out = (weft_error_item *)(g + 1);
+    char *text = (char *)(out + count);
+    for (size_t i = 0; i < count; i++) {
+        out[i].code = items[i].code;
+        out[i].nested = items[i].nested;
+        size_t len = strlen(items[i].msg ? items[i].msg : "") + 1;
+        memcpy(text, items[i].msg ? items[i].msg : "", len);
+        out[i].msg = text;
+        text += len;
+        len = strlen(items[i].task ? items[i].task : "") + 1;
+        memcpy(text, items[i].task ? items[i].task : "", len);
+        out[i].task = text;
+        text += len;
+    }
+    g->count = count;
+    g->items = out;
+    return g;
+}
+
+void weft__errgroup_free(weft_error_group *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->count; i++)
+        weft__errgroup_free((weft_error_group *)g->items[i].nested);
+    free(g);
+}
+
+weft_error_group *weft__errgroup_copy(const weft_error_group *g)
+{
+    if (!g)
+        return NULL;
+    weft_error_item *items = calloc(g->count ? g->count : 1, sizeof *items);
+    if (!items)
+        return NULL;
+    for (size_t i = 0; i < g->count; i++) {
+        items[i] = g->items[i];
+        items[i].nested = weft__errgroup_copy(g->items[i].nested);
+    }
+    weft_error_group *copy = weft__errgroup_new(items, g->count);
+    free(items);
+    return copy;
+}
+
+void weft__take_errgroup(weft_error_group *g)
+{
+    weft_task *t = weft__current();
+    weft__task_extra *x = t ? weft__extra(t) : NULL;
+    if (!x) {
+        weft__errgroup_free(g); /* outside a task a group cannot be kept */
+        return;
+    }
+    weft__errgroup_free(x->group);
+    x->group = g;
+}
+
+const weft_error_group *weft_errgroup(void)
+{
+    weft_task *t = weft__current();
+    return t && t->extra ? t->extra->group : NULL;
 }
 
 int weft_error(void)

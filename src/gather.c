@@ -73,7 +73,7 @@ static void give_up(weft_task **tasks, size_t n, size_t marked, weft_task *self)
     for (size_t j = 0; j < n; j++) {
         weft_task *u = tasks[j];
         if (u && u != self && WEFT__STATE(u) != WEFT__FREE && WEFT__WAITER_KIND(u) == WEFT__WAITER_NONE &&
-            !(WEFT__FLAGS(u) & WEFT__DETACHED))
+            !(WEFT__FLAGS(u) & (WEFT__DETACHED | WEFT__GROUP_CHILD)))
             weft_detach(u);
     }
 }
@@ -99,8 +99,13 @@ int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, cha
         return weft__set_errmsg(-EINVAL, "weft_gather: tasks is NULL but n is %zu", n);
     for (size_t i = 0; i < n; i++) {
         weft_task *t = tasks[i];
-        if (!t || t == self || WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE) {
+        if (!t || t == self || WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE ||
+            (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)) {
             give_up(tasks, n, i, self);
+            if (t && (WEFT__FLAGS(t) & WEFT__GROUP_CHILD))
+                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu (%s) belongs to a weft_group, which "
+                                                 "waits for it; read it with weft_task_result", i,
+                                        weft_task_name(t));
             if (!t)
                 return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is NULL (did weft_spawn fail?)", i);
             if (t == self)

@@ -197,7 +197,7 @@ void weft__compact_destroy(weft_loop *L);
 typedef struct weft__heap_entry {
     int64_t when;       /* loop time, ns */
     uint64_t seq;       /* scheduling order: equal deadlines fire FIFO */
-    weft__node *owner;  /* a task (sleeping) or a weft_timer (callback) */
+    weft__node *owner;  /* a task (sleeping) or a weft__callback */
 } weft__heap_entry;
 
 typedef struct weft__heap {
@@ -212,11 +212,38 @@ void weft__heap_remove(weft__heap *h, weft__node *owner);
 weft__node *weft__heap_pop(weft__heap *h); /* the earliest; NULL if empty */
 void weft__heap_free(weft__heap *h);
 
-struct weft_timer {
-    weft__node node;     /* kind = CALLBACK; node.u32 = heap slot */
+/* ------------------------------------------------------------------------ */
+/* Callbacks (callback.c): call_soon / call_later / call_at and their handles */
+/* ------------------------------------------------------------------------ */
+
+/* A scheduled callback. Records are type-stable (kept on the loop's free list,
+ * never reused for anything else), so a stale weft_handle is recognised by its
+ * id: every use of a record gets a new one, and a free record has id 0. */
+typedef struct weft__callback {
+    weft__node node;     /* kind = CALLBACK; b1 = state; u32 = heap slot */
     weft_callback cb;
     void *arg;
-};
+    uint64_t id;
+} weft__callback;
+
+enum { WEFT__CB_IN_HEAP = 1, WEFT__CB_READY, WEFT__CB_CANCELLED };
+
+/* Schedules cb(arg) on the ready queue (when < 0) or in the timer heap at loop
+ * time `when` ns. Returns the record or NULL (-ENOMEM, no message set). */
+weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback cb, void *arg);
+/* A record set aside now for a callback posted later, so that posting cannot
+ * fail (done callbacks). NULL on ENOMEM. Post it, or release it unposted. */
+weft__callback *weft__callback_reserve(weft_loop *L);
+void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback cb, void *arg);
+void weft__callback_release(weft_loop *L, weft__callback *c);
+/* Runs a ready callback record taken from the ready queue, then frees it. */
+void weft__callback_run(weft_loop *L, weft__callback *c);
+/* Moves a due timer callback to the ready queue. */
+void weft__callback_due(weft_loop *L, weft__callback *c);
+/* Prevents a scheduled callback from running; false if it already ran or was cancelled. */
+bool weft__callback_cancel(weft_loop *L, weft__callback *c);
+/* Frees every record (the loop is ending; scheduled callbacks are dropped). */
+void weft__callbacks_destroy(weft_loop *L);
 
 /* ------------------------------------------------------------------------ */
 /* Tasks                                                                    */
@@ -236,6 +263,8 @@ enum weft__task_flags {
     WEFT__QUIET = 1 << 1,       /* its outcome was deliberately dropped: no report */
     WEFT__MAIN = 1 << 2,        /* the task weft_run started */
     WEFT__COMPACT = 1 << 3,     /* runs on the loop's shared stack (compact.c) */
+    WEFT__GROUP_CHILD = 1 << 4, /* owned by a weft_group: no await/detach/gather */
+    WEFT__FREE_LATER = 1 << 5,  /* given up while pinned: freed at the last unpin */
 };
 
 enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_GATHER };
@@ -245,12 +274,36 @@ enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_
 typedef void (*weft__unwait_fn)(weft_task *self, int reason);
 
 /* Rarely needed per-task data, allocated on first use. */
+/*
+ * Something told synchronously, from the loop, when a task finishes: a weft_wait,
+ * an as_completed, a TaskGroup, a shielded await, a done callback. Listeners are
+ * called in the order they were added, each unlinked before its call; a listener
+ * must not free the task record (it may wake tasks, schedule callbacks, free
+ * itself). The memory is the listener owner's.
+ */
+typedef struct weft__listener {
+    struct weft__listener *next;
+    void (*done)(struct weft__listener *self, weft_task *finished);
+} weft__listener;
+
 typedef struct weft__task_extra {
     char *name;          /* NULL = "Task-<id>", formatted into default_name */
     char *msg;           /* message of err, or of the latest error received */
     char *cancel_msg;
+    weft_error_group *group; /* the group of the latest error, when it was WEFT_EGROUP */
+    weft__listener *listeners;
+    uint32_t pins;       /* scheduled done callbacks that will still read the record */
     char default_name[24];
 } weft__task_extra;
+
+/* Adds a listener to a task that has not finished. Returns 0 or -ENOMEM. */
+int weft__task_listen(weft_task *t, weft__listener *l);
+/* Removes a listener that has not been called; no-op if it is not there. */
+void weft__task_unlisten(weft_task *t, weft__listener *l);
+/* Keeps a record alive for a scheduled callback that will read it (see
+ * weft__task_free); unpin frees it if its handle was given up meanwhile. */
+void weft__task_pin(weft_task *t);
+void weft__task_unpin(weft_loop *L, weft_task *t);
 
 struct weft_task {
     weft__node node;                 /* b1 = state, b2 = flags, b3 = waiter_kind, u32 = heap slot */
@@ -337,7 +390,9 @@ struct weft_loop {
     weft__stack *shared_stack;       /* compact tasks run here (compact.c) */
     weft_task *shared_owner;         /* whose frames are on it now */
     size_t compact_hint;             /* bytes of frames the last compact task saved */
-    weft__small compact_mem;         /* descriptors + saved frames of compact tasks */
+    weft__small small;               /* small records: compact tasks' frames, callbacks, listeners */
+    weft__callback *free_callbacks;  /* callback records, type-stable (callback.c) */
+    uint64_t next_callback_id;
 
     /* task record allocation */
     weft__task_slab *task_slabs;
@@ -447,6 +502,16 @@ void weft__loop_destroy(weft_loop *L);
 void weft__gather_child_done(weft_task *child);
 /* Sets the current task's message for -ECANCELED (its cancel message, or a default). */
 int weft__cancelled_errmsg(weft_task *self);
+
+/* Error groups (error.c) */
+/* Builds a group from `count` items, copying their strings and taking ownership
+ * of each item's nested group. NULL on ENOMEM (the nested groups are freed). */
+weft_error_group *weft__errgroup_new(const weft_error_item *items, size_t count);
+void weft__errgroup_free(weft_error_group *g);
+weft_error_group *weft__errgroup_copy(const weft_error_group *g); /* NULL on ENOMEM */
+/* Hands `g` (owned, may be NULL) to the current task as the group of its latest
+ * error; call right after the message was set. */
+void weft__take_errgroup(weft_error_group *g);
 
 /* Error helpers (error.c) */
 weft__task_extra *weft__extra(weft_task *t);           /* NULL on ENOMEM */

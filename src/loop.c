@@ -58,79 +58,6 @@ weft_loop *weft_loop_current(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Timer callbacks                                                          */
-/* ------------------------------------------------------------------------ */
-
-enum { TIMER_IN_HEAP = 0, TIMER_READY = 1, TIMER_CANCELLED = 2 };
-
-weft_timer *weft_call_at(double when, weft_callback cb, void *arg)
-{
-    weft_loop *L = weft__loop;
-    if (!L) {
-        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_call_at/weft_call_later need a running weft loop");
-        return NULL;
-    }
-    if (isnan(when) || !cb) {
-        weft__set_errmsg(-EINVAL, "weft_call_at: %s", cb ? "the time is NaN" : "the callback is NULL");
-        return NULL;
-    }
-    weft_timer *tm = malloc(sizeof *tm);
-    if (!tm) {
-        weft__set_errmsg(-ENOMEM, "weft_call_at: out of memory for the timer");
-        return NULL;
-    }
-    memset(&tm->node, 0, sizeof tm->node);
-    tm->node.kind = WEFT__NODE_CALLBACK;
-    tm->node.b1 = TIMER_IN_HEAP;
-    tm->cb = cb;
-    tm->arg = arg;
-    int64_t at;
-    if (when <= 0)
-        at = 0;
-    else if (when > 3.15e9)
-        at = (int64_t)3.15e18;
-    else
-        at = (int64_t)(when * 1e9 + 0.5);
-    if (weft__heap_push(&L->timers, at, &tm->node) != 0) {
-        free(tm);
-        weft__set_errmsg(-ENOMEM, "weft_call_at: out of memory for the timer heap");
-        return NULL;
-    }
-    return tm;
-}
-
-weft_timer *weft_call_later(double delay, weft_callback cb, void *arg)
-{
-    weft_loop *L = weft__loop;
-    if (!L) {
-        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_call_at/weft_call_later need a running weft loop");
-        return NULL;
-    }
-    if (isnan(delay)) {
-        weft__set_errmsg(-EINVAL, "weft_call_later: the delay is NaN");
-        return NULL;
-    }
-    return weft_call_at((double)(weft__now(L) + weft__seconds_to_ns(delay)) / 1e9, cb, arg);
-}
-
-bool weft_timer_cancel(weft_timer *tm)
-{
-    weft_loop *L = weft__loop;
-    if (!tm || !L)
-        return false;
-    if (tm->node.b1 == TIMER_IN_HEAP) {
-        weft__heap_remove(&L->timers, &tm->node);
-        free(tm);
-        return true;
-    }
-    if (tm->node.b1 == TIMER_READY) {
-        tm->node.b1 = TIMER_CANCELLED; /* freed when the queue reaches it */
-        return true;
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Calls from other threads                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -209,8 +136,7 @@ static void fire_timers(weft_loop *L)
         if (n->kind == WEFT__NODE_TASK) {
             weft__wake((weft_task *)n, 0);
         } else {
-            n->b1 = TIMER_READY;
-            weft__queue_push(&L->ready, n);
+            weft__callback_due(L, (weft__callback *)n);
         }
     }
 }
@@ -226,10 +152,7 @@ static void run_batch(weft_loop *L)
         if (WEFT__LIKELY(node->kind == WEFT__NODE_TASK)) {
             weft__task_run_first(L, (weft_task *)node);
         } else {
-            weft_timer *tm = (weft_timer *)node;
-            if (tm->node.b1 != TIMER_CANCELLED)
-                tm->cb(tm->arg);
-            free(tm);
+            weft__callback_run(L, (weft__callback *)node);
         }
     }
 }
@@ -314,18 +237,12 @@ int weft__loop_create(weft_loop **out, const weft_options *opts)
 
 void weft__loop_destroy(weft_loop *L)
 {
-    /* Dropped, as asyncio drops callbacks left when its loop closes. */
-    while (L->timers.count > 0) {
-        weft__node *n = weft__heap_pop(&L->timers);
-        if (n->kind == WEFT__NODE_CALLBACK)
-            free(n);
-    }
+    /* Callbacks left are dropped, as asyncio drops them when its loop closes;
+     * their records go with L->small. */
     weft__heap_free(&L->timers);
-    weft__node *n;
-    while ((n = weft__queue_pop(&L->ready)) != NULL)
-        if (n->kind == WEFT__NODE_CALLBACK)
-            free(n);
+    weft__callbacks_destroy(L);
     weft__compact_destroy(L);
+    weft__small_destroy(&L->small);
     weft__stack_pool_destroy(&L->stacks);
     while (L->task_slabs) {
         weft__task_slab *s = L->task_slabs;

@@ -60,10 +60,16 @@ weft_task *weft__task_alloc(weft_loop *L)
 
 void weft__task_free(weft_loop *L, weft_task *t)
 {
+    if (t->extra && t->extra->pins) {
+        /* A scheduled done callback will still read it: the last unpin frees it. */
+        WEFT__FLAGS(t) |= WEFT__FREE_LATER;
+        return;
+    }
     if (t->extra) {
         free(t->extra->name);
         free(t->extra->msg);
         free(t->extra->cancel_msg);
+        weft__errgroup_free(t->extra->group);
         free(t->extra);
     }
     WEFT__STATE(t) = WEFT__FREE;
@@ -247,6 +253,60 @@ static int not_in_task(const char *what)
                                              "(start one with weft_run)", what);
 }
 
+void weft__task_pin(weft_task *t)
+{
+    t->extra->pins++; /* the caller made sure extra exists */
+}
+
+void weft__task_unpin(weft_loop *L, weft_task *t)
+{
+    if (--t->extra->pins == 0 && (WEFT__FLAGS(t) & WEFT__FREE_LATER)) {
+        WEFT__FLAGS(t) &= (uint8_t)~WEFT__FREE_LATER;
+        weft__task_free(L, t);
+    }
+}
+
+int weft__task_listen(weft_task *t, weft__listener *l)
+{
+    weft__task_extra *x = weft__extra(t);
+    if (!x)
+        return -ENOMEM;
+    l->next = NULL;
+    weft__listener **p = &x->listeners;
+    while (*p)
+        p = &(*p)->next;
+    *p = l;
+    return 0;
+}
+
+void weft__task_unlisten(weft_task *t, weft__listener *l)
+{
+    if (!t->extra)
+        return;
+    for (weft__listener **p = &t->extra->listeners; *p; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            l->next = NULL;
+            return;
+        }
+    }
+}
+
+/* Tells every listener, in the order they were added. */
+static void tell_listeners(weft_task *t)
+{
+    if (!t->extra)
+        return;
+    weft__listener *l = t->extra->listeners;
+    t->extra->listeners = NULL;
+    while (l) {
+        weft__listener *next = l->next;
+        l->next = NULL;
+        l->done(l, t);
+        l = next;
+    }
+}
+
 void weft__task_finish(weft_loop *L, weft_task *t)
 {
     if (t->stack) {
@@ -257,6 +317,7 @@ void weft__task_finish(weft_loop *L, weft_task *t)
         t->stack = NULL;
     }
     L->live_tasks--;
+    tell_listeners(t);
     switch (WEFT__WAITER_KIND(t)) {
     case WEFT__WAITER_TASK: {
         weft_task *w = t->waiter;
@@ -359,11 +420,43 @@ static int take_outcome(weft_loop *L, weft_task *t, void **result)
         *result = err ? NULL : t->result;
     if (err) {
         weft__take_errmsg(t->extra ? t->extra->msg : NULL);
-        if (t->extra)
+        if (t->extra) {
             t->extra->msg = NULL;
+            if (err == WEFT_EGROUP) {
+                weft__take_errgroup(t->extra->group);
+                t->extra->group = NULL;
+            }
+        }
     }
     weft__task_free(L, t);
     return err;
+}
+
+/* The check every consumer of a handle makes: -EINVAL for a TaskGroup's child. */
+static int group_child_misuse(const weft_task *t, const char *what)
+{
+    return weft__set_errmsg(-EINVAL, "%s: %s belongs to a weft_group, which waits for it; read its outcome "
+                                     "with weft_task_result", what, weft_task_name(t));
+}
+
+int weft_task_result(const weft_task *ct, void **result)
+{
+    weft_task *t = (weft_task *)ct;
+    if (result)
+        *result = NULL;
+    if (!t)
+        return weft__set_errmsg(-EINVAL, "weft_task_result: the task is NULL");
+    if (WEFT__STATE(t) != WEFT__DONE)
+        return weft__set_errmsg(-EINPROGRESS, "weft_task_result: %s has not finished", weft_task_name(t));
+    if (t->err == 0) {
+        if (result)
+            *result = t->result;
+        return 0;
+    }
+    weft__set_errmsg(t->err, "%s", weft__task_errmsg(t));
+    if (t->err == WEFT_EGROUP && t->extra && t->extra->group)
+        weft__take_errgroup(weft__errgroup_copy(t->extra->group));
+    return t->err;
 }
 
 int weft__cancelled_errmsg(weft_task *self)
@@ -390,6 +483,8 @@ int weft_await(weft_task *t, void **result)
                                          "weft_errmsg() said why when it returned NULL)");
     if (t == self)
         return weft__set_errmsg(-EINVAL, "weft_await: a task cannot await itself");
+    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
+        return group_child_misuse(t, "weft_await");
     if (WEFT__STATE(t) != WEFT__DONE) {
         WEFT__WAITER_KIND(t) = WEFT__WAITER_TASK;
         t->waiter = self;
@@ -410,6 +505,11 @@ void weft_detach(weft_task *t)
     weft_loop *L = weft__loop;
     if (!t || !L)
         return;
+    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD) {
+        weft__report("weft: weft_detach(%s) ignored: the task belongs to a weft_group, which owns it",
+                     weft_task_name(t));
+        return;
+    }
     if (WEFT__STATE(t) == WEFT__DONE) {
         WEFT__FLAGS(t) |= WEFT__DETACHED;
         if (t->err && t->err != -ECANCELED)
@@ -575,4 +675,86 @@ int weft_yield(void)
     if (WEFT__UNLIKELY(self->wake == -ECANCELED))
         return weft__cancelled_errmsg(self);
     return self->wake;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Done callbacks                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A registration of weft_task_add_done_callback. Its callback record is
+ * reserved when it is added, so that telling it at the task's end cannot fail. */
+typedef struct done_callback {
+    weft__listener listener;     /* first: the listener is the registration */
+    weft_task *task;
+    weft_task_callback cb;
+    void *arg;
+    weft__callback *post;
+} done_callback;
+
+static void done_callback_run(void *arg)
+{
+    done_callback *d = arg;
+    weft_loop *L = weft__loop;
+    weft_task *t = d->task;
+    weft_task_callback cb = d->cb;
+    void *cb_arg = d->arg;
+    weft__small_free(&L->small, d, sizeof *d);
+    cb(t, cb_arg);
+    weft__task_unpin(L, t);
+}
+
+static void done_callback_schedule(weft_loop *L, done_callback *d)
+{
+    weft__task_pin(d->task);
+    weft__callback_post(L, d->post, done_callback_run, d);
+}
+
+static void done_callback_fire(weft__listener *l, weft_task *t)
+{
+    (void)t;
+    done_callback_schedule(weft__loop, (done_callback *)l);
+}
+
+int weft_task_add_done_callback(weft_task *t, weft_task_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!L)
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_task_add_done_callback needs a running weft loop");
+    if (!t || !cb)
+        return weft__set_errmsg(-EINVAL, "weft_task_add_done_callback: the %s is NULL", t ? "callback" : "task");
+    done_callback *d = weft__small_alloc(&L->small, sizeof *d);
+    weft__task_extra *x = weft__extra(t);
+    weft__callback *post = d && x ? weft__callback_reserve(L) : NULL;
+    if (!post) {
+        if (d)
+            weft__small_free(&L->small, d, sizeof *d);
+        return weft__set_errmsg(-ENOMEM, "weft_task_add_done_callback: out of memory");
+    }
+    *d = (done_callback){.listener = {.done = done_callback_fire}, .task = t, .cb = cb, .arg = arg, .post = post};
+    if (WEFT__STATE(t) == WEFT__DONE)
+        done_callback_schedule(L, d);
+    else
+        weft__task_listen(t, &d->listener); /* cannot fail: extra exists */
+    return 0;
+}
+
+size_t weft_task_remove_done_callback(weft_task *t, weft_task_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!t || !L || !t->extra)
+        return 0;
+    size_t removed = 0;
+    weft__listener **p = &t->extra->listeners;
+    while (*p) {
+        done_callback *d = (done_callback *)*p;
+        if ((*p)->done == done_callback_fire && d->cb == cb && d->arg == arg) {
+            *p = (*p)->next;
+            weft__callback_release(L, d->post);
+            weft__small_free(&L->small, d, sizeof *d);
+            removed++;
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    return removed;
 }

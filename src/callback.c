@@ -1,0 +1,184 @@
+/*
+ * callback.c — callbacks the loop runs outside any task: weft_call_soon,
+ * weft_call_later, weft_call_at, and the handles that cancel them.
+ *
+ * A handle is (record, id). Records come from the loop's small-record memory and,
+ * once used, only ever go back to the loop's own free list of callback records, so
+ * a stale handle always points at a callback record, whose id tells whether it is
+ * still the same use: ids count up per loop and a free record has id 0. Cancelling
+ * through a handle whose callback already ran is so a clean "false", never a write
+ * into memory something else owns.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static weft__callback *record_new(weft_loop *L)
+{
+    weft__callback *c = L->free_callbacks;
+    if (c) {
+        L->free_callbacks = (weft__callback *)c->node.next;
+    } else {
+        c = weft__small_alloc(&L->small, sizeof *c);
+        if (!c)
+            return NULL;
+    }
+    memset(c, 0, sizeof *c);
+    c->node.kind = WEFT__NODE_CALLBACK;
+    c->id = ++L->next_callback_id;
+    return c;
+}
+
+static void record_free(weft_loop *L, weft__callback *c)
+{
+    c->id = 0;
+    c->node.b1 = 0;
+    c->node.next = (weft__node *)L->free_callbacks;
+    L->free_callbacks = c;
+}
+
+weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback cb, void *arg)
+{
+    weft__callback *c = record_new(L);
+    if (!c)
+        return NULL;
+    c->cb = cb;
+    c->arg = arg;
+    if (when < 0) {
+        c->node.b1 = WEFT__CB_READY;
+        weft__queue_push(&L->ready, &c->node);
+        return c;
+    }
+    c->node.b1 = WEFT__CB_IN_HEAP;
+    if (weft__heap_push(&L->timers, when, &c->node) != 0) {
+        record_free(L, c);
+        return NULL;
+    }
+    return c;
+}
+
+weft__callback *weft__callback_reserve(weft_loop *L)
+{
+    return record_new(L);
+}
+
+void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback cb, void *arg)
+{
+    c->cb = cb;
+    c->arg = arg;
+    c->node.b1 = WEFT__CB_READY;
+    weft__queue_push(&L->ready, &c->node);
+}
+
+void weft__callback_release(weft_loop *L, weft__callback *c)
+{
+    record_free(L, c);
+}
+
+void weft__callback_due(weft_loop *L, weft__callback *c)
+{
+    c->node.b1 = WEFT__CB_READY;
+    weft__queue_push(&L->ready, &c->node);
+}
+
+void weft__callback_run(weft_loop *L, weft__callback *c)
+{
+    if (c->node.b1 == WEFT__CB_READY) {
+        /* Freed before the call, so the callback may schedule (and so reuse this
+         * record) and a handle to it reads as already run. */
+        weft_callback cb = c->cb;
+        void *arg = c->arg;
+        record_free(L, c);
+        cb(arg);
+    } else {
+        record_free(L, c); /* cancelled while in the ready queue */
+    }
+}
+
+bool weft__callback_cancel(weft_loop *L, weft__callback *c)
+{
+    switch (c->node.b1) {
+    case WEFT__CB_IN_HEAP:
+        weft__heap_remove(&L->timers, &c->node);
+        record_free(L, c);
+        return true;
+    case WEFT__CB_READY:
+        c->node.b1 = WEFT__CB_CANCELLED; /* freed when the queue reaches it */
+        c->id = 0;
+        return true;
+    default:
+        return false;
+    }
+}
+
+void weft__callbacks_destroy(weft_loop *L)
+{
+    /* The records live in L->small, released with it. */
+    L->free_callbacks = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The public calls                                                         */
+/* ------------------------------------------------------------------------ */
+
+static weft_handle failed(int code, const char *fmt, const char *what)
+{
+    weft__set_errmsg(code, fmt, what);
+    return (weft_handle){NULL, 0};
+}
+
+static weft_handle schedule(const char *what, int64_t when, weft_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!L)
+        return failed(WEFT_ENOTINLOOP, "%s needs a running weft loop (call it from a task or a callback)", what);
+    if (!cb)
+        return failed(-EINVAL, "%s: the callback is NULL", what);
+    weft__callback *c = weft__callback_schedule(L, when, cb, arg);
+    if (!c)
+        return failed(-ENOMEM, "%s: out of memory for the callback", what);
+    return (weft_handle){c, c->id};
+}
+
+weft_handle weft_call_soon(weft_callback cb, void *arg)
+{
+    return schedule("weft_call_soon", -1, cb, arg);
+}
+
+/* Loop time in ns for `seconds`, clamped to [0, ~a century]. */
+static int64_t to_loop_ns(double seconds)
+{
+    if (seconds <= 0)
+        return 0;
+    if (seconds > 3.15e9)
+        return (int64_t)3.15e18;
+    return (int64_t)(seconds * 1e9 + 0.5);
+}
+
+weft_handle weft_call_at(double when, weft_callback cb, void *arg)
+{
+    if (isnan(when))
+        return failed(-EINVAL, "%s: the time is NaN", "weft_call_at");
+    return schedule("weft_call_at", to_loop_ns(when), cb, arg);
+}
+
+weft_handle weft_call_later(double delay, weft_callback cb, void *arg)
+{
+    weft_loop *L = weft__loop;
+    if (!L)
+        return failed(WEFT_ENOTINLOOP, "%s needs a running weft loop (call it from a task or a callback)",
+                      "weft_call_later");
+    if (isnan(delay))
+        return failed(-EINVAL, "%s: the delay is NaN", "weft_call_later");
+    return schedule("weft_call_later", weft__now(L) + weft__seconds_to_ns(delay), cb, arg);
+}
+
+bool weft_handle_cancel(weft_handle h)
+{
+    weft_loop *L = weft__loop;
+    weft__callback *c = h.rec;
+    if (!c || !L || h.id == 0 || c->id != h.id)
+        return false;
+    return weft__callback_cancel(L, c);
+}
