@@ -2,7 +2,7 @@
  * test_threads.c — the parts of the core that involve more than one thread: a loop
  * per thread running at the same time, and weft_call_soon_threadsafe hammered from
  * several threads (every callback runs once, in each thread's order, and a waiting
- * loop wakes up for it). Labelled `threads` so the ThreadSanitizer build runs it.
+ * loop wakes up for it, round after round: no wake-up is ever lost). Labelled `threads` so the ThreadSanitizer build runs it.
  *
  * It uses no test framework: Criterion cannot start under ThreadSanitizer (its
  * runner's shared arena collides with TSan's memory layout: "Could not initialize
@@ -254,6 +254,107 @@ static void threadsafe_call_wakes_a_waiting_loop(void)
     CHECK(w.ran_at >= 0.04 && w.ran_at < 1.0, "the callback ran %f s after the start", w.ran_at);
 }
 
+/* ---- no lost wake-up when the loop sleeps between storms ------------------------ */
+
+/*
+ * Each round, four threads wait at a barrier and then post at once, while the loop
+ * has nothing else to do: no timer but a far-off watchdog, so it is asleep in the
+ * kernel (or about to be) when the calls arrive. The last call of a round completes
+ * a future that main awaits. A lost wake-up leaves the loop asleep until its
+ * watchdog timer 5 s later, which fails the test (checked: without the eventfd
+ * write it fails within a few rounds).
+ */
+#define STORM_ROUNDS 300
+#define STORM_THREADS 4
+
+typedef struct storm {
+    weft_loop *loop;
+    pthread_barrier_t start;
+    weft_future *round_done;     /* touched only on the loop's thread */
+    int arrived;                 /* calls of this round run so far (loop thread) */
+    atomic_int round_open;       /* the round the loop is ready for */
+    atomic_int failures;
+    int watchdog_fired;
+} storm;
+
+static storm the_storm;
+
+static void storm_arrive(void *arg)
+{
+    storm *s = arg;
+    if (++s->arrived == STORM_THREADS)
+        weft_future_set_result(s->round_done, NULL);
+}
+
+static void *storm_poster(void *arg)
+{
+    storm *s = arg;
+    for (int round = 1; round <= STORM_ROUNDS; round++) {
+        /* Wait (off the loop) until the loop has set the round up, then post
+         * together: the loop is idle or falling asleep by then. */
+        while (atomic_load(&s->round_open) < round)
+            nanosleep(&(struct timespec){.tv_nsec = 20 * 1000}, NULL);
+        pthread_barrier_wait(&s->start);
+        if (weft_call_soon_threadsafe(s->loop, storm_arrive, s) != 0)
+            atomic_fetch_add(&s->failures, 1);
+    }
+    return NULL;
+}
+
+static void storm_watchdog(void *arg)
+{
+    storm *s = arg;
+    s->watchdog_fired = 1;
+    weft_future_cancel(s->round_done, "the loop slept through a threadsafe call");
+}
+
+static void *storm_main(void *arg)
+{
+    storm *s = arg;
+    s->loop = weft_loop_current();
+    pthread_t threads[STORM_THREADS];
+    for (int i = 0; i < STORM_THREADS; i++)
+        if (pthread_create(&threads[i], NULL, storm_poster, s) != 0)
+            return weft_fail(-EAGAIN, "pthread_create failed");
+    int rc = 0;
+    for (int round = 1; round <= STORM_ROUNDS && rc == 0; round++) {
+        s->arrived = 0;
+        s->round_done = weft_future_new();
+        weft_handle watchdog = weft_call_later(5, storm_watchdog, s);
+        double began = weft_time();
+        atomic_store(&s->round_open, round);
+        rc = weft_future_await(s->round_done, NULL);
+        /* The calls of a stalled round run at last when the loop wakes for its
+         * timer, maybe just before the watchdog is due: the time tells. */
+        if (s->watchdog_fired || weft_time() - began > 1.0) {
+            s->watchdog_fired = 1;
+            rc = -ETIMEDOUT;
+        }
+        weft_handle_cancel(watchdog);
+        weft_future_free(s->round_done);
+        s->round_done = NULL;
+    }
+    if (rc != 0)
+        atomic_store(&s->round_open, STORM_ROUNDS + 1); /* let the threads run out */
+    for (int i = 0; i < STORM_THREADS; i++)
+        pthread_join(threads[i], NULL);
+    return rc == 0 ? NULL : weft_fail(rc, "%s", weft_errmsg());
+}
+
+static void no_lost_wakeups_between_storms(void)
+{
+    storm *s = &the_storm;
+    memset(s, 0, sizeof *s);
+    atomic_store(&s->failures, 0);
+    pthread_barrier_init(&s->start, NULL, STORM_THREADS);
+    int rc = weft_run(storm_main, s, NULL);
+    pthread_barrier_destroy(&s->start);
+    CHECK(s->watchdog_fired == 0, "a round stalled: the loop slept through a threadsafe call (%d %s)", rc,
+          weft_errmsg());
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    CHECK(atomic_load(&s->failures) == 0, "weft_call_soon_threadsafe failed %d times", atomic_load(&s->failures));
+}
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 static const struct {
@@ -263,6 +364,7 @@ static const struct {
     {"one_loop_per_thread_at_once", one_loop_per_thread_at_once},
     {"call_soon_threadsafe_from_four_threads", call_soon_threadsafe_from_four_threads},
     {"threadsafe_call_wakes_a_waiting_loop", threadsafe_call_wakes_a_waiting_loop},
+    {"no_lost_wakeups_between_storms", no_lost_wakeups_between_storms},
 };
 
 int main(int argc, char **argv)
