@@ -600,7 +600,7 @@ WEFT_API weft_timeout *weft_timeout_enter_at(double when);
  */
 WEFT_API int weft_timeout_reschedule(weft_timeout *to, double when);
 
-/* weft_timeout_when — the deadline in loop time (WEFT_FOREVER if none). */
+/* weft_timeout_when — the deadline in loop time (WEFT_FOREVER if none; NaN for NULL). */
 WEFT_API double weft_timeout_when(const weft_timeout *to);
 
 /* weft_timeout_expired — true once the deadline has passed and interrupted the scope. */
@@ -610,6 +610,10 @@ WEFT_API bool weft_timeout_expired(const weft_timeout *to);
  * weft_timeout_exit — close the scope and free it. `rc` is the body's outcome.
  * Returns -ETIMEDOUT (message "timed out after ...") if the scope expired and rc is
  * the -ECANCELED that caused; otherwise rc unchanged. Suspends: never.
+ * Errors (the scope is then left open, nothing changes): WEFT_ESTATE when called
+ * from another task or for a scope that is not the innermost one open; -EINVAL for
+ * NULL; WEFT_ENOTINLOOP outside a task. A task that returns inside a scope is
+ * reported on stderr and the scope is closed for it.
  */
 WEFT_API int weft_timeout_exit(weft_timeout *to, int rc);
 
@@ -621,7 +625,9 @@ WEFT_API int weft_timeout_exit(weft_timeout *to, int rc);
  * Returns 0 (result in *result), the task's error, -ETIMEDOUT, -ECANCELED.
  * Suspends: unless the task has finished. timeout ≤ 0: a task not yet finished is
  * cancelled at once and waited for. WEFT_FOREVER: weft_await.
- * Errors: as weft_await, plus -ETIMEDOUT; -EINVAL for a NaN timeout.
+ * Errors: as weft_await, plus -ETIMEDOUT; -EINVAL for a NaN timeout (the task is
+ *   then detached: the handle is consumed in every case) or for a task another
+ *   call is already awaiting (that handle is left alone).
  * On cancel: as weft_await (the task is cancelled and left to finish on its own).
  */
 WEFT_API int weft_wait_for(weft_task *t, double timeout, void **result);

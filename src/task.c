@@ -151,7 +151,8 @@ void weft__suspend(weft_task *t)
         weft__ctx_switch(&s->ctx, &L->sched_ctx);
     }
 #ifdef WEFT__ASAN
-    asan_arrived(L, s);
+    /* Not `s`: while a compact task waits, evict may move its descriptor. */
+    asan_arrived(L, t->stack);
 #endif
 }
 
@@ -567,6 +568,11 @@ int weft_uncancel(void)
         return 0;
     if (t->cancelling > 0)
         t->cancelling--;
+    if (t->cancelling == 0 && t->extra && t->extra->cancel_msg) {
+        /* Survived: a later cancellation must not report this one's message. */
+        free(t->extra->cancel_msg);
+        t->extra->cancel_msg = NULL;
+    }
     return t->cancelling;
 }
 
