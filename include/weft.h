@@ -528,7 +528,7 @@ WEFT_API size_t weft_task_remove_done_callback(weft_task *t, weft_task_callback 
 typedef struct weft_group weft_group;
 
 /* weft_group_new — open a group owned by the current task. NULL on -ENOMEM or
- * outside a task. Suspends: never. */
+ * outside a task (WEFT_ENOTINLOOP), with weft_errmsg() saying which. Suspends: never. */
 WEFT_API weft_group *weft_group_new(void);
 
 /*
@@ -552,13 +552,19 @@ WEFT_API weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, 
  * the owning task was cancelled from outside (every child is then cancelled and
  * waited for) and no child failed. The group's own cancellation of the body is
  * taken back, so the task is not left cancelled.
+ * The body's item takes its message from weft_errmsg() at the call.
  * Suspends: while children run. Call it once, from the task that opened the group.
- * Errors: WEFT_EGROUP; -ECANCELED; WEFT_ESTATE (called twice or from another task).
+ * Errors: WEFT_EGROUP; -ECANCELED; WEFT_ESTATE (called twice or from another task);
+ *   -ENOMEM (the group of errors could not be built: the message names the first);
+ *   -EINVAL (g NULL); WEFT_ENOTINLOOP outside a task.
+ * An owner that returns without calling it is reported on stderr; its children run
+ * on unsupervised (their errors are reported) and new spawns are refused.
  */
 WEFT_API int weft_group_wait(weft_group *g, int body_rc);
 
 /* weft_group_free — release a group that has been left, and its children's
- * records. A group not left yet is not freed (reported on stderr). NULL does nothing. */
+ * records, on the group's loop before weft_run returns. A group not left yet is not
+ * freed (reported on stderr). NULL does nothing. */
 WEFT_API void weft_group_free(weft_group *g);
 
 /* ======================================================================== */
