@@ -58,7 +58,11 @@ extern "C" {
     X(WEFT_ENOTINLOOP, -10002, "called outside a task of a running weft loop")      \
     X(WEFT_ENESTED, -10003, "weft_run called from inside a running loop")             \
     X(WEFT_EGROUP, -10004, "several errors happened; weft_errgroup() lists them")   \
-    X(WEFT_ESTATE, -10005, "the object is not in a state that allows this call")
+    X(WEFT_ESTATE, -10005, "the object is not in a state that allows this call")      \
+    X(WEFT_EFULL, -10006, "the queue is full")                                        \
+    X(WEFT_EEMPTY, -10007, "the queue is empty")                                      \
+    X(WEFT_EBROKEN, -10008, "the barrier is broken (aborted or reset)")               \
+    X(WEFT_ECLOSED, -10009, "the channel is closed")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,
@@ -655,7 +659,9 @@ WEFT_API int weft_wait_for(weft_task *t, double timeout, void **result);
  * none) passed — on timeout the sets are partial.
  * Suspends: unless the condition already holds.
  * Errors: -ECANCELED (nothing is cancelled but the caller); -EINVAL (n == 0, a NULL
- *   or repeated task, a bad return_when, NaN timeout); -ENOMEM; WEFT_ENOTINLOOP.
+ *   or repeated task, the calling task itself, a bad return_when, NaN timeout);
+ *   -ENOMEM; WEFT_ENOTINLOOP. On any error *ndone and *npending are 0.
+ * A timeout ≤ 0 returns at once, without letting other tasks run first.
  */
 WEFT_API int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout,
                        weft_task **done, size_t *ndone, weft_task **pending, size_t *npending);
@@ -675,18 +681,22 @@ WEFT_API int weft_wait(weft_task *const *tasks, size_t n, int return_when, doubl
 typedef struct weft_as_completed weft_as_completed;
 
 /* weft_as_completed_new — NULL with weft_errmsg(): -EINVAL (NULL/repeated task, NaN),
- * -ENOMEM, WEFT_ENOTINLOOP. Suspends: never. */
+ * -ENOMEM, WEFT_ENOTINLOOP. n == 0 is an empty iteration. A timeout ≤ 0 has already
+ * passed: finished tasks are handed out, then -ETIMEDOUT. Suspends: never. */
 WEFT_API weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, double timeout);
 
 /*
  * weft_as_completed_next — the next task to finish, in *out.
  * Returns 1 with a task; 0 when every task has been returned; -ETIMEDOUT once the
- * deadline passed (again on every later call); -ECANCELED.
+ * deadline passed (again on every later call; tasks that finished before it are
+ * still handed out first); -ECANCELED; WEFT_ESTATE when another task is already
+ * waiting in it, or the iterator was freed while this call waited.
  * Suspends: until a task not yet returned finishes.
  */
 WEFT_API int weft_as_completed_next(weft_as_completed *ac, weft_task **out);
 
-/* weft_as_completed_free — release the iterator (the tasks are untouched). */
+/* weft_as_completed_free — release the iterator (the tasks are untouched); also
+ * allowed after weft_run has returned. */
 WEFT_API void weft_as_completed_free(weft_as_completed *ac);
 
 /*
@@ -696,8 +706,270 @@ WEFT_API void weft_as_completed_free(weft_as_completed *ac);
  * then NOT consumed, so its result or error can still be taken with weft_await or
  * dropped with weft_detach. Otherwise as weft_await (the handle is consumed).
  * Suspends: unless the task has finished.
+ * Errors: as weft_await, plus -EINVAL for a task another call already awaits or
+ *   gathers, and -ENOMEM.
  */
 WEFT_API int weft_shield(weft_task *t, void **result);
+
+/* ======================================================================== */
+/* Synchronisation: Lock, Event, Condition, Semaphore, Barrier              */
+/* ======================================================================== */
+
+/*
+ * asyncio's primitives, for tasks of one loop (not for threads). Each is a heap
+ * object made with _new and released with _free, which refuses (-EBUSY) while a
+ * task waits on it. Waiters are served in the order they arrived, and a task that
+ * releases and at once re-acquires queues behind them (no barging). A waiting call
+ * returns -ECANCELED when its task is cancelled, having taken nothing.
+ */
+typedef struct weft_lock weft_lock;
+typedef struct weft_event weft_event;
+typedef struct weft_cond weft_cond;
+typedef struct weft_sem weft_sem;
+typedef struct weft_barrier weft_barrier;
+
+/* weft_lock_new — an unlocked lock (asyncio.Lock). NULL on -ENOMEM / outside a loop. */
+WEFT_API weft_lock *weft_lock_new(void);
+WEFT_API int weft_lock_free(weft_lock *lock);
+
+/*
+ * weft_lock_acquire — take the lock, waiting behind earlier waiters
+ * (`await lock.acquire()`). Not reentrant: a task that holds it and acquires again
+ * waits forever (the loop reports the deadlock).
+ * Returns 0 with the lock held. Suspends: unless it is free and nobody waits.
+ * Errors: -ECANCELED (the lock is not held; if it had just been handed over, it
+ * passes on to the next waiter); -EINVAL (NULL); WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_lock_acquire(weft_lock *lock);
+
+/* weft_lock_release — release it; the first waiter gets it next.
+ * Returns 0; WEFT_ESTATE if it is not locked. Suspends: never. */
+WEFT_API int weft_lock_release(weft_lock *lock);
+
+/* weft_lock_locked — true while some task holds it. */
+WEFT_API bool weft_lock_locked(const weft_lock *lock);
+
+/* weft_event_new — an event, initially clear (asyncio.Event). */
+WEFT_API weft_event *weft_event_new(void);
+WEFT_API int weft_event_free(weft_event *ev);
+
+/* weft_event_set — set it and wake every waiter (they return 0 even if the event
+ * is cleared before they run). weft_event_clear — clear it. Suspend: never. */
+WEFT_API void weft_event_set(weft_event *ev);
+WEFT_API void weft_event_clear(weft_event *ev);
+WEFT_API bool weft_event_is_set(const weft_event *ev);
+
+/* weft_event_wait — wait until the event is set (at once if it is).
+ * Returns 0; -ECANCELED; -EINVAL; WEFT_ENOTINLOOP. */
+WEFT_API int weft_event_wait(weft_event *ev);
+
+/*
+ * weft_cond_new — a condition variable (asyncio.Condition) over `lock` (NULL: a
+ * lock of its own, freed with it). weft_cond_lock gives that lock: acquire and
+ * release it with weft_lock_acquire / weft_lock_release.
+ */
+WEFT_API weft_cond *weft_cond_new(weft_lock *lock);
+WEFT_API int weft_cond_free(weft_cond *cond);
+WEFT_API weft_lock *weft_cond_lock(weft_cond *cond);
+
+/*
+ * weft_cond_wait — release the lock, wait to be notified, re-acquire the lock.
+ * The caller must hold the lock. Returns 0 with the lock held.
+ * Errors: WEFT_ESTATE (the calling task does not hold the lock; nothing happens);
+ * -ECANCELED — the lock has been re-acquired even so (as in asyncio), and a
+ * notification the cancelled task had already received passes to the next waiter.
+ */
+WEFT_API int weft_cond_wait(weft_cond *cond);
+
+/*
+ * weft_cond_wait_for — wait until pred(arg) is true (checked at once, then after
+ * each notification), with the lock held throughout the checks.
+ * Returns 0 when pred is true; errors as weft_cond_wait.
+ */
+WEFT_API int weft_cond_wait_for(weft_cond *cond, bool (*pred)(void *arg), void *arg);
+
+/* weft_cond_notify — wake up to n waiters (n = 0 wakes none); weft_cond_notify_all —
+ * all. The caller must hold the lock: WEFT_ESTATE otherwise. Returns 0. Suspends: never. */
+WEFT_API int weft_cond_notify(weft_cond *cond, size_t n);
+WEFT_API int weft_cond_notify_all(weft_cond *cond);
+
+/*
+ * weft_sem_new — a semaphore holding `value` permits (asyncio.Semaphore);
+ * weft_bounded_sem_new — one whose releases may not exceed its initial value
+ * (asyncio.BoundedSemaphore). NULL with -EINVAL for a negative value.
+ */
+WEFT_API weft_sem *weft_sem_new(long value);
+WEFT_API weft_sem *weft_bounded_sem_new(long value);
+WEFT_API int weft_sem_free(weft_sem *sem);
+
+/* weft_sem_acquire — take a permit, waiting FIFO when none is free or others wait.
+ * Returns 0; -ECANCELED (no permit taken); -EINVAL; WEFT_ENOTINLOOP. */
+WEFT_API int weft_sem_acquire(weft_sem *sem);
+
+/* weft_sem_release — give a permit back (to the first waiter if any).
+ * Returns 0; WEFT_ESTATE for a bounded semaphore released more than acquired. */
+WEFT_API int weft_sem_release(weft_sem *sem);
+
+/* weft_sem_value — permits free now; weft_sem_locked — true if acquire would wait. */
+WEFT_API long weft_sem_value(const weft_sem *sem);
+WEFT_API bool weft_sem_locked(const weft_sem *sem);
+
+/* weft_barrier_new — a barrier for `parties` tasks (asyncio.Barrier); -EINVAL if 0. */
+WEFT_API weft_barrier *weft_barrier_new(size_t parties);
+WEFT_API int weft_barrier_free(weft_barrier *b);
+
+/*
+ * weft_barrier_wait — wait until `parties` tasks are waiting, then all go on; the
+ * barrier is cyclic and can be used again at once.
+ * Returns the caller's arrival index, 0 .. parties-1 (≥ 0), or: WEFT_EBROKEN if the
+ * barrier was aborted or reset while waiting or is broken; -ECANCELED (the task
+ * leaves without breaking the barrier for the others); -EINVAL; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_barrier_wait(weft_barrier *b);
+
+/* weft_barrier_reset — back to the empty state; current waiters get WEFT_EBROKEN.
+ * weft_barrier_abort — break it: current and future waits get WEFT_EBROKEN until a
+ * reset. Suspend: never. */
+WEFT_API void weft_barrier_reset(weft_barrier *b);
+WEFT_API void weft_barrier_abort(weft_barrier *b);
+WEFT_API size_t weft_barrier_n_waiting(const weft_barrier *b);
+WEFT_API bool weft_barrier_broken(const weft_barrier *b);
+
+/* ======================================================================== */
+/* Queues                                                                   */
+/* ======================================================================== */
+
+/*
+ * Queues of `void *` items between tasks of one loop (asyncio.Queue, LifoQueue,
+ * PriorityQueue). maxsize 0 = unbounded. Getters and putters that must wait are
+ * served in the order they arrived. A cancelled get takes no item; a cancelled put
+ * inserts none.
+ */
+typedef struct weft_queue weft_queue;
+
+/* Orders two items of a priority queue: < 0 if a comes out first. */
+typedef int (*weft_compare)(const void *a, const void *b);
+
+/* FIFO (asyncio.Queue) and LIFO (asyncio.LifoQueue) queues. NULL on -ENOMEM. */
+WEFT_API weft_queue *weft_queue_new(size_t maxsize);
+WEFT_API weft_queue *weft_lifo_queue_new(size_t maxsize);
+
+/*
+ * weft_priority_queue_new — smallest item first (asyncio.PriorityQueue) by `cmp`;
+ * cmp NULL orders the items as integers (intptr_t) — put (void *)(intptr_t)priority
+ * or use weft_queue_put_priority. Equal items come out in the order they went in.
+ */
+WEFT_API weft_queue *weft_priority_queue_new(size_t maxsize, weft_compare cmp);
+
+/* weft_queue_free — -EBUSY (nothing freed) while a task waits on it. Items left are
+ * the caller's. */
+WEFT_API int weft_queue_free(weft_queue *q);
+
+/*
+ * weft_queue_put — add an item, waiting while the queue is full (`await q.put(x)`).
+ * Returns 0. Suspends: only while full.
+ * Errors: -ECANCELED (nothing inserted); -ESHUTDOWN (the queue was shut down);
+ * -ENOMEM (unbounded queue growing); -EINVAL; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_queue_put(weft_queue *q, void *item);
+
+/* weft_queue_put_nowait — add without waiting: WEFT_EFULL when full. -ESHUTDOWN, -ENOMEM. */
+WEFT_API int weft_queue_put_nowait(weft_queue *q, void *item);
+
+/*
+ * weft_queue_get — remove and return the next item in *item, waiting while empty
+ * (`await q.get()`). Returns 0. Suspends: only while empty.
+ * Errors: -ECANCELED (no item taken: it stays for the next getter); -ESHUTDOWN
+ * (shut down, and empty or shut down immediately); -EINVAL; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_queue_get(weft_queue *q, void **item);
+
+/* weft_queue_get_nowait — take without waiting: WEFT_EEMPTY when empty; -ESHUTDOWN. */
+WEFT_API int weft_queue_get_nowait(weft_queue *q, void **item);
+
+/* weft_queue_put_priority — put for a priority queue made with cmp NULL:
+ * (void *)(intptr_t)priority as the item. */
+#define weft_queue_put_priority(q, priority) weft_queue_put((q), (void *)(intptr_t)(priority))
+
+/* weft_queue_task_done — one item taken earlier is fully processed.
+ * Returns 0; WEFT_ESTATE if called more times than items were put. */
+WEFT_API int weft_queue_task_done(weft_queue *q);
+
+/* weft_queue_join — wait until every item put has been marked done.
+ * Returns 0; -ECANCELED; -EINVAL; WEFT_ENOTINLOOP. */
+WEFT_API int weft_queue_join(weft_queue *q);
+
+/*
+ * weft_queue_shutdown — no more puts (asyncio 3.13 Queue.shutdown): blocked and later
+ * putters get -ESHUTDOWN. Without `immediate`, getters take what is left, then get
+ * -ESHUTDOWN; with it, the items are dropped (counted as done for join) and every
+ * blocked getter gets -ESHUTDOWN now. Suspends: never.
+ */
+WEFT_API void weft_queue_shutdown(weft_queue *q, bool immediate);
+
+WEFT_API size_t weft_queue_size(const weft_queue *q);
+WEFT_API size_t weft_queue_maxsize(const weft_queue *q);
+WEFT_API bool weft_queue_empty(const weft_queue *q);
+WEFT_API bool weft_queue_full(const weft_queue *q);
+
+/* ======================================================================== */
+/* Channels and select (Go)                                                 */
+/* ======================================================================== */
+
+/*
+ * A channel carries values of `elem_size` bytes between tasks of one loop, copied
+ * in and out (Go's chan T). capacity 0 = unbuffered: a send waits for a receiver.
+ */
+typedef struct weft_chan weft_chan;
+
+/* weft_chan_new — NULL with -EINVAL for elem_size 0, -ENOMEM. */
+WEFT_API weft_chan *weft_chan_new(size_t elem_size, size_t capacity);
+/* weft_chan_free — -EBUSY while a task waits on it. */
+WEFT_API int weft_chan_free(weft_chan *ch);
+
+/*
+ * weft_chan_send — copy *elem into the channel, waiting until a receiver or buffer
+ * space takes it. Returns 0. Errors: WEFT_ECLOSED (the channel is or gets closed;
+ * nothing sent); -ECANCELED (nothing sent); -EINVAL; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_chan_send(weft_chan *ch, const void *elem);
+
+/*
+ * weft_chan_recv — receive into *out (elem_size bytes), waiting for a value.
+ * Returns 0. Errors: WEFT_ECLOSED once the channel is closed and drained (*out is
+ * zeroed, Go's zero value); -ECANCELED (nothing received); -EINVAL; WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_chan_recv(weft_chan *ch, void *out);
+
+/* weft_chan_close — close the channel: waiting receivers get WEFT_ECLOSED (after
+ * the buffered values are received), waiting senders get WEFT_ECLOSED. Returns 0;
+ * WEFT_ESTATE if already closed. */
+WEFT_API int weft_chan_close(weft_chan *ch);
+
+WEFT_API size_t weft_chan_len(const weft_chan *ch);
+WEFT_API size_t weft_chan_cap(const weft_chan *ch);
+
+enum { WEFT_SEND = 1, WEFT_RECV = 2 };
+
+/* One operation of a weft_select. */
+typedef struct weft_select_case {
+    weft_chan *chan;  /* NULL: the case is ignored (Go's nil channel) */
+    int op;           /* WEFT_SEND or WEFT_RECV */
+    void *elem;       /* SEND: the value to copy from; RECV: where to copy to (may be NULL) */
+    int result;       /* out, for the chosen case: 0, or WEFT_ECLOSED */
+} weft_select_case;
+
+/*
+ * weft_select — wait until one of the operations can proceed, perform it, and return
+ * its index (Go's select). When several are ready, one is chosen at random, so
+ * no case starves. timeout: seconds to wait (WEFT_FOREVER for none; 0 = Go's
+ * `default:`, do not wait). A receive on a closed channel, or a send on one, is
+ * ready and completes with result WEFT_ECLOSED.
+ * Returns the index (≥ 0). Errors: -ETIMEDOUT (nothing done); -ECANCELED (nothing
+ * done); -EINVAL (no case with a channel and no timeout, a bad op, NaN);
+ * WEFT_ENOTINLOOP.
+ */
+WEFT_API int weft_select(weft_select_case *cases, size_t n, double timeout);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,551 @@
+/*
+ * wait.c — watching tasks without taking their handles: weft_wait (asyncio.wait),
+ * weft_as_completed (asyncio.as_completed) and weft_shield (asyncio.shield).
+ *
+ * All three watch through task listeners rather than a task's single waiter slot,
+ * which belongs to whoever consumes the handle: so a task can be watched by several
+ * of them at once and still be awaited afterwards. Whatever a listener or a timer
+ * touches while the watching task is suspended lives on the heap, since that task
+ * may be compact (its stack moves while it sleeps).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A timeout at or above this many seconds is no timeout (WEFT_FOREVER is 1e300). */
+#define NO_TIMEOUT 1e18
+
+static int not_in_task(const char *what)
+{
+    return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task of a running weft loop "
+                                             "(start one with weft_run)", what);
+}
+
+/* asyncio's FIRST_EXCEPTION counts an error, not a cancellation. */
+static bool failed(const weft_task *t)
+{
+    return t->err != 0 && t->err != -ECANCELED;
+}
+
+static bool timeout_is_none(double timeout)
+{
+    return timeout >= NO_TIMEOUT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checking a list of tasks                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct indexed_task {
+    const weft_task *task;
+    size_t index;
+} indexed_task;
+
+static int by_task_then_index(const void *a, const void *b)
+{
+    const indexed_task *x = a, *y = b;
+    if (x->task != y->task)
+        return x->task < y->task ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Lists up to this long are checked for repeats pair by pair; longer ones are
+ * sorted, so that watching a million tasks stays O(n log n). */
+#define PAIRWISE_MAX 32
+
+/* Finds a task given twice: returns 1 with its two positions (first < second), 0 when
+ * every task is distinct, -ENOMEM when the sort had no memory. */
+static int find_repeat(weft_task *const *tasks, size_t n, size_t *first, size_t *second)
+{
+    if (n <= PAIRWISE_MAX) {
+        for (size_t j = 1; j < n; j++)
+            for (size_t i = 0; i < j; i++)
+                if (tasks[i] == tasks[j]) {
+                    *first = i;
+                    *second = j;
+                    return 1;
+                }
+        return 0;
+    }
+    indexed_task *sorted = malloc(n * sizeof *sorted);
+    if (!sorted)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = (indexed_task){tasks[i], i};
+    qsort(sorted, n, sizeof *sorted, by_task_then_index);
+    int found = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (sorted[i].task == sorted[i - 1].task && (!found || sorted[i].index < *second)) {
+            *first = sorted[i - 1].index;
+            *second = sorted[i].index;
+            found = 1;
+        }
+    }
+    free(sorted);
+    return found;
+}
+
+/* The checks weft_wait and weft_as_completed share: a list, no NULL task, no task
+ * twice. Returns 0 or -EINVAL/-ENOMEM with the message set. */
+static int check_tasks(const char *what, weft_task *const *tasks, size_t n)
+{
+    if (n > 0 && !tasks)
+        return weft__set_errmsg(-EINVAL, "%s: tasks is NULL but n is %zu", what, n);
+    for (size_t i = 0; i < n; i++)
+        if (!tasks[i])
+            return weft__set_errmsg(-EINVAL, "%s: task %zu is NULL (did weft_spawn fail?)", what, i);
+    size_t first = 0, second = 0;
+    int repeat = find_repeat(tasks, n, &first, &second);
+    if (repeat < 0)
+        return weft__set_errmsg(-ENOMEM, "%s: out of memory checking the tasks for repeats", what);
+    if (repeat)
+        return weft__set_errmsg(-EINVAL, "%s: tasks %zu and %zu are the same task (%s); give each task once",
+                                what, first, second, weft_task_name(tasks[first]));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* weft_wait                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct wait_state wait_state;
+
+/* One watched task of a weft_wait. */
+typedef struct wait_watch {
+    weft__listener listener; /* first: the listener is the watch */
+    wait_state *owner;
+    weft_task *task;
+    bool listening;
+} wait_watch;
+
+struct wait_state {
+    weft_task *waiter;
+    weft__callback *timer;   /* the timeout, while scheduled */
+    size_t remaining;        /* watched tasks not finished */
+    int return_when;
+    size_t n;
+    wait_watch watches[];
+};
+
+/* Stops every watch still registered and the timer; safe to repeat. */
+static void wait_unhook(wait_state *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        wait_watch *w = &s->watches[i];
+        if (w->listening) {
+            weft__task_unlisten(w->task, &w->listener);
+            w->listening = false;
+        }
+    }
+    if (s->timer) {
+        weft__callback_cancel(weft__loop, s->timer);
+        s->timer = NULL;
+    }
+}
+
+static void wait_release(wait_state *s)
+{
+    if (WEFT__STATE(s->waiter) == WEFT__WAITING)
+        weft__wake(s->waiter, 0);
+}
+
+static void wait_task_done(weft__listener *l, weft_task *finished)
+{
+    wait_watch *w = (wait_watch *)l;
+    wait_state *s = w->owner;
+    w->listening = false;
+    s->remaining--;
+    if (s->remaining == 0 || s->return_when == WEFT_FIRST_COMPLETED ||
+        (s->return_when == WEFT_FIRST_EXCEPTION && failed(finished)))
+        wait_release(s);
+}
+
+static void wait_timed_out(void *arg)
+{
+    wait_state *s = arg;
+    s->timer = NULL; /* the record is already free: it is running */
+    wait_release(s);
+}
+
+static void wait_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    wait_unhook(self->wait_obj);
+}
+
+/* Whether return_when is satisfied by the tasks as they are now. */
+static bool wait_condition_holds(weft_task *const *tasks, size_t n, int return_when)
+{
+    size_t finished = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (WEFT__STATE(tasks[i]) != WEFT__DONE)
+            continue;
+        finished++;
+        if (return_when == WEFT_FIRST_COMPLETED)
+            return true;
+        if (return_when == WEFT_FIRST_EXCEPTION && failed(tasks[i]))
+            return true;
+    }
+    return finished == n;
+}
+
+/* Splits the tasks, in argument order, by whether they have finished. */
+static void wait_split(weft_task *const *tasks, size_t n, weft_task **done, size_t *ndone, weft_task **pending,
+                       size_t *npending)
+{
+    size_t d = 0, p = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (WEFT__STATE(tasks[i]) == WEFT__DONE) {
+            if (done)
+                done[d] = tasks[i];
+            d++;
+        } else {
+            if (pending)
+                pending[p] = tasks[i];
+            p++;
+        }
+    }
+    if (ndone)
+        *ndone = d;
+    if (npending)
+        *npending = p;
+}
+
+static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks, size_t n, int return_when,
+                          double timeout, weft_task **done, size_t *ndone, weft_task **pending, size_t *npending);
+
+int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout, weft_task **done, size_t *ndone,
+              weft_task **pending, size_t *npending)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (ndone)
+        *ndone = 0;
+    if (npending)
+        *npending = 0;
+    if (!self)
+        return not_in_task("weft_wait");
+    if (n == 0)
+        return weft__set_errmsg(-EINVAL, "weft_wait: no tasks to wait for (n is 0)");
+    if (return_when != WEFT_FIRST_COMPLETED && return_when != WEFT_FIRST_EXCEPTION &&
+        return_when != WEFT_ALL_COMPLETED)
+        return weft__set_errmsg(-EINVAL, "weft_wait: return_when is %d; use WEFT_FIRST_COMPLETED, "
+                                         "WEFT_FIRST_EXCEPTION or WEFT_ALL_COMPLETED", return_when);
+    if (isnan(timeout))
+        return weft__set_errmsg(-EINVAL, "weft_wait: the timeout is NaN (use WEFT_FOREVER for none)");
+    int rc = check_tasks("weft_wait", tasks, n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i] == self)
+            return weft__set_errmsg(-EINVAL, "weft_wait: task %zu is the calling task itself, which cannot "
+                                             "finish while it waits", i);
+
+    /* As asyncio looks at finished tasks first: nothing to wait for. */
+    if (timeout <= 0 || wait_condition_holds(tasks, n, return_when)) {
+        wait_split(tasks, n, done, ndone, pending, npending);
+        return 0;
+    }
+    return wait_suspended(L, self, tasks, n, return_when, timeout, done, ndone, pending, npending);
+}
+
+static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks, size_t n, int return_when,
+                          double timeout, weft_task **done, size_t *ndone, weft_task **pending, size_t *npending)
+{
+    /* Listeners and the timer reach this while the caller sleeps: on the heap. */
+    wait_state *s = malloc(sizeof *s + n * sizeof s->watches[0]);
+    if (!s)
+        return weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for watching %zu tasks", n);
+    *s = (wait_state){.waiter = self, .return_when = return_when, .n = n};
+    for (size_t i = 0; i < n; i++)
+        s->watches[i] = (wait_watch){.listener = {.done = wait_task_done}, .owner = s, .task = tasks[i]};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        wait_watch *w = &s->watches[i];
+        if (WEFT__STATE(w->task) == WEFT__DONE)
+            continue;
+        if (weft__task_listen(w->task, &w->listener) != 0)
+            rc = weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for watching %s", weft_task_name(w->task));
+        w->listening = rc == 0;
+        s->remaining += rc == 0;
+    }
+    if (rc == 0 && !timeout_is_none(timeout)) {
+        s->timer = weft__callback_schedule(L, weft__now(L) + weft__seconds_to_ns(timeout), wait_timed_out, s);
+        if (!s->timer)
+            rc = weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for the timeout");
+    }
+    if (rc == 0)
+        rc = weft__wait(wait_unwait, s);
+    wait_unhook(s);
+    free(s);
+    if (rc == -ECANCELED)
+        return weft__cancelled_errmsg(self);
+    if (rc != 0)
+        return rc;
+    wait_split(tasks, n, done, ndone, pending, npending);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* weft_as_completed                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A wake reason only weft_as_completed_free gives: the iterator is gone. */
+#define AC_FREED WEFT_ESTATE
+
+typedef struct ac_watch {
+    weft__listener listener; /* first: the listener is the watch */
+    weft_as_completed *owner;
+    weft_task *task;
+    bool listening;
+} ac_watch;
+
+struct weft_as_completed {
+    weft_task *waiter;       /* the task in weft_as_completed_next, until it returns */
+    weft__callback *timer;   /* the deadline, while scheduled */
+    double timeout;          /* as given, for the message */
+    size_t n;
+    size_t unfinished;       /* watched tasks not finished when last seen */
+    size_t late;             /* tasks that had not finished at the deadline */
+    size_t queued, returned; /* finished[returned..queued) are still to be handed out */
+    bool timed_out;
+    weft_task **finished;    /* in completion order; each task enters once */
+    ac_watch watches[];
+};
+
+static void ac_unhook_tasks(weft_as_completed *ac)
+{
+    for (size_t i = 0; i < ac->n; i++) {
+        ac_watch *w = &ac->watches[i];
+        if (w->listening) {
+            weft__task_unlisten(w->task, &w->listener);
+            w->listening = false;
+        }
+    }
+}
+
+static void ac_wake_waiter(weft_as_completed *ac)
+{
+    if (ac->waiter && WEFT__STATE(ac->waiter) == WEFT__WAITING)
+        weft__wake(ac->waiter, 0);
+}
+
+static void ac_task_done(weft__listener *l, weft_task *t)
+{
+    ac_watch *w = (ac_watch *)l;
+    weft_as_completed *ac = w->owner;
+    w->listening = false;
+    ac->finished[ac->queued++] = t;
+    ac->unfinished--;
+    if (ac->unfinished == 0 && ac->timer) {
+        /* asyncio: once every task is in, the deadline no longer matters. */
+        weft__callback_cancel(weft__loop, ac->timer);
+        ac->timer = NULL;
+    }
+    ac_wake_waiter(ac);
+}
+
+static void ac_timed_out(void *arg)
+{
+    weft_as_completed *ac = arg;
+    ac->timer = NULL; /* the record is already free: it is running */
+    ac->timed_out = true;
+    ac->late = ac->unfinished;
+    /* Tasks finishing from now on are not handed out: nothing waits for them. */
+    ac_unhook_tasks(ac);
+    ac_wake_waiter(ac);
+}
+
+static void ac_unwait(weft_task *self, int reason)
+{
+    (void)self;
+    (void)reason;
+    /* Nothing to unhook: the iterator's listeners belong to it, not to the waiter,
+     * and weft_as_completed_next forgets the waiter when it returns. */
+}
+
+weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, double timeout)
+{
+    weft_loop *L = weft__loop;
+    if (!L) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_as_completed_new needs a running weft loop (call it from a task)");
+        return NULL;
+    }
+    if (isnan(timeout)) {
+        weft__set_errmsg(-EINVAL, "weft_as_completed_new: the timeout is NaN (use WEFT_FOREVER for none)");
+        return NULL;
+    }
+    if (check_tasks("weft_as_completed_new", tasks, n) != 0)
+        return NULL;
+    weft_as_completed *ac = malloc(sizeof *ac + n * (sizeof ac->watches[0] + sizeof ac->finished[0]));
+    if (!ac) {
+        weft__set_errmsg(-ENOMEM, "weft_as_completed_new: out of memory for watching %zu tasks", n);
+        return NULL;
+    }
+    *ac = (weft_as_completed){.timeout = timeout, .n = n, .finished = (weft_task **)&ac->watches[n]};
+    /* Tasks already finished come first, in argument order; without a deadline
+     * still ahead, the others are never handed out, so they need no watching. */
+    bool deadline_passed = timeout <= 0;
+    for (size_t i = 0; i < n; i++)
+        ac->watches[i] = (ac_watch){.listener = {.done = ac_task_done}, .owner = ac, .task = tasks[i]};
+    for (size_t i = 0; i < n; i++) {
+        ac_watch *w = &ac->watches[i];
+        if (WEFT__STATE(w->task) == WEFT__DONE) {
+            ac->finished[ac->queued++] = w->task;
+            continue;
+        }
+        ac->unfinished++;
+        if (deadline_passed)
+            continue;
+        if (weft__task_listen(w->task, &w->listener) != 0) {
+            weft__set_errmsg(-ENOMEM, "weft_as_completed_new: out of memory for watching %s",
+                             weft_task_name(w->task));
+            weft_as_completed_free(ac);
+            return NULL;
+        }
+        w->listening = true;
+    }
+    if (ac->unfinished > 0 && deadline_passed) {
+        ac->timed_out = true;
+        ac->late = ac->unfinished;
+    } else if (ac->unfinished > 0 && !timeout_is_none(timeout)) {
+        ac->timer = weft__callback_schedule(L, weft__now(L) + weft__seconds_to_ns(timeout), ac_timed_out, ac);
+        if (!ac->timer) {
+            weft__set_errmsg(-ENOMEM, "weft_as_completed_new: out of memory for the timeout");
+            weft_as_completed_free(ac);
+            return NULL;
+        }
+    }
+    return ac;
+}
+
+int weft_as_completed_next(weft_as_completed *ac, weft_task **out)
+{
+    weft_task *self = weft__current();
+    if (out)
+        *out = NULL;
+    if (!self)
+        return not_in_task("weft_as_completed_next");
+    if (!ac)
+        return weft__set_errmsg(-EINVAL, "weft_as_completed_next: the iterator is NULL (did "
+                                         "weft_as_completed_new fail? weft_errmsg() said why)");
+    if (ac->waiter)
+        return weft__set_errmsg(WEFT_ESTATE, "weft_as_completed_next: %s is already waiting on this iterator; "
+                                             "one task at a time may wait on it", weft_task_name(ac->waiter));
+    for (;;) {
+        if (ac->returned < ac->queued) {
+            weft_task *t = ac->finished[ac->returned++];
+            if (out)
+                *out = t;
+            return 1;
+        }
+        if (ac->timed_out)
+            return weft__set_errmsg(-ETIMEDOUT, "as_completed: timed out after %g s with %zu of %zu tasks "
+                                                "unfinished (none was cancelled)", ac->timeout, ac->late, ac->n);
+        if (ac->unfinished == 0)
+            return 0;
+        ac->waiter = self;
+        int rc = weft__wait(ac_unwait, ac);
+        if (rc == AC_FREED)
+            return weft__set_errmsg(WEFT_ESTATE, "weft_as_completed_next: the iterator was freed while %s "
+                                                 "waited on it", weft_task_name(self));
+        ac->waiter = NULL;
+        if (rc == -ECANCELED)
+            return weft__cancelled_errmsg(self);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+void weft_as_completed_free(weft_as_completed *ac)
+{
+    if (!ac)
+        return;
+    if (!weft__loop) {
+        /* After weft_run returned: the tasks and the timer went with the loop. */
+        free(ac);
+        return;
+    }
+    ac_unhook_tasks(ac);
+    if (ac->timer)
+        weft__callback_cancel(weft__loop, ac->timer);
+    weft_task *w = ac->waiter;
+    if (w) {
+        /* Freed under a task still waiting in next (from another task): that
+         * call must return without touching the iterator again. */
+        if (WEFT__STATE(w) == WEFT__WAITING)
+            weft__wake(w, AC_FREED);
+        else
+            w->wake = AC_FREED;
+    }
+    free(ac);
+}
+
+/* ------------------------------------------------------------------------ */
+/* weft_shield                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A shielded await: the caller watches the task instead of taking its waiter
+ * slot, so leaving early leaves the handle exactly as it was. */
+typedef struct shield_watch {
+    weft__listener listener; /* first: the listener is the watch */
+    weft_task *waiter;
+    weft_task *task;
+} shield_watch;
+
+static void shield_task_done(weft__listener *l, weft_task *t)
+{
+    (void)t;
+    shield_watch *w = (shield_watch *)l;
+    if (WEFT__STATE(w->waiter) == WEFT__WAITING)
+        weft__wake(w->waiter, 0);
+}
+
+static void shield_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    shield_watch *w = self->wait_obj;
+    weft__task_unlisten(w->task, &w->listener);
+}
+
+int weft_shield(weft_task *t, void **result)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (result)
+        *result = NULL;
+    if (!self)
+        return not_in_task("weft_shield");
+    if (!t)
+        return weft__set_errmsg(-EINVAL, "weft_shield: the task is NULL (did weft_spawn fail? "
+                                         "weft_errmsg() said why when it returned NULL)");
+    if (t == self)
+        return weft__set_errmsg(-EINVAL, "weft_shield: a task cannot shield-await itself");
+    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
+        return weft__set_errmsg(-EINVAL, "weft_shield: %s belongs to a weft_group, which waits for it; read its "
+                                         "outcome with weft_task_result", weft_task_name(t));
+    if (WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE)
+        return weft__set_errmsg(-EINVAL, "weft_shield: %s is already being awaited or gathered; its handle "
+                                         "can be consumed only once", weft_task_name(t));
+    if (WEFT__STATE(t) != WEFT__DONE) {
+        shield_watch *w = weft__small_alloc(&L->small, sizeof *w);
+        if (!w)
+            return weft__set_errmsg(-ENOMEM, "weft_shield: out of memory");
+        *w = (shield_watch){.listener = {.done = shield_task_done}, .waiter = self, .task = t};
+        int rc = weft__task_listen(t, &w->listener);
+        if (rc == 0)
+            rc = weft__wait(shield_unwait, w);
+        else
+            rc = weft__set_errmsg(-ENOMEM, "weft_shield: out of memory for watching %s", weft_task_name(t));
+        if (rc != 0)
+            weft__task_unlisten(t, &w->listener); /* woken, then cancelled before it ran */
+        weft__small_free(&L->small, w, sizeof *w);
+        if (rc == -ECANCELED)
+            return weft__cancelled_errmsg(self);
+        if (rc != 0)
+            return rc;
+    }
+    return weft_await(t, result);
+}
