@@ -62,7 +62,8 @@ extern "C" {
     X(WEFT_EFULL, -10006, "the queue is full")                                        \
     X(WEFT_EEMPTY, -10007, "the queue is empty")                                      \
     X(WEFT_EBROKEN, -10008, "the barrier is broken (aborted or reset)")               \
-    X(WEFT_ECLOSED, -10009, "the channel is closed")
+    X(WEFT_ECLOSED, -10009, "the channel is closed")                                  \
+    X(WEFT_EBROKENPOOL, -10010, "a worker process of the pool died during the call")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,
@@ -970,6 +971,128 @@ typedef struct weft_select_case {
  * WEFT_ENOTINLOOP.
  */
 WEFT_API int weft_select(weft_select_case *cases, size_t n, double timeout);
+
+/* ======================================================================== */
+/* Executors: threads                                                       */
+/* ======================================================================== */
+
+/*
+ * Blocking work must leave the loop: a task that calls sleep(), read() on a slow
+ * file or a long computation stops every other task of its loop. These calls run a
+ * plain function on a thread of a pool while the calling task waits, suspended.
+ *
+ * The function runs outside any loop: it must not call weft functions that need a
+ * task, except weft_fail, which in a pool thread records the call's error:
+ *     static void *read_config(void *path) {
+ *         ... if (!f) return weft_fail(-errno, "cannot open %s", (char *)path); ...
+ *     }
+ */
+typedef void *(*weft_blocking_fn)(void *arg);
+typedef struct weft_pool weft_pool;
+
+/*
+ * weft_to_thread — run fn(arg) on the default thread pool and wait for it
+ * (asyncio.to_thread). The pool is created on first use with weft_default_pool_size()
+ * threads (asyncio's min(32, CPUs + 4)); weft_run shuts it down and waits for its
+ * running calls before returning.
+ * Returns 0 with fn's return value in *result (result may be NULL), or the error
+ * fn gave with weft_fail (its message in weft_errmsg()).
+ * Suspends: always, until the call has run.
+ * Errors: fn's error; -ECANCELED; -ENOMEM; -EAGAIN (no thread could be started);
+ *   -EINVAL (fn NULL); WEFT_ENOTINLOOP.
+ * On cancel: returns -ECANCELED at once. A call that has not started never runs;
+ *   one already running runs to completion in its thread and its result is dropped
+ *   (if it returns memory the caller would have freed, that memory is not freed).
+ */
+WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, void **result);
+
+/* weft_default_pool_size / weft_set_default_pool_size — threads of the default pool
+ * (0 = the default, min(32, CPUs + 4)). Setting it affects a default pool not yet
+ * created: returns 0, or WEFT_ESTATE once it exists. Any thread. */
+WEFT_API size_t weft_default_pool_size(void);
+WEFT_API int weft_set_default_pool_size(size_t threads);
+
+/*
+ * weft_pool_new — a thread pool of `threads` threads (0 = the default size), started
+ * lazily as calls arrive (concurrent.futures.ThreadPoolExecutor). Usable from the
+ * tasks of any loop. NULL on -ENOMEM / -EINVAL (more than 1024 threads). Any thread.
+ */
+WEFT_API weft_pool *weft_pool_new(size_t threads);
+
+/* weft_pool_run — weft_to_thread on a given pool (loop.run_in_executor). Errors as
+ * weft_to_thread, plus -ESHUTDOWN once the pool has been shut down. */
+WEFT_API int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result);
+
+/*
+ * weft_pool_shutdown — refuse new calls (-ESHUTDOWN). With `wait`, wait until every
+ * queued and running call has finished: a task is suspended meanwhile, a plain
+ * thread blocks. Without it, queued calls that have not started are dropped (their
+ * callers get -ESHUTDOWN) and running ones finish on their own.
+ * Returns 0; -ECANCELED (a task cancelled while waiting; the shutdown goes on).
+ */
+WEFT_API int weft_pool_shutdown(weft_pool *pool, bool wait);
+
+/* weft_pool_free — shut down (waiting, blocking the calling thread) and free. */
+WEFT_API void weft_pool_free(weft_pool *pool);
+
+/*
+ * weft_run_in_loop — from a thread that is not running `loop`, run fn(arg) as a
+ * task of that loop and wait for its result (asyncio.run_coroutine_threadsafe(...)
+ * .result(timeout)). timeout in seconds (WEFT_FOREVER: none); on timeout the task is
+ * cancelled and -ETIMEDOUT returned.
+ * Returns 0 with the task's result, or its error (message in weft_errmsg() of this
+ * thread); -ETIMEDOUT; -ESHUTDOWN (the loop has finished or finishes first);
+ * -EDEADLK if called from the loop's own thread; -ENOMEM. Blocks the calling thread.
+ */
+WEFT_API int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, double timeout);
+
+/* ======================================================================== */
+/* Executors: processes                                                     */
+/* ======================================================================== */
+
+/*
+ * A process pool for CPU-bound work (concurrent.futures.ProcessPoolExecutor +
+ * loop.run_in_executor). Worker processes are forked when the pool is created, so
+ * the function pointers you pass stay valid in them; arguments and results travel
+ * as byte buffers.
+ *
+ * Forking a process that has threads is dangerous: the child gets a copy of every
+ * lock as some other thread held it (malloc's, stdio's) and may deadlock on it. So
+ * weft_procpool_new refuses (-EDEADLK) when the process already has other threads
+ * (for instance after weft_to_thread started the default pool): create process
+ * pools at the start of the program. Workers that die are replaced from a helper
+ * process forked at creation, which never has threads, so replacement is safe too.
+ */
+typedef struct weft_procpool weft_procpool;
+
+/*
+ * A function run in a worker process: reads in[0..in_len), returns 0 and sets *out
+ * to a malloc'd buffer of *out_len bytes (or NULL, 0), or returns a negative error.
+ */
+typedef int (*weft_proc_fn)(const void *in, size_t in_len, void **out, size_t *out_len);
+
+/* weft_procpool_new — start `workers` worker processes (0 = the number of CPUs).
+ * NULL with weft_errmsg(): -EDEADLK (threads exist), -EAGAIN/-ENOMEM (fork failed). */
+WEFT_API weft_procpool *weft_procpool_new(size_t workers);
+
+/*
+ * weft_procpool_run — run fn(in) in a worker and wait for its result. *out receives
+ * a malloc'd copy of the result bytes (free() it) and *out_len its length.
+ * Returns 0, fn's negative error, or:
+ *   WEFT_EBROKENPOOL — the worker died during the call (crashed, was killed); the
+ *     worker is replaced and the pool stays usable; other calls are unaffected.
+ *   -ESHUTDOWN — the pool is shut down. -ECANCELED — the caller was cancelled (a
+ *   call not yet sent never runs; a running one finishes and its result is dropped).
+ *   -ENOMEM; -EINVAL; WEFT_ENOTINLOOP.
+ * Suspends: until a worker has run it.
+ */
+WEFT_API int weft_procpool_run(weft_procpool *pool, weft_proc_fn fn, const void *in, size_t in_len, void **out,
+                               size_t *out_len);
+
+/* weft_procpool_free — stop the workers (after their current calls), reap every
+ * process (no zombies) and free the pool. Blocks the calling thread briefly. Calls
+ * still waiting get -ESHUTDOWN. */
+WEFT_API void weft_procpool_free(weft_procpool *pool);
 
 #ifdef __cplusplus
 }

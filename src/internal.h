@@ -348,6 +348,8 @@ enum { WEFT__POLL_IN = 1, WEFT__POLL_OUT = 2, WEFT__POLL_ERR = 4 };
 int weft__poll_init(weft__poller *p);
 void weft__poll_close(weft__poller *p);
 int weft__poll_add(weft__poller *p, int fd, uint32_t events, void *data);
+/* As weft__poll_add, reporting one event and then disabled until removed. */
+int weft__poll_add_oneshot(weft__poller *p, int fd, uint32_t events, void *data);
 int weft__poll_del(weft__poller *p, int fd);
 /* Waits up to timeout_ns (-1 = forever, 0 = not at all); returns the number of
  * events written to out (≤ max), or a negative errno. EINTR returns 0. */
@@ -383,7 +385,7 @@ struct weft_loop {
     uint8_t shutting_down;           /* main returned: leftovers being cancelled */
     uint32_t next_task_id;
     size_t live_tasks;               /* spawned and not DONE */
-    size_t external_refs;            /* things outside the loop that may wake it */
+    size_t external_refs;            /* calls running on other threads that will post back */
     uint64_t iteration;
     size_t batch_left;               /* items of the current iteration not run yet */
     size_t io_watchers;              /* file descriptors tasks wait on */
@@ -465,6 +467,16 @@ static inline weft_task *weft__loop_next_direct(weft_loop *L)
     L->batch_left--;
     return (weft_task *)n;
 }
+
+/*
+ * io.c: suspends the current task until fd is ready for `events` (WEFT__POLL_IN /
+ * WEFT__POLL_OUT). Returns the events that happened (> 0; WEFT__POLL_ERR for an
+ * error or hang-up), -ECANCELED, or a negative errno from the poller (EEXIST: the
+ * fd already has a waiter; one waiter per descriptor). The loop calls
+ * weft__io_ready for each event it polls.
+ */
+int weft__wait_fd(int fd, uint32_t events);
+void weft__io_ready(weft_loop *L, void *data, uint32_t events);
 
 /* Makes a task runnable with the given wake reason (0, -ECANCELED, -ETIMEDOUT).
  * The task must be WAITING; its unwait hook must already be dealt with. */

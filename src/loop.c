@@ -122,6 +122,8 @@ static void poll_once(weft_loop *L, int64_t timeout)
             uint64_t v;
             ssize_t r = read(L->wake_fd, &v, sizeof v);
             (void)r;
+        } else {
+            weft__io_ready(L, ev[i].data, ev[i].events);
         }
     }
 }
@@ -168,7 +170,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
         int64_t timeout = 0;
         int must_poll = 0;
         if (L->ready.count == 0 && atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0) {
-            if (L->external_refs > 0) {
+            if (L->external_refs > 0 || L->io_watchers > 0) {
                 /* Something outside (a thread, I/O) may wake us: wait for it, and
                  * for the next timer in real time. */
                 timeout = L->timers.count ? L->timers.e[0].when - weft__now(L) : -1;

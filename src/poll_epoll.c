@@ -32,6 +32,12 @@ int weft__poll_add(weft__poller *p, int fd, uint32_t events, void *data)
     return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int weft__poll_add_oneshot(weft__poller *p, int fd, uint32_t events, void *data)
+{
+    struct epoll_event ev = {.events = to_epoll(events) | EPOLLONESHOT, .data.ptr = data};
+    return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 int weft__poll_del(weft__poller *p, int fd)
 {
     struct epoll_event ev = {0};
