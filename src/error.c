@@ -13,6 +13,9 @@
 
 /* The message of the latest error outside any task (and of weft_run's result). */
 static WEFT__TLS char *thread_msg;
+/* The error a plain thread (a pool worker running a blocking call) recorded with
+ * weft_fail; the pool takes it with weft__thread_error_take after the call. */
+static WEFT__TLS int thread_err;
 
 const char *weft_strerror(int code)
 {
@@ -120,6 +123,8 @@ void *weft_fail(int code, const char *fmt, ...)
     weft_task *t = weft__current();
     if (t)
         t->err = code;
+    else
+        thread_err = code;
     /* Passing a received group on (`return weft_fail(rc, "%s", weft_errmsg())`)
      * keeps the group with the error. */
     weft_error_group *keep = NULL;
@@ -213,7 +218,7 @@ const weft_error_group *weft_errgroup(void)
 int weft_error(void)
 {
     weft_task *t = weft__current();
-    return t ? t->err : 0;
+    return t ? t->err : thread_err;
 }
 
 void weft_error_clear(void)
@@ -221,6 +226,8 @@ void weft_error_clear(void)
     weft_task *t = weft__current();
     if (t)
         t->err = 0;
+    else
+        thread_err = 0;
 }
 
 const char *weft__task_errmsg(weft_task *t)
@@ -257,4 +264,16 @@ void weft__task_report_unretrieved(weft_task *t, const char *why)
     const char *msg = weft__task_errmsg(t);
     weft__report("weft: %s failed with %s (%s)%s%s (%s)", weft_task_name(t), weft_errname(t->err),
                  weft_strerror(t->err), *msg ? ": " : "", msg, why);
+}
+
+int weft__thread_error_take(char **msg)
+{
+    int code = thread_err;
+    thread_err = 0;
+    if (msg) {
+        *msg = code ? thread_msg : NULL;
+        if (code)
+            thread_msg = NULL;
+    }
+    return code;
 }

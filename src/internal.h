@@ -533,6 +533,10 @@ int weft__set_errmsg(int code, const char *fmt, ...) WEFT_PRINTF(2, 3);
 /* Hands `msg` (owned, may be NULL) to the current task (or thread) as its latest message. */
 void weft__take_errmsg(char *msg);
 void weft__set_thread_errmsg(const char *msg);
+/* Takes (and clears) the error this thread recorded outside any task with
+ * weft_fail: its code (0 if none) and, in *msg (may be NULL), its message, owned
+ * by the caller. For pool threads, after each call they run. */
+int weft__thread_error_take(char **msg);
 const char *weft__task_errmsg(weft_task *t);
 /* Writes to stderr in one write(2), so reports from several threads do not interleave. */
 void weft__report(const char *fmt, ...) WEFT_PRINTF(1, 2);
