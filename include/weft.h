@@ -703,9 +703,10 @@ WEFT_API void weft_as_completed_free(weft_as_completed *ac);
 /*
  * weft_shield — await a task that the caller's cancellation must not cancel
  * (asyncio.shield): if the caller is cancelled (or its timeout expires) while
- * waiting, weft_shield returns -ECANCELED at once and the task runs on; the handle is
- * then NOT consumed, so its result or error can still be taken with weft_await or
- * dropped with weft_detach. Otherwise as weft_await (the handle is consumed).
+ * waiting (or already is), weft_shield returns -ECANCELED at once and the task runs
+ * on; the handle is then NOT consumed, even if the task has finished, so its result
+ * or error can still be taken with weft_await or dropped with weft_detach.
+ * Otherwise as weft_await (the handle is consumed).
  * Suspends: unless the task has finished.
  * Errors: as weft_await, plus -EINVAL for a task another call already awaits or
  *   gathers, and -ENOMEM.

@@ -529,6 +529,10 @@ int weft_shield(weft_task *t, void **result)
     if (WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE)
         return weft__set_errmsg(-EINVAL, "weft_shield: %s is already being awaited or gathered; its handle "
                                          "can be consumed only once", weft_task_name(t));
+    /* A cancelled caller keeps the handle even when the task has finished:
+     * -ECANCELED from weft_shield always means "the handle is still yours". */
+    if (self->cancelling)
+        return weft__cancelled_errmsg(self);
     if (WEFT__STATE(t) != WEFT__DONE) {
         shield_watch *w = weft__small_alloc(&L->small, sizeof *w);
         if (!w)

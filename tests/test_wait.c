@@ -1098,6 +1098,26 @@ Test(shield, already_cancelled_caller_returns_at_once)
     cr_assert_eq(jobs[0].sleep_rc, 0);
 }
 
+static void *shield_cancelled_finished_main(void *arg)
+{
+    job *jobs = arg;
+    weft_task *t = spawn_job(&jobs[0]);
+    cr_expect_eq(weft_sleep(0.2), 0); /* t has finished */
+    weft_cancel(weft_current(), NULL);
+    /* -ECANCELED from weft_shield always leaves the handle with the caller. */
+    cr_expect_eq(weft_shield(t, NULL), -ECANCELED);
+    cr_expect_eq(weft_uncancel(), 0);
+    expect_outcome(t, 42, 0, NULL);
+    return NULL;
+}
+
+Test(shield, cancelled_caller_keeps_the_handle_of_a_finished_task)
+{
+    job jobs[1] = {{.name = "good", .sleep = 0.1, .value = 42}};
+    reset_jobs(jobs, 1);
+    cr_assert_eq(run_virtual(shield_cancelled_finished_main, jobs, NULL), 0, "%s", weft_errmsg());
+}
+
 static void *await_it(void *arg)
 {
     return (void *)(intptr_t)weft_await(arg, NULL);
