@@ -722,7 +722,10 @@ WEFT_API int weft_shield(weft_task *t, void **result);
  * object made with _new and released with _free, which refuses (-EBUSY) while a
  * task waits on it. Waiters are served in the order they arrived, and a task that
  * releases and at once re-acquires queues behind them (no barging). A waiting call
- * returns -ECANCELED when its task is cancelled, having taken nothing.
+ * returns -ECANCELED when its task is cancelled, having taken nothing. Every call
+ * gives -EINVAL for a NULL object, WEFT_ENOTINLOOP outside a loop and WEFT_ESTATE
+ * from a loop other than the one that made the object (the calls that return
+ * nothing report that misuse on stderr and do nothing).
  */
 typedef struct weft_lock weft_lock;
 typedef struct weft_event weft_event;
@@ -779,7 +782,8 @@ WEFT_API weft_lock *weft_cond_lock(weft_cond *cond);
  * The caller must hold the lock. Returns 0 with the lock held.
  * Errors: WEFT_ESTATE (the calling task does not hold the lock; nothing happens);
  * -ECANCELED — the lock has been re-acquired even so (as in asyncio), and a
- * notification the cancelled task had already received passes to the next waiter.
+ * notification the cancelled task had already received passes to the next waiter;
+ * a task already cancelled when it calls gets -ECANCELED at once, the lock kept.
  */
 WEFT_API int weft_cond_wait(weft_cond *cond);
 
@@ -809,7 +813,8 @@ WEFT_API int weft_sem_free(weft_sem *sem);
 WEFT_API int weft_sem_acquire(weft_sem *sem);
 
 /* weft_sem_release — give a permit back (to the first waiter if any).
- * Returns 0; WEFT_ESTATE for a bounded semaphore released more than acquired. */
+ * Returns 0; WEFT_ESTATE for a bounded semaphore released more than acquired;
+ * -EOVERFLOW at LONG_MAX permits. */
 WEFT_API int weft_sem_release(weft_sem *sem);
 
 /* weft_sem_value — permits free now; weft_sem_locked — true if acquire would wait. */
@@ -823,7 +828,8 @@ WEFT_API int weft_barrier_free(weft_barrier *b);
 /*
  * weft_barrier_wait — wait until `parties` tasks are waiting, then all go on; the
  * barrier is cyclic and can be used again at once.
- * Returns the caller's arrival index, 0 .. parties-1 (≥ 0), or: WEFT_EBROKEN if the
+ * Returns the caller's index, 0 .. parties-1 (≥ 0: its place among the parties
+ * that passed together, so a cancelled party leaves no gap), or: WEFT_EBROKEN if the
  * barrier was aborted or reset while waiting or is broken; -ECANCELED (the task
  * leaves without breaking the barrier for the others); -EINVAL; WEFT_ENOTINLOOP.
  */
