@@ -888,7 +888,10 @@ WEFT_API int weft_queue_put_nowait(weft_queue *q, void *item);
  * weft_queue_get — remove and return the next item in *item, waiting while empty
  * (`await q.get()`). Returns 0. Suspends: only while empty.
  * Errors: -ECANCELED (no item taken: it stays for the next getter); -ESHUTDOWN
- * (shut down, and empty or shut down immediately); -EINVAL; WEFT_ENOTINLOOP.
+ * (shut down, and empty or shut down immediately); -ENOMEM (no memory to wait);
+ * -EINVAL (q or item NULL); WEFT_ENOTINLOOP (a callback cannot wait: use
+ * weft_queue_get_nowait). A woken getter that finds its item taken by a
+ * get_nowait keeps its place at the front of the line.
  */
 WEFT_API int weft_queue_get(weft_queue *q, void **item);
 
@@ -904,7 +907,7 @@ WEFT_API int weft_queue_get_nowait(weft_queue *q, void **item);
 WEFT_API int weft_queue_task_done(weft_queue *q);
 
 /* weft_queue_join — wait until every item put has been marked done.
- * Returns 0; -ECANCELED; -EINVAL; WEFT_ENOTINLOOP. */
+ * Returns 0; -ECANCELED; -ENOMEM; -EINVAL; WEFT_ENOTINLOOP. */
 WEFT_API int weft_queue_join(weft_queue *q);
 
 /*
