@@ -933,28 +933,37 @@ WEFT_API bool weft_queue_full(const weft_queue *q);
  */
 typedef struct weft_chan weft_chan;
 
-/* weft_chan_new — NULL with -EINVAL for elem_size 0, -ENOMEM. */
+/* weft_chan_new — NULL with -EINVAL for elem_size 0 or over 1 GiB, -ENOMEM. Needs
+ * no running loop. */
 WEFT_API weft_chan *weft_chan_new(size_t elem_size, size_t capacity);
-/* weft_chan_free — -EBUSY while a task waits on it. */
+/* weft_chan_free — -EBUSY while a task waits on it (right after weft_chan_close it
+ * always succeeds). NULL returns 0. */
 WEFT_API int weft_chan_free(weft_chan *ch);
 
 /*
  * weft_chan_send — copy *elem into the channel, waiting until a receiver or buffer
  * space takes it. Returns 0. Errors: WEFT_ECLOSED (the channel is or gets closed;
- * nothing sent); -ECANCELED (nothing sent); -EINVAL; WEFT_ENOTINLOOP.
+ * nothing sent); -ECANCELED (nothing sent); -ENOMEM (nothing sent); -EINVAL;
+ * WEFT_ENOTINLOOP (outside a loop, or from a callback when it would have to wait).
+ * As for every channel call: an operation that can complete without waiting does so
+ * even in a cancelled task (clean-up can still send a last value or drain), and one
+ * that has completed reports success even if a cancellation arrives before the task
+ * runs again.
  */
 WEFT_API int weft_chan_send(weft_chan *ch, const void *elem);
 
 /*
  * weft_chan_recv — receive into *out (elem_size bytes), waiting for a value.
+ * out may be NULL: the value is dropped.
  * Returns 0. Errors: WEFT_ECLOSED once the channel is closed and drained (*out is
- * zeroed, Go's zero value); -ECANCELED (nothing received); -EINVAL; WEFT_ENOTINLOOP.
+ * zeroed, Go's zero value); -ECANCELED (nothing received); -ENOMEM; -EINVAL;
+ * WEFT_ENOTINLOOP (as for send).
  */
 WEFT_API int weft_chan_recv(weft_chan *ch, void *out);
 
 /* weft_chan_close — close the channel: waiting receivers get WEFT_ECLOSED (after
  * the buffered values are received), waiting senders get WEFT_ECLOSED. Returns 0;
- * WEFT_ESTATE if already closed. */
+ * WEFT_ESTATE if already closed; -EINVAL for NULL. */
 WEFT_API int weft_chan_close(weft_chan *ch);
 
 WEFT_API size_t weft_chan_len(const weft_chan *ch);
@@ -976,9 +985,10 @@ typedef struct weft_select_case {
  * no case starves. timeout: seconds to wait (WEFT_FOREVER for none; 0 = Go's
  * `default:`, do not wait). A receive on a closed channel, or a send on one, is
  * ready and completes with result WEFT_ECLOSED.
+ * A negative timeout acts as 0; cases not chosen keep their `result` untouched.
  * Returns the index (≥ 0). Errors: -ETIMEDOUT (nothing done); -ECANCELED (nothing
- * done); -EINVAL (no case with a channel and no timeout, a bad op, NaN);
- * WEFT_ENOTINLOOP.
+ * done); -ENOMEM (nothing done); -EINVAL (no case with a channel and no timeout, a
+ * bad op, NaN); WEFT_ENOTINLOOP (as for send).
  */
 WEFT_API int weft_select(weft_select_case *cases, size_t n, double timeout);
 
