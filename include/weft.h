@@ -721,8 +721,9 @@ WEFT_API int weft_shield(weft_task *t, void **result);
  * asyncio's primitives, for tasks of one loop (not for threads). Each is a heap
  * object made with _new and released with _free, which refuses (-EBUSY) while a
  * task waits on it. Waiters are served in the order they arrived, and a task that
- * releases and at once re-acquires queues behind them (no barging). A waiting call
- * returns -ECANCELED when its task is cancelled, having taken nothing. Every call
+ * releases and at once re-acquires queues behind them (no barging). A call that
+ * would wait returns -ECANCELED when its task is cancelled, having taken nothing; one
+ * that need not wait (a free lock, a set event) succeeds even then. Every call
  * gives -EINVAL for a NULL object, WEFT_ENOTINLOOP outside a loop and WEFT_ESTATE
  * from a loop other than the one that made the object (the calls that return
  * nothing report that misuse on stderr and do nothing).
@@ -851,7 +852,7 @@ WEFT_API bool weft_barrier_broken(const weft_barrier *b);
  * Queues of `void *` items between tasks of one loop (asyncio.Queue, LifoQueue,
  * PriorityQueue). maxsize 0 = unbounded. Getters and putters that must wait are
  * served in the order they arrived. A cancelled get takes no item; a cancelled put
- * inserts none.
+ * inserts none. Creating a queue and the _nowait calls need no running loop.
  */
 typedef struct weft_queue weft_queue;
 
@@ -982,7 +983,8 @@ typedef struct weft_select_case {
 /*
  * weft_select — wait until one of the operations can proceed, perform it, and return
  * its index (Go's select). When several are ready, one is chosen at random, so
- * no case starves. timeout: seconds to wait (WEFT_FOREVER for none; 0 = Go's
+ * no case starves (the choice is pseudo-random from a fixed seed per channel, so a
+ * program's runs repeat). timeout: seconds to wait (WEFT_FOREVER for none; 0 = Go's
  * `default:`, do not wait). A receive on a closed channel, or a send on one, is
  * ready and completes with result WEFT_ECLOSED.
  * A negative timeout acts as 0; cases not chosen keep their `result` untouched.
