@@ -1089,12 +1089,17 @@ typedef struct weft_procpool weft_procpool;
 
 /*
  * A function run in a worker process: reads in[0..in_len), returns 0 and sets *out
- * to a malloc'd buffer of *out_len bytes (or NULL, 0), or returns a negative error.
+ * to a malloc'd buffer of *out_len bytes (or NULL, 0), or returns a negative error
+ * (a message given with weft_fail travels back with it). A positive return counts
+ * as success.
  */
 typedef int (*weft_proc_fn)(const void *in, size_t in_len, void **out, size_t *out_len);
 
 /* weft_procpool_new — start `workers` worker processes (0 = the number of CPUs).
- * NULL with weft_errmsg(): -EDEADLK (threads exist), -EAGAIN/-ENOMEM (fork failed). */
+ * Workers start with only descriptors 0–2 open, on a fresh 8 MiB stack. A pool is
+ * used from the tasks of one loop's thread.
+ * NULL with weft_errmsg(): -EDEADLK (threads exist), -EAGAIN/-ENOMEM (fork failed),
+ * -EMFILE/-ENFILE (no sockets), -EINVAL (more than 1024 workers). */
 WEFT_API weft_procpool *weft_procpool_new(size_t workers);
 
 /*
@@ -1112,8 +1117,9 @@ WEFT_API int weft_procpool_run(weft_procpool *pool, weft_proc_fn fn, const void 
                                size_t *out_len);
 
 /* weft_procpool_free — stop the workers (after their current calls), reap every
- * process (no zombies) and free the pool. Blocks the calling thread briefly. Calls
- * still waiting get -ESHUTDOWN. */
+ * process (no zombies) and free the pool. Blocks the calling thread until the running
+ * calls have finished. Calls still waiting get -ESHUTDOWN. If a dead worker cannot be
+ * replaced, the pool is marked broken and every later call gets WEFT_EBROKENPOOL. */
 WEFT_API void weft_procpool_free(weft_procpool *pool);
 
 #ifdef __cplusplus

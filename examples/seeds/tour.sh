@@ -30,7 +30,7 @@ example() {
     printf '\n--- %s — %s\n' "$name" "$lesson"
     if [ ! -x "$dir/$name" ]; then
         case $name in
-        s4_to_thread | s4_process_pool)
+        s4_to_thread)
             echo "(skipped: the $name port comes with a later issue)"
             ;;
         *)
