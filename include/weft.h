@@ -1015,8 +1015,11 @@ typedef struct weft_pool weft_pool;
 /*
  * weft_to_thread — run fn(arg) on the default thread pool and wait for it
  * (asyncio.to_thread). The pool is created on first use with weft_default_pool_size()
- * threads (asyncio's min(32, CPUs + 4)); weft_run shuts it down and waits for its
- * running calls before returning.
+ * threads (asyncio's min(32, CPUs + 4)). It is shared by every loop that uses it:
+ * weft_run waits for its own loop's calls before returning, and the last loop using
+ * the pool shuts it down (a later call starts a new one, so the size can be set
+ * again between runs). A call reaches its pool one loop iteration after its task
+ * suspends: calls are handed over in batches.
  * Returns 0 with fn's return value in *result (result may be NULL), or the error
  * fn gave with weft_fail (its message in weft_errmsg()).
  * Suspends: always, until the call has run.
@@ -1054,7 +1057,8 @@ WEFT_API int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void
  */
 WEFT_API int weft_pool_shutdown(weft_pool *pool, bool wait);
 
-/* weft_pool_free — shut down (waiting, blocking the calling thread) and free. */
+/* weft_pool_free — shut down (waiting, blocking the calling thread) and free. Not
+ * from one of the pool's own threads. */
 WEFT_API void weft_pool_free(weft_pool *pool);
 
 /*
@@ -1065,6 +1069,8 @@ WEFT_API void weft_pool_free(weft_pool *pool);
  * Returns 0 with the task's result, or its error (message in weft_errmsg() of this
  * thread); -ETIMEDOUT; -ESHUTDOWN (the loop has finished or finishes first);
  * -EDEADLK if called from the loop's own thread; -ENOMEM. Blocks the calling thread.
+ * As for weft_call_soon_threadsafe, the caller must know that the loop's weft_run
+ * has not returned yet.
  */
 WEFT_API int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, double timeout);
 

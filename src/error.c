@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,24 @@
 
 /* The message of the latest error outside any task (and of weft_run's result). */
 static WEFT__TLS char *thread_msg;
+
+/* A thread's last message is freed when the thread exits: a key whose destructor
+ * frees its value, kept equal to thread_msg. */
+static pthread_key_t thread_msg_key;
+static pthread_once_t thread_msg_once = PTHREAD_ONCE_INIT;
+
+static void thread_msg_key_create(void)
+{
+    pthread_key_create(&thread_msg_key, free);
+}
+
+static void set_thread_msg(char *msg)
+{
+    free(thread_msg);
+    thread_msg = msg;
+    pthread_once(&thread_msg_once, thread_msg_key_create);
+    pthread_setspecific(thread_msg_key, msg);
+}
 /* The error a plain thread (a pool worker running a blocking call) recorded with
  * weft_fail; the pool takes it with weft__thread_error_take after the call. */
 static WEFT__TLS int thread_err;
@@ -88,8 +108,7 @@ void weft__take_errmsg(char *msg)
             return;
         }
     } else {
-        free(thread_msg);
-        thread_msg = msg;
+        set_thread_msg(msg);
         return;
     }
     free(msg);
@@ -97,8 +116,7 @@ void weft__take_errmsg(char *msg)
 
 void weft__set_thread_errmsg(const char *msg)
 {
-    free(thread_msg);
-    thread_msg = msg ? strdup(msg) : NULL;
+    set_thread_msg(msg ? strdup(msg) : NULL);
 }
 
 int weft__set_errmsg(int code, const char *fmt, ...)
@@ -272,8 +290,11 @@ int weft__thread_error_take(char **msg)
     thread_err = 0;
     if (msg) {
         *msg = code ? thread_msg : NULL;
-        if (code)
-            thread_msg = NULL;
+        if (code) {
+            thread_msg = NULL; /* now the caller's */
+            pthread_once(&thread_msg_once, thread_msg_key_create);
+            pthread_setspecific(thread_msg_key, NULL);
+        }
     }
     return code;
 }

@@ -510,6 +510,11 @@ int weft__loop_run(weft_loop *L, weft_task *until);
 int weft__loop_create(weft_loop **out, const weft_options *opts);
 void weft__loop_destroy(weft_loop *L);
 
+/* pool.c: weft_run's main has returned and every task is done. Waits (running the
+ * loop) until each call this loop submitted to a thread pool is back, and leaves
+ * the default pool, which its last user shuts down. */
+void weft__pools_loop_closing(weft_loop *L);
+
 /* gather.c: a child of a weft_gather has finished. */
 void weft__gather_child_done(weft_task *child);
 /* Sets the current task's message for -ECANCELED (its cancel message, or a default). */

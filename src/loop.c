@@ -376,6 +376,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     L->shutting_down = 1;
     weft__loop_cancel_leftovers(L);
     int stuck = weft__loop_run(L, NULL);
+    weft__pools_loop_closing(L);
     for_each_task(L, reap_one, NULL);
     atomic_store(&L->closed, 1);
     run_threadsafe_calls(L); /* calls accepted before closing still run */

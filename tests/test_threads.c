@@ -2,7 +2,13 @@
  * test_threads.c — the parts of the core that involve more than one thread: a loop
  * per thread running at the same time, and weft_call_soon_threadsafe hammered from
  * several threads (every callback runs once, in each thread's order, and a waiting
- * loop wakes up for it, round after round: no wake-up is ever lost). Labelled `threads` so the ThreadSanitizer build runs it.
+ * loop wakes up for it, round after round: no wake-up is ever lost), and the thread
+ * executors: pools shared by the loops of four threads (the default one and a custom
+ * one, several runs in a row so the default pool is shut down and made again while
+ * others use it), cancellations racing the pool's threads, a shutdown without waiting
+ * from a plain thread, and weft_run_in_loop from plain threads (results, errors,
+ * timeouts, a loop that finishes first). Labelled `threads` so the ThreadSanitizer
+ * build runs it.
  *
  * It uses no test framework: Criterion cannot start under ThreadSanitizer (its
  * runner's shared arena collides with TSan's memory layout: "Could not initialize
@@ -11,6 +17,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -355,6 +362,426 @@ static void no_lost_wakeups_between_storms(void)
     CHECK(atomic_load(&s->failures) == 0, "weft_call_soon_threadsafe failed %d times", atomic_load(&s->failures));
 }
 
+/* ---- thread pools shared by loops of several threads ------------------------------- */
+
+#define POOL_LOOPS 4
+#define POOL_ROUNDS 3
+#define POOL_TASKS 16
+#define DEFAULT_CALLS 100
+#define CUSTOM_CALLS 50
+
+static void pause_us(long us)
+{
+    nanosleep(&(struct timespec){.tv_nsec = us * 1000}, NULL);
+}
+
+static void *plus_one(void *arg)
+{
+    return (void *)((intptr_t)arg + 1);
+}
+
+typedef struct pool_user {
+    pthread_t thread;
+    weft_pool *shared;
+    intptr_t seed;
+    int rc;
+    intptr_t sum;
+    char msg[160];
+} pool_user;
+
+/* Task k of a loop: its calls, on the default pool (shared == NULL) or a shared one. */
+typedef struct caller_arg {
+    weft_pool *pool;
+    intptr_t base;
+    int calls;
+} caller_arg;
+
+static void *make_calls(void *arg)
+{
+    caller_arg *c = arg;
+    intptr_t sum = 0;
+    for (int i = 0; i < c->calls; i++) {
+        void *r = NULL;
+        int rc = c->pool ? weft_pool_run(c->pool, plus_one, (void *)(c->base + i), &r)
+                         : weft_to_thread(plus_one, (void *)(c->base + i), &r);
+        if (rc != 0)
+            return weft_fail(rc, "%s", weft_errmsg());
+        sum += (intptr_t)r;
+    }
+    return (void *)sum;
+}
+
+static void *pool_user_main(void *arg)
+{
+    pool_user *u = arg;
+    caller_arg args[2 * POOL_TASKS];
+    weft_task *tasks[2 * POOL_TASKS];
+    void *results[2 * POOL_TASKS];
+    for (int k = 0; k < 2 * POOL_TASKS; k++) {
+        bool shared = k % 2;
+        args[k] = (caller_arg){shared ? u->shared : NULL, u->seed + 1000 * k, shared ? CUSTOM_CALLS : DEFAULT_CALLS};
+        tasks[k] = weft_spawn(make_calls, &args[k]);
+    }
+    if (weft_gather(tasks, 2 * POOL_TASKS, results, NULL, 0) != 0)
+        return weft_fail(weft_error() ? weft_error() : -EIO, "%s", weft_errmsg());
+    intptr_t sum = 0;
+    for (int k = 0; k < 2 * POOL_TASKS; k++)
+        sum += (intptr_t)results[k];
+    return (void *)sum;
+}
+
+static void *run_pool_user(void *arg)
+{
+    pool_user *u = arg;
+    for (int round = 0; round < POOL_ROUNDS && u->rc == 0; round++) {
+        void *sum = NULL;
+        u->rc = weft_run(pool_user_main, u, &sum);
+        snprintf(u->msg, sizeof u->msg, "%s", weft_errmsg());
+        u->sum += (intptr_t)sum;
+    }
+    return NULL;
+}
+
+static void to_thread_from_loops_of_four_threads(void)
+{
+    pool_user users[POOL_LOOPS];
+    memset(users, 0, sizeof users);
+    weft_pool *shared = weft_pool_new(3);
+    CHECK(shared != NULL, "weft_pool_new: %s", weft_errmsg());
+    CHECK(weft_set_default_pool_size(4) == 0, "weft_set_default_pool_size: %s", weft_errmsg());
+    for (int i = 0; i < POOL_LOOPS; i++) {
+        users[i].shared = shared;
+        users[i].seed = 100000 * (i + 1);
+        CHECK(pthread_create(&users[i].thread, NULL, run_pool_user, &users[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < POOL_LOOPS; i++)
+        pthread_join(users[i].thread, NULL);
+    weft_pool_free(shared);
+    for (int i = 0; i < POOL_LOOPS; i++) {
+        intptr_t expected = 0;
+        for (int k = 0; k < 2 * POOL_TASKS; k++) {
+            int calls = k % 2 ? CUSTOM_CALLS : DEFAULT_CALLS;
+            for (int j = 0; j < calls; j++)
+                expected += users[i].seed + 1000 * k + j + 1;
+        }
+        CHECK(users[i].rc == 0, "loop %d failed: %d %s", i, users[i].rc, users[i].msg);
+        CHECK(users[i].sum == POOL_ROUNDS * expected, "loop %d summed %ld, expected %ld", i, (long)users[i].sum,
+              (long)(POOL_ROUNDS * expected));
+    }
+    /* Every loop has ended, so the default pool is gone: its size can be set again. */
+    CHECK(weft_set_default_pool_size(0) == 0, "the default pool outlived its loops: %s", weft_errmsg());
+}
+
+/* ---- cancelling calls while pool threads run them ----------------------------------- */
+
+#define STORM_CALLERS 64
+
+typedef struct cancel_storm {
+    weft_pool *pool;
+    atomic_int ran;          /* blocking calls that ran (pool threads) */
+    int submitted;           /* loop thread only */
+    int succeeded, cancelled, other;
+} cancel_storm;
+
+static void *short_call(void *arg)
+{
+    cancel_storm *s = arg;
+    atomic_fetch_add(&s->ran, 1);
+    pause_us(50 + (atomic_load(&s->ran) % 7) * 30);
+    return (void *)(intptr_t)1;
+}
+
+static void *storm_caller(void *arg)
+{
+    cancel_storm *s = arg;
+    for (;;) {
+        s->submitted++;
+        void *r = NULL;
+        int rc = weft_pool_run(s->pool, short_call, s, &r);
+        if (rc == 0 && r == (void *)(intptr_t)1) {
+            s->succeeded++;
+        } else if (rc == -ECANCELED) {
+            s->cancelled++;
+            return NULL;
+        } else {
+            s->other++;
+            return NULL;
+        }
+    }
+}
+
+static void *cancel_storm_main(void *arg)
+{
+    cancel_storm *s = arg;
+    weft_task *tasks[STORM_CALLERS];
+    for (int i = 0; i < STORM_CALLERS; i++)
+        tasks[i] = weft_spawn(storm_caller, s);
+    /* Cancel one caller after another while the pool runs their calls: some calls
+     * are queued, some running, some on their way back when their caller leaves. */
+    for (int i = 0; i < STORM_CALLERS; i++) {
+        weft_sleep(0.0005 * (i % 3));
+        weft_cancel(tasks[(i * 37) % STORM_CALLERS], NULL);
+    }
+    weft_gather(tasks, STORM_CALLERS, NULL, NULL, WEFT_RETURN_EXCEPTIONS);
+    return NULL;
+}
+
+static void cancelling_calls_while_pool_threads_run_them(void)
+{
+    cancel_storm s;
+    memset(&s, 0, sizeof s);
+    atomic_store(&s.ran, 0);
+    s.pool = weft_pool_new(2);
+    CHECK(s.pool != NULL, "weft_pool_new: %s", weft_errmsg());
+    int rc = weft_run(cancel_storm_main, &s, NULL);
+    int ran = atomic_load(&s.ran);
+    weft_pool_free(s.pool);
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    CHECK(s.cancelled == STORM_CALLERS, "%d callers saw their cancellation", s.cancelled);
+    CHECK(s.other == 0, "%d calls failed otherwise", s.other);
+    CHECK(s.succeeded > 0, "no call succeeded before the cancellations");
+    CHECK(ran >= s.succeeded && ran <= s.submitted, "%d calls ran, %d submitted, %d succeeded", ran, s.submitted,
+          s.succeeded);
+}
+
+/* ---- a shutdown without waiting from a plain thread while two loops submit ---------- */
+
+typedef struct dropping {
+    weft_pool *pool;
+    atomic_int ran;
+    atomic_int ok, shut_down, other;
+} dropping;
+
+static void *five_ms(void *arg)
+{
+    dropping *d = arg;
+    pause_us(5000);
+    atomic_fetch_add(&d->ran, 1);
+    return NULL;
+}
+
+static void *dropping_caller(void *arg)
+{
+    dropping *d = arg;
+    for (;;) {
+        int rc = weft_pool_run(d->pool, five_ms, d, NULL);
+        if (rc == 0) {
+            atomic_fetch_add(&d->ok, 1);
+            continue;
+        }
+        if (rc == -ESHUTDOWN && (strstr(weft_errmsg(), "shut down") != NULL))
+            atomic_fetch_add(&d->shut_down, 1);
+        else
+            atomic_fetch_add(&d->other, 1);
+        return NULL;
+    }
+}
+
+static void *dropping_main(void *arg)
+{
+    weft_task *tasks[8];
+    for (int i = 0; i < 8; i++)
+        tasks[i] = weft_spawn(dropping_caller, arg);
+    weft_gather(tasks, 8, NULL, NULL, WEFT_RETURN_EXCEPTIONS);
+    return NULL;
+}
+
+static void *run_dropping_loop(void *arg)
+{
+    weft_run(dropping_main, arg, NULL);
+    return NULL;
+}
+
+static void shutdown_without_wait_from_a_plain_thread(void)
+{
+    dropping d;
+    memset(&d, 0, sizeof d);
+    d.pool = weft_pool_new(1);
+    CHECK(d.pool != NULL, "weft_pool_new: %s", weft_errmsg());
+    pthread_t loops[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&loops[i], NULL, run_dropping_loop, &d) == 0, "pthread_create");
+    pause_us(30 * 1000);
+    CHECK(weft_pool_shutdown(d.pool, false) == 0, "weft_pool_shutdown: %s", weft_errmsg());
+    for (int i = 0; i < 2; i++)
+        pthread_join(loops[i], NULL);
+    weft_pool_free(d.pool);
+    CHECK(atomic_load(&d.other) == 0, "%d calls failed with another error", atomic_load(&d.other));
+    CHECK(atomic_load(&d.shut_down) == 16, "%d callers saw -ESHUTDOWN", atomic_load(&d.shut_down));
+    CHECK(atomic_load(&d.ok) == atomic_load(&d.ran), "%d calls returned, %d ran", atomic_load(&d.ok),
+          atomic_load(&d.ran));
+    CHECK(atomic_load(&d.ran) >= 1, "no call ran in 30 ms");
+}
+
+/* ---- weft_run_in_loop from plain threads ------------------------------------------------- */
+
+#define ASKERS 4
+#define ASKS_EACH 200
+
+typedef struct asked_loop {
+    weft_loop *loop;
+    atomic_int askers_done;
+    atomic_int slow_task_cancelled;
+    atomic_int failures;
+    char failure[256];
+} asked_loop;
+
+static asked_loop the_asked;
+
+static void *yield_then_add_one(void *arg)
+{
+    weft_yield();
+    return (void *)((intptr_t)arg + 1);
+}
+
+static void *fail_in_loop(void *arg)
+{
+    return weft_fail(-EIO, "bad %d", (int)(intptr_t)arg);
+}
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    if (weft_sleep(10) == -ECANCELED)
+        atomic_store(&the_asked.slow_task_cancelled, 1);
+    return NULL;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/*
+ * A plain thread's latest error message lives in thread-local storage that nothing
+ * frees when the thread exits (error.c), so LeakSanitizer reports it. A successful
+ * weft_run replaces it with none: threads of these tests that received messages end
+ * with one.
+ */
+static void forget_thread_message(void)
+{
+    weft_run(nothing, NULL, NULL);
+}
+
+static void ask_failed(const char *what)
+{
+    if (atomic_fetch_add(&the_asked.failures, 1) == 0)
+        snprintf(the_asked.failure, sizeof the_asked.failure, "%s", what);
+}
+
+static void *asker(void *arg)
+{
+    intptr_t index = (intptr_t)arg;
+    char text[256];
+    for (intptr_t i = 0; i < ASKS_EACH; i++) {
+        void *r = NULL;
+        int rc = weft_run_in_loop(the_asked.loop, yield_then_add_one, (void *)(index * 1000 + i), &r, WEFT_FOREVER);
+        if (rc != 0 || (intptr_t)r != index * 1000 + i + 1) {
+            snprintf(text, sizeof text, "asker %ld call %ld: rc %d result %ld (%s)", (long)index, (long)i, rc,
+                     (long)(intptr_t)r, weft_errmsg());
+            ask_failed(text);
+            break;
+        }
+    }
+    if (index == 0) {
+        void *r = (void *)1;
+        int rc = weft_run_in_loop(the_asked.loop, fail_in_loop, (void *)(intptr_t)7, &r, 5.0);
+        if (rc != -EIO || r != NULL || strcmp(weft_errmsg(), "bad 7") != 0) {
+            snprintf(text, sizeof text, "failing task: rc %d, message '%s'", rc, weft_errmsg());
+            ask_failed(text);
+        }
+    }
+    if (index == 1) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rc = weft_run_in_loop(the_asked.loop, sleep_long, NULL, NULL, 0.05);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        if (rc != -ETIMEDOUT || took < 0.04 || took > 2.0 || strstr(weft_errmsg(), "0.05 s") == NULL) {
+            snprintf(text, sizeof text, "timeout: rc %d after %f s, message '%s'", rc, took, weft_errmsg());
+            ask_failed(text);
+        }
+    }
+    forget_thread_message();
+    atomic_fetch_add(&the_asked.askers_done, 1);
+    return NULL;
+}
+
+static void *asked_main(void *arg)
+{
+    (void)arg;
+    the_asked.loop = weft_loop_current();
+    pthread_t threads[ASKERS];
+    for (intptr_t i = 0; i < ASKERS; i++)
+        if (pthread_create(&threads[i], NULL, asker, (void *)i) != 0)
+            return weft_fail(-EAGAIN, "pthread_create failed");
+    double give_up = weft_time() + 60;
+    while ((atomic_load(&the_asked.askers_done) < ASKERS || !atomic_load(&the_asked.slow_task_cancelled)) &&
+           weft_time() < give_up)
+        weft_sleep(0.001);
+    for (int i = 0; i < ASKERS; i++)
+        pthread_join(threads[i], NULL); /* they are done: this blocks only briefly */
+    return NULL;
+}
+
+static void run_in_loop_from_plain_threads(void)
+{
+    memset(&the_asked, 0, sizeof the_asked);
+    int rc = weft_run(asked_main, NULL, NULL);
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    CHECK(atomic_load(&the_asked.failures) == 0, "%d failures, the first: %s", atomic_load(&the_asked.failures),
+          the_asked.failure);
+    CHECK(atomic_load(&the_asked.slow_task_cancelled) == 1, "the timed-out task was not cancelled");
+}
+
+/* The loop finishes while a thread waits for its task: -ESHUTDOWN. */
+typedef struct late_asker {
+    weft_loop *loop;
+    pthread_t thread;
+    atomic_int task_started;
+    int rc;
+    char msg[160];
+} late_asker;
+
+static void *note_start_and_sleep(void *arg)
+{
+    late_asker *a = arg;
+    atomic_store(&a->task_started, 1);
+    weft_sleep(10);
+    return NULL;
+}
+
+static void *ask_and_wait(void *arg)
+{
+    late_asker *a = arg;
+    a->rc = weft_run_in_loop(a->loop, note_start_and_sleep, a, NULL, WEFT_FOREVER);
+    snprintf(a->msg, sizeof a->msg, "%s", weft_errmsg());
+    forget_thread_message();
+    return NULL;
+}
+
+static void *late_main(void *arg)
+{
+    late_asker *a = arg;
+    a->loop = weft_loop_current();
+    if (pthread_create(&a->thread, NULL, ask_and_wait, a) != 0)
+        return weft_fail(-EAGAIN, "pthread_create failed");
+    while (!atomic_load(&a->task_started))
+        weft_sleep(0.001);
+    return NULL; /* the asked task is a leftover now: it is cancelled */
+}
+
+static void run_in_loop_when_the_loop_finishes_first(void)
+{
+    late_asker a;
+    memset(&a, 0, sizeof a);
+    a.rc = 1;
+    CHECK(weft_run(late_main, &a, NULL) == 0, "weft_run: %s", weft_errmsg());
+    pthread_join(a.thread, NULL);
+    CHECK(a.rc == -ESHUTDOWN, "rc %d (%s)", a.rc, a.msg);
+    CHECK(strstr(a.msg, "finished") != NULL, "message: %s", a.msg);
+}
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 static const struct {
@@ -365,6 +792,11 @@ static const struct {
     {"call_soon_threadsafe_from_four_threads", call_soon_threadsafe_from_four_threads},
     {"threadsafe_call_wakes_a_waiting_loop", threadsafe_call_wakes_a_waiting_loop},
     {"no_lost_wakeups_between_storms", no_lost_wakeups_between_storms},
+    {"to_thread_from_loops_of_four_threads", to_thread_from_loops_of_four_threads},
+    {"cancelling_calls_while_pool_threads_run_them", cancelling_calls_while_pool_threads_run_them},
+    {"shutdown_without_wait_from_a_plain_thread", shutdown_without_wait_from_a_plain_thread},
+    {"run_in_loop_from_plain_threads", run_in_loop_from_plain_threads},
+    {"run_in_loop_when_the_loop_finishes_first", run_in_loop_when_the_loop_finishes_first},
 };
 
 int main(int argc, char **argv)

@@ -5,8 +5,7 @@
 #   usage: tour.sh DIR     DIR = the folder of the built ports (build/examples/seeds)
 #
 # WEFT_TIME_SCALE from the environment scales every wait (make demo sets 0.1; unset
-# means real time). Exits non-zero if any port fails or is missing; only the three
-# ports planned for a later issue may be absent.
+# means real time). Exits non-zero if any port fails or is missing.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -29,15 +28,8 @@ example() {
     lesson=$2
     printf '\n--- %s — %s\n' "$name" "$lesson"
     if [ ! -x "$dir/$name" ]; then
-        case $name in
-        s4_to_thread)
-            echo "(skipped: the $name port comes with a later issue)"
-            ;;
-        *)
-            echo "MISSING: $dir/$name has not been built"
-            failed="$failed $name"
-            ;;
-        esac
+        echo "MISSING: $dir/$name has not been built"
+        failed="$failed $name"
         return
     fi
     ran=$((ran + 1))
