@@ -36,8 +36,9 @@ static void *to_thread_A(void *arg)
 static void *B(void *unused)
 {
     (void)unused;
-    a_args args = {2, 3};
-    /* Lives on B's stack, which stays put while B awaits task1. */
+    /* Static, not on B's stack: the thread reads it, and if B were cancelled
+     * while A still ran, B's stack would be given back under the thread. */
+    static a_args args = {2, 3};
     weft_task *task1 = weft_spawn(to_thread_A, &args);
     if (task1 == NULL)
         return seed_spawn_failed();
