@@ -499,6 +499,8 @@ void weft__suspend(weft_task *t);
 weft_task *weft__task_alloc(weft_loop *L);
 void weft__task_free(weft_loop *L, weft_task *t);
 void weft__task_finish(weft_loop *L, weft_task *t);
+/* Gives a task's stack back (to the pool, or drops a compact task's saved frames). */
+void weft__task_release_stack(weft_loop *L, weft_task *t);
 void weft__task_run_first(weft_loop *L, weft_task *t);
 void weft__task_report_unretrieved(weft_task *t, const char *why);
 /* Cancels tasks left when main returned; returns how many. */

@@ -301,13 +301,7 @@ static void reap_one(weft_loop *L, weft_task *t, void *arg)
         weft__report("weft: %s was destroyed while still pending: it ignored cancellation and waits "
                      "on something nothing can wake (its stack is freed without unwinding)",
                      weft_task_name(t));
-        if (t->stack) {
-            if (t->stack->compact)
-                weft__compact_release(L, t);
-            else
-                weft__stack_put(&L->stacks, t->stack);
-            t->stack = NULL;
-        }
+        weft__task_release_stack(L, t);
     }
     weft__task_free(L, t);
 }

@@ -308,7 +308,7 @@ static void tell_listeners(weft_task *t)
     }
 }
 
-void weft__task_finish(weft_loop *L, weft_task *t)
+void weft__task_release_stack(weft_loop *L, weft_task *t)
 {
     if (t->stack) {
         if (t->stack->compact)
@@ -317,6 +317,11 @@ void weft__task_finish(weft_loop *L, weft_task *t)
             weft__stack_put(&L->stacks, t->stack);
         t->stack = NULL;
     }
+}
+
+void weft__task_finish(weft_loop *L, weft_task *t)
+{
+    weft__task_release_stack(L, t);
     L->live_tasks--;
     tell_listeners(t);
     switch (WEFT__WAITER_KIND(t)) {
