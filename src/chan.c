@@ -26,6 +26,7 @@
  * value has moved, so reporting "nothing done" would lose or duplicate it. The
  * cancellation, level-triggered, is reported by the task's next wait.
  */
+#include "dlist.h"
 #include "internal.h"
 
 #include <limits.h>
@@ -56,7 +57,7 @@ typedef struct chan_wait chan_wait;
 /* One blocked operation: a plain send or receive, or one case of a select. Its
  * value (elem_size bytes) follows the record at WAITER_HEAD. */
 typedef struct chan_waiter {
-    struct chan_waiter *prev, *next; /* in the channel's senders or receivers */
+    weft__dlink link;                /* in the channel's senders or receivers */
     chan_wait *wait;
     weft_chan *chan;
     uint32_t index;                  /* the select case; 0 for send and receive */
@@ -81,10 +82,6 @@ struct chan_wait {
 
 #define WAIT_HEAD ROUND_UP(sizeof(chan_wait))
 
-typedef struct waiter_queue {
-    chan_waiter *head, *tail;
-} waiter_queue;
-
 struct weft_chan {
     unsigned char *buf;              /* the ring: cap slots of elem_size bytes */
     size_t elem_size;
@@ -92,8 +89,8 @@ struct weft_chan {
     size_t count;                    /* values in the ring */
     size_t head;                     /* slot of the oldest value */
     size_t tail;                     /* slot the next value goes to */
-    waiter_queue senders;            /* non-empty only while the ring is full */
-    waiter_queue receivers;          /* non-empty only while the ring is empty */
+    weft__dlist senders;             /* non-empty only while the ring is full */
+    weft__dlist receivers;           /* non-empty only while the ring is empty */
     uint64_t rng;                    /* xorshift state for selects that start here */
     bool closed;
 };
@@ -142,41 +139,32 @@ static inline chan_waiter *next_waiter(chan_waiter *r)
     return (chan_waiter *)((unsigned char *)r + waiter_size(r->elem_size));
 }
 
-static inline waiter_queue *queue_of(chan_waiter *r)
+static inline weft__dlist *queue_of(chan_waiter *r)
 {
     return r->op == WEFT_SEND ? &r->chan->senders : &r->chan->receivers;
 }
 
-static void queue_push(waiter_queue *q, chan_waiter *r)
+static inline chan_waiter *waiter_of(weft__dlink *link)
 {
-    r->next = NULL;
-    r->prev = q->tail;
-    if (q->tail)
-        q->tail->next = r;
-    else
-        q->head = r;
-    q->tail = r;
+    return WEFT__CONTAINER_OF(link, chan_waiter, link);
+}
+
+static void queue_push(weft__dlist *q, chan_waiter *r)
+{
+    weft__dlist_push_back(q, &r->link);
     r->queued = true;
 }
 
-static void queue_unlink(waiter_queue *q, chan_waiter *r)
+static void queue_unlink(weft__dlist *q, chan_waiter *r)
 {
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        q->head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        q->tail = r->prev;
-    r->prev = r->next = NULL;
+    weft__dlist_unlink(q, &r->link);
     r->queued = false;
 }
 
 /* The first waiter, taken off the queue; the queue must not be empty. */
-static inline chan_waiter *queue_take(waiter_queue *q)
+static inline chan_waiter *queue_take(weft__dlist *q)
 {
-    chan_waiter *r = q->head;
+    chan_waiter *r = waiter_of(q->head);
     queue_unlink(q, r);
     return r;
 }
@@ -251,7 +239,7 @@ static chan_waiter *waiter_init(chan_waiter *r, chan_wait *w, weft_chan *ch, uin
  * The channel is open. */
 static inline bool send_now(weft_chan *ch, const void *elem)
 {
-    if (ch->receivers.head) {
+    if (!weft__dlist_empty(&ch->receivers)) {
         chan_waiter *r = queue_take(&ch->receivers);
         copy_value(waiter_value(r), elem, ch->elem_size);
         complete(r, 0);
@@ -280,7 +268,7 @@ static inline int recv_now(weft_chan *ch, void *out)
             copy_value(out, slot, size);
         if (++ch->head == ch->cap)
             ch->head = 0;
-        if (WEFT__UNLIKELY(ch->senders.head != NULL)) {
+        if (WEFT__UNLIKELY(!weft__dlist_empty(&ch->senders))) {
             /* The ring was full: the first waiting sender's value takes the
              * slot just freed, behind every value already there. */
             chan_waiter *s = queue_take(&ch->senders);
@@ -292,7 +280,7 @@ static inline int recv_now(weft_chan *ch, void *out)
         }
         return 0;
     }
-    if (ch->senders.head) {
+    if (!weft__dlist_empty(&ch->senders)) {
         /* Unbuffered: straight from the sender's record. */
         chan_waiter *s = queue_take(&ch->senders);
         if (out)
@@ -345,10 +333,10 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity)
     return ch;
 }
 
-static size_t queue_length(const waiter_queue *q)
+static size_t queue_length(const weft__dlist *q)
 {
     size_t n = 0;
-    for (const chan_waiter *r = q->head; r; r = r->next)
+    for (const weft__dlink *r = q->head; r; r = r->next)
         n++;
     return n;
 }
@@ -375,12 +363,12 @@ int weft_chan_close(weft_chan *ch)
                                              "once, from the sending side)");
     ch->closed = true;
     /* Waiting receivers mean an empty ring: nothing is left for them. */
-    while (ch->receivers.head) {
+    while (!weft__dlist_empty(&ch->receivers)) {
         chan_waiter *r = queue_take(&ch->receivers);
         memset(waiter_value(r), 0, ch->elem_size);
         complete(r, WEFT_ECLOSED);
     }
-    while (ch->senders.head)
+    while (!weft__dlist_empty(&ch->senders))
         complete(queue_take(&ch->senders), WEFT_ECLOSED);
     return 0;
 }
@@ -462,7 +450,7 @@ int weft_chan_send(weft_chan *ch, const void *elem)
     weft_loop *L = weft__loop;
     if (WEFT__UNLIKELY(!L || !ch || !elem || ch->closed))
         return send_refused(L, ch, elem);
-    if (WEFT__LIKELY(ch->count < ch->cap && !ch->receivers.head)) {
+    if (WEFT__LIKELY(ch->count < ch->cap && weft__dlist_empty(&ch->receivers))) {
         copy_value(ch->buf + ch->tail * ch->elem_size, elem, ch->elem_size);
         if (++ch->tail == ch->cap)
             ch->tail = 0;
@@ -525,7 +513,7 @@ int weft_chan_recv(weft_chan *ch, void *out)
             return not_in_loop("weft_chan_recv");
         return weft__set_errmsg(-EINVAL, "weft_chan_recv: the channel is NULL");
     }
-    if (WEFT__LIKELY(ch->count > 0 && !ch->senders.head && out)) {
+    if (WEFT__LIKELY(ch->count > 0 && weft__dlist_empty(&ch->senders) && out)) {
         copy_value(out, ch->buf + ch->head * ch->elem_size, ch->elem_size);
         if (++ch->head == ch->cap)
             ch->head = 0;
@@ -555,8 +543,8 @@ static bool case_ready(const weft_select_case *c)
 {
     const weft_chan *ch = c->chan;
     if (c->op == WEFT_RECV)
-        return ch->count > 0 || ch->senders.head || ch->closed;
-    return ch->closed || ch->receivers.head || ch->count < ch->cap;
+        return ch->count > 0 || !weft__dlist_empty(&ch->senders) || ch->closed;
+    return ch->closed || !weft__dlist_empty(&ch->receivers) || ch->count < ch->cap;
 }
 
 static int case_closed(size_t index, int op)

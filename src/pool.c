@@ -39,6 +39,7 @@
  * new pool, with the size set at that time. So no thread outlives the loops that used
  * it, and weft_set_default_pool_size works again between runs.
  */
+#include "dlist.h"
 #include "internal.h"
 
 #include <math.h>
@@ -63,8 +64,10 @@ enum call_state {
 };
 
 struct pool_call {
-    pool_call *next, *prev;  /* the port's pending list, then the pool's queue; then
-                              * `next` chains the port's completion stack */
+    union {
+        weft__dlink link;    /* the port's pending list, then the pool's queue */
+        pool_call *next_done; /* then the port's completion stack */
+    };
     weft_blocking_fn fn;
     void *arg;
     void *result;
@@ -97,7 +100,7 @@ struct weft_pool {
     pthread_mutex_t lock;
     pthread_cond_t work;            /* idle workers wait here for calls */
     pthread_cond_t idle;            /* threads blocked in a waiting shutdown */
-    pool_call *head, *tail;         /* queued calls, oldest first */
+    weft__dlist queue;              /* queued calls, oldest first */
     size_t queued, running;
     size_t max_threads;
     size_t threads;                 /* started; their ids are tids[0..threads) */
@@ -122,7 +125,7 @@ struct loop_port {
     /* The loop thread's only: */
     size_t drains_run;
     bool orphan;                    /* weft_run has ended: the last drain scheduled frees the port */
-    pool_call *pending_head, *pending_tail; /* calls not handed to their pool yet */
+    weft__dlist pending;            /* calls not handed to their pool yet */
     weft__callback *flush;          /* scheduled to hand them over, or NULL */
     size_t outstanding;             /* calls submitted whose completion is not processed */
     weft_task *closer;              /* waits for outstanding to reach 0 at the end of weft_run */
@@ -130,6 +133,12 @@ struct loop_port {
 };
 
 static WEFT__TLS loop_port *this_port;
+
+/* The call whose link is `link`; NULL for NULL. */
+static inline pool_call *call_of(weft__dlink *link)
+{
+    return link ? WEFT__CONTAINER_OF(link, pool_call, link) : NULL;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Pools: references, threads                                               */
@@ -191,7 +200,7 @@ weft_pool *weft_pool_new(size_t threads)
 
 static bool pool_is_idle(const weft_pool *p)
 {
-    return p->running == 0 && p->head == NULL;
+    return p->running == 0 && weft__dlist_empty(&p->queue);
 }
 
 static void post_or_retry(weft_loop *L, weft_callback cb, void *arg);
@@ -219,7 +228,7 @@ static void *worker_main(void *arg)
     weft_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        pool_call *c = p->head;
+        pool_call *c = call_of(weft__dlist_pop_front(&p->queue));
         if (!c) {
             if (p->shutdown)
                 break;
@@ -230,11 +239,6 @@ static void *worker_main(void *arg)
                 p->wakes_pending--;
             continue;
         }
-        p->head = c->next;
-        if (p->head)
-            p->head->prev = NULL;
-        else
-            p->tail = NULL;
         p->queued--;
         p->running++;
         atomic_store_explicit(&c->state, CALL_TAKEN, memory_order_relaxed);
@@ -303,7 +307,7 @@ static void port_push(loop_port *port, pool_call *c)
     atomic_fetch_add_explicit(&port->pushing, 1, memory_order_acquire);
     pool_call *old = atomic_load_explicit(&port->done, memory_order_relaxed);
     do
-        c->next = old;
+        c->next_done = old;
     while (!atomic_compare_exchange_weak_explicit(&port->done, &old, c, memory_order_release,
                                                   memory_order_relaxed));
     if (!old) {
@@ -342,13 +346,13 @@ static void process_done(weft_loop *L, loop_port *port, pool_call *newest_first)
 {
     pool_call *oldest_first = NULL;
     while (newest_first) {
-        pool_call *next = newest_first->next;
-        newest_first->next = oldest_first;
+        pool_call *next = newest_first->next_done;
+        newest_first->next_done = oldest_first;
         oldest_first = newest_first;
         newest_first = next;
     }
     while (oldest_first) {
-        pool_call *next = oldest_first->next;
+        pool_call *next = oldest_first->next_done;
         call_returned(L, port, oldest_first);
         oldest_first = next;
     }
@@ -462,14 +466,7 @@ static int not_in_task(const char *what)
 /* Takes a queued call out of the pool's queue. Under p->lock. */
 static void unqueue(weft_pool *p, pool_call *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        p->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        p->tail = c->prev;
+    weft__dlist_unlink(&p->queue, &c->link);
     p->queued--;
 }
 
@@ -483,14 +480,7 @@ static void call_unwait(weft_task *self, int reason)
     int state = atomic_load_explicit(&c->state, memory_order_acquire);
     if (state == CALL_PENDING) {
         loop_port *port = c->port;
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            port->pending_head = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        else
-            port->pending_tail = c->prev;
+        weft__dlist_unlink(&port->pending, &c->link);
         port->outstanding--;
         L->external_refs--;
         call_free(L, c); /* it never runs */
@@ -528,18 +518,12 @@ static int hand_over(weft_pool *p, pool_call *first, pool_call *last, size_t n)
         pthread_mutex_unlock(&p->lock);
         return -ESHUTDOWN;
     }
-    for (pool_call *c = first;; c = c->next) {
+    for (pool_call *c = first;; c = call_of(c->link.next)) {
         atomic_store_explicit(&c->state, CALL_QUEUED, memory_order_relaxed);
         if (c == last)
             break;
     }
-    first->prev = p->tail;
-    last->next = NULL;
-    if (p->tail)
-        p->tail->next = first;
-    else
-        p->head = first;
-    p->tail = last;
+    weft__dlist_append_chain(&p->queue, &first->link, &last->link);
     p->queued += n;
     size_t sleeping = p->idle_workers - p->wakes_pending;
     size_t wake = n < sleeping ? n : sleeping;
@@ -553,10 +537,12 @@ static int hand_over(weft_pool *p, pool_call *first, pool_call *last, size_t n)
         if (start_worker(p) != 0)
             break; /* the threads already running take the calls */
     if (p->threads == 0) {
-        for (pool_call *c = first, *next; c; c = next) {
-            next = c->next;
-            unqueue(p, c);
+        weft__dlist_detach_chain(&p->queue, &first->link); /* still linked, for the caller */
+        p->queued -= n;
+        for (pool_call *c = first;; c = call_of(c->link.next)) {
             atomic_store_explicit(&c->state, CALL_PENDING, memory_order_relaxed);
+            if (c == last)
+                break;
         }
         pthread_mutex_unlock(&p->lock);
         return -EAGAIN;
@@ -575,38 +561,30 @@ static void flush_calls(void *arg)
     loop_port *port = arg;
     weft_loop *L = weft__loop;
     port->flush = NULL;
-    pool_call *c = port->pending_head;
-    port->pending_head = port->pending_tail = NULL;
-    pool_call *refused = NULL, *refused_tail = NULL;
+    pool_call *c = call_of(port->pending.head);
+    port->pending = (weft__dlist){NULL, NULL};
+    weft__dlist refused = {NULL, NULL};
     while (c) {
         pool_call *first = c, *last = c;
         size_t n = 1;
-        while (last->next && last->next->pool == first->pool) {
-            last = last->next;
+        while (last->link.next && call_of(last->link.next)->pool == first->pool) {
+            last = call_of(last->link.next);
             n++;
         }
-        c = last->next;
+        c = call_of(last->link.next);
         int rc = hand_over(first->pool, first, last, n);
         if (rc == 0)
             continue;
-        for (pool_call *r = first;; r = r->next) {
+        for (pool_call *r = first;; r = call_of(r->link.next)) {
             r->err = rc;
             r->fate = rc == -ESHUTDOWN ? CALL_REFUSED : CALL_NO_THREAD;
             if (r == last)
                 break;
         }
-        last->next = NULL;
-        if (refused_tail)
-            refused_tail->next = first;
-        else
-            refused = first;
-        refused_tail = last;
+        weft__dlist_append_chain(&refused, &first->link, &last->link);
     }
-    while (refused) {
-        pool_call *next = refused->next;
-        call_returned(L, port, refused);
-        refused = next;
-    }
+    for (weft__dlink *r; (r = weft__dlist_pop_front(&refused));)
+        call_returned(L, port, call_of(r));
 }
 
 static int refusal(const char *what)
@@ -662,19 +640,13 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
     pool_ref(p);
     if (!port->flush && !(port->flush = weft__callback_schedule(L, -1, flush_calls, port))) {
         /* No memory to defer it: hand it over now. */
-        c->next = c->prev = NULL;
         int rc = hand_over(p, c, c, 1);
         if (rc != 0) {
             call_free(L, c);
             return rc == -ESHUTDOWN ? refusal(what) : no_thread(what);
         }
     } else {
-        c->prev = port->pending_tail;
-        if (port->pending_tail)
-            port->pending_tail->next = c;
-        else
-            port->pending_head = c;
-        port->pending_tail = c;
+        weft__dlist_push_back(&port->pending, &c->link);
     }
     port->outstanding++;
     L->external_refs++;
@@ -811,12 +783,12 @@ static int pool_shutdown(weft_pool *p, bool wait, bool block_thread)
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->shutdown, true);
     pthread_cond_broadcast(&p->work); /* idle workers see the flag and leave */
-    pool_call *dropped = NULL;
+    weft__dlist dropped = {NULL, NULL};
     if (!wait) {
-        dropped = p->head;
-        for (pool_call *c = dropped; c; c = c->next)
-            atomic_store_explicit(&c->state, CALL_TAKEN, memory_order_relaxed);
-        p->head = p->tail = NULL;
+        dropped = p->queue;
+        for (weft__dlink *l = dropped.head; l; l = l->next)
+            atomic_store_explicit(&call_of(l)->state, CALL_TAKEN, memory_order_relaxed);
+        p->queue = (weft__dlist){NULL, NULL};
         p->queued = 0;
     }
     if (pool_is_idle(p))
@@ -824,12 +796,11 @@ static int pool_shutdown(weft_pool *p, bool wait, bool block_thread)
     pthread_mutex_unlock(&p->lock);
     /* Their callers get -ESHUTDOWN. A caller that leaves meanwhile sees CALL_TAKEN
      * and leaves the record to its drain. */
-    while (dropped) {
-        pool_call *next = dropped->next;
-        dropped->err = -ESHUTDOWN;
-        dropped->fate = CALL_DROPPED;
-        port_push(dropped->port, dropped);
-        dropped = next;
+    for (weft__dlink *l; (l = weft__dlist_pop_front(&dropped));) {
+        pool_call *c = call_of(l); /* off the list before port_push lets it go */
+        c->err = -ESHUTDOWN;
+        c->fate = CALL_DROPPED;
+        port_push(c->port, c);
     }
     if (!wait)
         return 0;

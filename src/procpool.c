@@ -35,6 +35,7 @@
  * Everything another task or weft_procpool_free touches while a caller is
  * suspended lives on the heap: the call record (owned by its task) and the pool.
  */
+#include "dlist.h"
 #include "internal.h"
 
 #include <dirent.h>
@@ -77,7 +78,7 @@ enum { HEADER = 16 };
 
 /* One call: allocated by weft_procpool_run, owned by its task. */
 typedef struct pcall {
-    struct pcall *prev, *next;   /* the pool's queue, while waiting for a worker */
+    weft__dlink link;            /* the pool's queue, while waiting for a worker */
     struct weft_procpool *pool;
     weft_task *task;
     struct worker *worker;       /* the worker it owns, once it has one */
@@ -117,7 +118,7 @@ struct weft_procpool {
     pid_t zygote;
     size_t count;
     worker *workers;
-    pcall *queue_head, *queue_tail;
+    weft__dlist queue;           /* calls waiting for a worker, oldest first */
     bool broken;
     char *broken_why;
 };
@@ -574,28 +575,20 @@ static void describe_end(char *buf, size_t size, int known, int status)
 
 static void enqueue(weft_procpool *pool, pcall *c)
 {
-    c->next = NULL;
-    c->prev = pool->queue_tail;
-    if (pool->queue_tail)
-        pool->queue_tail->next = c;
-    else
-        pool->queue_head = c;
-    pool->queue_tail = c;
+    weft__dlist_push_back(&pool->queue, &c->link);
     c->queued = true;
 }
 
 static void dequeue(weft_procpool *pool, pcall *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        pool->queue_head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        pool->queue_tail = c->prev;
-    c->prev = c->next = NULL;
+    weft__dlist_unlink(&pool->queue, &c->link);
     c->queued = false;
+}
+
+/* The oldest call waiting for a worker, or NULL. */
+static pcall *queue_first(weft_procpool *pool)
+{
+    return pool->queue.head ? WEFT__CONTAINER_OF(pool->queue.head, pcall, link) : NULL;
 }
 
 /* A queued caller is cancelled: it leaves the queue, its call never sent. */
@@ -611,7 +604,7 @@ static void queue_unwait(weft_task *self, int reason)
 static void release(weft_procpool *pool, worker *w)
 {
     w->owner = NULL;
-    pcall *next = pool->queue_head;
+    pcall *next = queue_first(pool);
     if (!next || w->fd < 0)
         return;
     dequeue(pool, next);
@@ -656,8 +649,7 @@ static void break_pool(weft_procpool *pool, const char *why)
     pool->broken = true;
     if (!pool->broken_why)
         pool->broken_why = strdup(why);
-    while (pool->queue_head) {
-        pcall *c = pool->queue_head;
+    for (pcall *c; (c = queue_first(pool));) {
         dequeue(pool, c);
         c->outcome = WEFT_EBROKENPOOL;
         c->broken_why = pool->broken_why ? strdup(pool->broken_why) : NULL;
@@ -958,7 +950,7 @@ weft_procpool *weft_procpool_new(size_t workers)
 /* Waits for a worker: 0 with c->worker set, or an error (the call never ran). */
 static int acquire(weft_procpool *pool, pcall *c, weft_task *self)
 {
-    if (!pool->queue_head) {
+    if (weft__dlist_empty(&pool->queue)) {
         worker *w = pick_free(pool);
         if (w) {
             w->owner = c;
@@ -1148,8 +1140,7 @@ void weft_procpool_free(weft_procpool *pool)
         return;
     weft_loop *L = weft__loop;
     /* Calls waiting for a worker: woken with -ESHUTDOWN, their calls never sent. */
-    while (pool->queue_head) {
-        pcall *c = pool->queue_head;
+    for (pcall *c; (c = queue_first(pool));) {
         dequeue(pool, c);
         c->shutdown = true;
         c->outcome = -ESHUTDOWN;

@@ -19,6 +19,7 @@
  * records are on the heap, never on their stacks; each queue keeps the records its
  * waits have used, so a steady producer/consumer pair allocates once.
  */
+#include "dlist.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -36,16 +37,12 @@ enum queue_kind { FIFO = 0, LIFO, PRIORITY };
 /* The first ring of a queue; it doubles from here when it fills. */
 #define FIRST_CAPACITY 16
 
-typedef struct waitlist {
-    struct waiter *head, *tail;
-} waitlist;
-
 /* One task suspended in put, get or join. */
 typedef struct waiter {
-    struct waiter *prev, *next;
+    weft__dlink link;  /* on a wait list; while spare, link.next chains the spares */
     weft_task *task;
-    waitlist *list;  /* the list it is on; NULL once woken or unhooked */
-    bool woken;      /* taken off the list by the queue (not by cancellation) */
+    weft__dlist *list; /* the wait list it is on; NULL once woken or unhooked */
+    bool woken;        /* taken off the list by the queue (not by cancellation) */
 } waiter;
 
 /* A priority queue entry: equal items come out in the order of `seq`. */
@@ -63,9 +60,9 @@ struct weft_queue {
     size_t head;         /* FIFO: the oldest item; LIFO: always 0 */
     size_t mask;         /* capacity - 1 */
     size_t unfinished;   /* items put and not yet marked done */
-    waitlist getters, putters;
+    weft__dlist getters, putters;
 
-    waitlist joiners;
+    weft__dlist joiners;
     size_t capacity;     /* slots of ring or heap */
     size_t maxsize;      /* 0 = unbounded */
     size_t limit;        /* maxsize, or SIZE_MAX when unbounded */
@@ -73,7 +70,7 @@ struct weft_queue {
     uint64_t next_seq;
     weft_compare cmp;
     size_t inside;       /* tasks suspended in a call on this queue, woken or not */
-    struct waiter *spare; /* wait records kept for the next waits, chained by next */
+    struct waiter *spare; /* wait records kept for the next waits, chained by link.next */
     uint8_t kind;
     bool shutdown;
 };
@@ -82,58 +79,38 @@ struct weft_queue {
 /* Wait lists                                                               */
 /* ------------------------------------------------------------------------ */
 
-static void list_unlink(waitlist *l, waiter *w)
+static inline waiter *waiter_of(weft__dlink *link)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
-    w->prev = w->next = NULL;
+    return WEFT__CONTAINER_OF(link, waiter, link);
+}
+
+/* The spare record kept after w, or NULL. A stack of spares needs no prev links. */
+static inline waiter *spare_after(waiter *w)
+{
+    return w->link.next ? waiter_of(w->link.next) : NULL;
+}
+
+static void list_unlink(weft__dlist *l, waiter *w)
+{
+    weft__dlist_unlink(l, &w->link);
     w->list = NULL;
 }
 
-static void list_push_back(waitlist *l, waiter *w)
-{
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
-    w->list = l;
-}
-
-static void list_push_front(waitlist *l, waiter *w)
-{
-    w->prev = NULL;
-    w->next = l->head;
-    if (l->head)
-        l->head->prev = w;
-    else
-        l->tail = w;
-    l->head = w;
-    w->list = l;
-}
-
 /* Wakes the first waiter of l, if any. */
-SLOW_PATH static void wake_first(waitlist *l)
+SLOW_PATH static void wake_first(weft__dlist *l)
 {
-    waiter *w = l->head;
-    if (!w)
+    weft__dlink *first = weft__dlist_pop_front(l);
+    if (!first)
         return;
-    list_unlink(l, w);
+    waiter *w = waiter_of(first);
+    w->list = NULL;
     w->woken = true;
     weft__wake(w->task, 0);
 }
 
-static void wake_all(waitlist *l)
+static void wake_all(weft__dlist *l)
 {
-    while (l->head)
+    while (!weft__dlist_empty(l))
         wake_first(l);
 }
 
@@ -152,26 +129,26 @@ static void waiter_unwait(weft_task *self, int reason)
  * *woken tells whether the queue woke it, i.e. it holds a wake-up it must pass on
  * if it does not use it.
  */
-static int wait_on(weft_queue *q, waitlist *l, bool front, bool *woken)
+static int wait_on(weft_queue *q, weft__dlist *l, bool front, bool *woken)
 {
     *woken = false;
     waiter *w = q->spare;
     if (w)
-        q->spare = w->next;
+        q->spare = spare_after(w);
     else if (!(w = malloc(sizeof *w)))
         return -ENOMEM;
-    *w = (waiter){.task = weft__current()};
+    *w = (waiter){.task = weft__current(), .list = l};
     if (front)
-        list_push_front(l, w);
+        weft__dlist_push_front(l, &w->link);
     else
-        list_push_back(l, w);
+        weft__dlist_push_back(l, &w->link);
     q->inside++;
     int rc = weft__wait(waiter_unwait, w);
     q->inside--;
     *woken = w->woken;
     if (w->list) /* woken with a reason by a waker that did not unhook it */
         list_unlink(w->list, w);
-    w->next = q->spare;
+    w->link.next = q->spare ? &q->spare->link : NULL;
     q->spare = w;
     return rc;
 }
@@ -375,7 +352,7 @@ int weft_queue_free(weft_queue *q)
                                         "wakes getters and putters)", q->inside);
     while (q->spare) {
         waiter *w = q->spare;
-        q->spare = w->next;
+        q->spare = spare_after(w);
         free(w);
     }
     free(q->ring);
@@ -403,7 +380,7 @@ static inline bool put_fast(weft_queue *q, void *item)
     q->ring[(q->head + q->count) & q->mask] = item;
     q->count++;
     q->unfinished++;
-    if (WEFT__UNLIKELY(q->getters.head != NULL))
+    if (WEFT__UNLIKELY(!weft__dlist_empty(&q->getters)))
         wake_first(&q->getters);
     return true;
 }
@@ -499,7 +476,7 @@ int weft_queue_get(weft_queue *q, void **item)
         *item = q->ring[q->head];
         q->head = (q->head + 1) & q->mask;
         q->count--;
-        if (WEFT__UNLIKELY(q->putters.head != NULL))
+        if (WEFT__UNLIKELY(!weft__dlist_empty(&q->putters)))
             wake_first(&q->putters);
         return 0;
     }
