@@ -719,8 +719,9 @@ WEFT_API int weft_shield(weft_task *t, void **result);
 
 /*
  * asyncio's primitives, for tasks of one loop (not for threads). Each is a heap
- * object made with _new and released with _free, which refuses (-EBUSY) while a
- * task waits on it. Waiters are served in the order they arrived, and a task that
+ * object made with _new (NULL with weft_errmsg() on -ENOMEM) and released with
+ * _free, which returns 0 (also for NULL) or refuses with -EBUSY, freeing nothing,
+ * while a task waits on it. Waiters are served in the order they arrived, and a task that
  * releases and at once re-acquires queues behind them (no barging). A call that
  * would wait returns -ECANCELED when its task is cancelled, having taken nothing; one
  * that need not wait (a free lock, a set event) succeeds even then. Every call
@@ -763,6 +764,7 @@ WEFT_API int weft_event_free(weft_event *ev);
  * is cleared before they run). weft_event_clear — clear it. Suspend: never. */
 WEFT_API void weft_event_set(weft_event *ev);
 WEFT_API void weft_event_clear(weft_event *ev);
+/* weft_event_is_set — true while set (false for NULL). Suspends: never. */
 WEFT_API bool weft_event_is_set(const weft_event *ev);
 
 /* weft_event_wait — wait until the event is set (at once if it is).
@@ -841,6 +843,8 @@ WEFT_API int weft_barrier_wait(weft_barrier *b);
  * reset. Suspend: never. */
 WEFT_API void weft_barrier_reset(weft_barrier *b);
 WEFT_API void weft_barrier_abort(weft_barrier *b);
+/* weft_barrier_n_waiting — parties waiting now; weft_barrier_broken — true after an
+ * abort until a reset. 0 / false for NULL. Suspend: never. */
 WEFT_API size_t weft_barrier_n_waiting(const weft_barrier *b);
 WEFT_API bool weft_barrier_broken(const weft_barrier *b);
 
@@ -919,6 +923,9 @@ WEFT_API int weft_queue_join(weft_queue *q);
  */
 WEFT_API void weft_queue_shutdown(weft_queue *q, bool immediate);
 
+/* weft_queue_size — items in the queue now; weft_queue_maxsize — its bound (0:
+ * unbounded); weft_queue_empty / weft_queue_full — size 0 / size at the bound (never
+ * full when unbounded). NULL reads as an empty unbounded queue. Suspend: never. */
 WEFT_API size_t weft_queue_size(const weft_queue *q);
 WEFT_API size_t weft_queue_maxsize(const weft_queue *q);
 WEFT_API bool weft_queue_empty(const weft_queue *q);
@@ -967,6 +974,8 @@ WEFT_API int weft_chan_recv(weft_chan *ch, void *out);
  * WEFT_ESTATE if already closed; -EINVAL for NULL. */
 WEFT_API int weft_chan_close(weft_chan *ch);
 
+/* weft_chan_len — values buffered now; weft_chan_cap — the buffer's capacity (0:
+ * unbuffered). 0 for NULL. Suspend: never. */
 WEFT_API size_t weft_chan_len(const weft_chan *ch);
 WEFT_API size_t weft_chan_cap(const weft_chan *ch);
 
