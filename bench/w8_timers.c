@@ -38,7 +38,7 @@ static void *bench_main(void *arg) {
 
     double t0 = bench_now();
     for (long i = 0; i < n; i++) {
-        if (!weft_handle_ok(weft_call_later(delays[i] / 1000.0, count_timer, NULL)))
+        if (!weft_call_ok(weft_call_later(delays[i] / 1000.0, count_timer, NULL)))
             bench_die(prog, "weft_call_later failed at timer %ld: %s", i, weft_errmsg());
     }
     double sched = bench_now() - t0;

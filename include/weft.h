@@ -355,22 +355,23 @@ WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *
 /* Loop callbacks                                                           */
 /* ======================================================================== */
 
-typedef void (*weft_callback)(void *arg);
+typedef void (*weft_callback_fn)(void *arg);
 
 /*
- * A handle on a scheduled callback (asyncio's Handle / TimerHandle), returned by
- * value. It stays safe to use after the callback has run or been cancelled: the
- * loop recognises a stale handle and weft_handle_cancel then returns false. Use it
- * only while the loop that made it runs. A failed call returns a handle for which
- * weft_handle_ok() is false, with weft_errmsg() saying why.
+ * A scheduled call (asyncio's Handle / TimerHandle), returned by value. ("Handle"
+ * in weft always means a task pointer; this is a weft_call.) It stays safe to use
+ * after the callback has run or been cancelled: the loop recognises a stale call
+ * and weft_call_cancel then returns false. Use it only while the loop that made it
+ * runs. A failed call returns a weft_call for which weft_call_ok() is false, with
+ * weft_errmsg() saying why.
  */
-typedef struct weft_handle {
+typedef struct weft_call {
     void *rec;   /* the loop's record; NULL when the call failed */
-    uint64_t id; /* which use of that record this handle names */
-} weft_handle;
+    uint64_t id; /* which use of that record this weft_call names */
+} weft_call;
 
-/* weft_handle_ok — true when the call that returned h succeeded. */
-static inline bool weft_handle_ok(weft_handle h) { return h.rec != NULL; }
+/* weft_call_ok — true when the call that returned h succeeded. */
+static inline bool weft_call_ok(weft_call h) { return h.rec != NULL; }
 
 /*
  * weft_call_soon — run cb(arg) from the loop on its next iteration, after the tasks
@@ -378,10 +379,10 @@ static inline bool weft_handle_ok(weft_handle h) { return h.rec != NULL; }
  * scheduled, outside any task: a callback must not suspend (weft_sleep etc. return
  * WEFT_ENOTINLOOP there), but may spawn tasks, schedule callbacks, set futures and
  * cancel tasks. From a task or a callback of a running loop.
- * Returns the handle; not ok on -ENOMEM, a NULL cb (-EINVAL) or outside a loop
+ * Returns the weft_call; not ok on -ENOMEM, a NULL cb (-EINVAL) or outside a loop
  * (WEFT_ENOTINLOOP). Suspends: never.
  */
-WEFT_API weft_handle weft_call_soon(weft_callback cb, void *arg);
+WEFT_API weft_call weft_call_soon(weft_callback_fn cb, void *arg);
 
 /*
  * weft_call_later — run cb(arg) from the loop after `delay` seconds
@@ -389,19 +390,19 @@ WEFT_API weft_handle weft_call_soon(weft_callback cb, void *arg);
  * due at the same time run in the order they were scheduled. Errors as
  * weft_call_soon, and -EINVAL for a NaN delay.
  */
-WEFT_API weft_handle weft_call_later(double delay, weft_callback cb, void *arg);
+WEFT_API weft_call weft_call_later(double delay, weft_callback_fn cb, void *arg);
 
 /* weft_call_at — as weft_call_later, at loop time `when` (see weft_time). */
-WEFT_API weft_handle weft_call_at(double when, weft_callback cb, void *arg);
+WEFT_API weft_call weft_call_at(double when, weft_callback_fn cb, void *arg);
 
 /*
- * weft_handle_cancel — make sure a scheduled callback never runs (handle.cancel());
+ * weft_call_cancel — make sure a scheduled callback never runs (handle.cancel());
  * a timer leaves the timer structure at once.
  * Returns true if the callback was pending and now will not run; false if it has
  * already run (or is running), was already cancelled, or h is not ok.
  * Suspends: never.
  */
-WEFT_API bool weft_handle_cancel(weft_handle h);
+WEFT_API bool weft_call_cancel(weft_call h);
 
 /*
  * weft_call_soon_threadsafe — from any thread, ask `loop` to run cb(arg) soon, in
@@ -410,7 +411,7 @@ WEFT_API bool weft_handle_cancel(weft_handle h);
  * The loop pointer must come from weft_loop_current() and the caller must know the
  * loop is still running or finishing (weft_run has not returned).
  */
-WEFT_API int weft_call_soon_threadsafe(weft_loop *loop, weft_callback cb, void *arg);
+WEFT_API int weft_call_soon_threadsafe(weft_loop *loop, weft_callback_fn cb, void *arg);
 
 /* ======================================================================== */
 /* Futures and done callbacks                                               */
@@ -424,7 +425,7 @@ WEFT_API int weft_call_soon_threadsafe(weft_loop *loop, weft_callback cb, void *
  * it with weft_future_free once nobody waits on it.
  */
 typedef struct weft_future weft_future;
-typedef void (*weft_future_callback)(weft_future *f, void *arg);
+typedef void (*weft_future_done_fn)(weft_future *f, void *arg);
 
 /* weft_future_new — a pending future of the running loop. NULL on -ENOMEM or outside
  * a loop (weft_errmsg() says which). Suspends: never. */
@@ -478,8 +479,8 @@ WEFT_API int weft_future_result(const weft_future *f, void **result);
  * weft_future_remove_done_callback removes every registration of (cb, arg) that has
  * not been scheduled yet and returns how many. Suspends: never.
  */
-WEFT_API int weft_future_add_done_callback(weft_future *f, weft_future_callback cb, void *arg);
-WEFT_API size_t weft_future_remove_done_callback(weft_future *f, weft_future_callback cb, void *arg);
+WEFT_API int weft_future_add_done_callback(weft_future *f, weft_future_done_fn cb, void *arg);
+WEFT_API size_t weft_future_remove_done_callback(weft_future *f, weft_future_done_fn cb, void *arg);
 
 /*
  * weft_future_free — release a future. Returns 0; -EBUSY (nothing freed) while a
@@ -505,9 +506,9 @@ WEFT_API int weft_task_result(const weft_task *t, void **result);
  * -EINVAL for NULL arguments. weft_task_remove_done_callback returns how many
  * registrations of (cb, arg) it removed. Suspends: never.
  */
-typedef void (*weft_task_callback)(weft_task *t, void *arg);
-WEFT_API int weft_task_add_done_callback(weft_task *t, weft_task_callback cb, void *arg);
-WEFT_API size_t weft_task_remove_done_callback(weft_task *t, weft_task_callback cb, void *arg);
+typedef void (*weft_task_done_fn)(weft_task *t, void *arg);
+WEFT_API int weft_task_add_done_callback(weft_task *t, weft_task_done_fn cb, void *arg);
+WEFT_API size_t weft_task_remove_done_callback(weft_task *t, weft_task_done_fn cb, void *arg);
 
 /* ======================================================================== */
 /* Structured concurrency: TaskGroup                                        */
@@ -861,7 +862,7 @@ WEFT_API bool weft_barrier_broken(const weft_barrier *b);
 typedef struct weft_queue weft_queue;
 
 /* Orders two items of a priority queue: < 0 if a comes out first. */
-typedef int (*weft_compare)(const void *a, const void *b);
+typedef int (*weft_compare_fn)(const void *a, const void *b);
 
 /* FIFO (asyncio.Queue) and LIFO (asyncio.LifoQueue) queues. NULL on -ENOMEM. */
 WEFT_API weft_queue *weft_queue_new(size_t maxsize);
@@ -872,7 +873,7 @@ WEFT_API weft_queue *weft_lifo_queue_new(size_t maxsize);
  * cmp NULL orders the items as integers (intptr_t) — put (void *)(intptr_t)priority
  * or use weft_queue_put_priority. Equal items come out in the order they went in.
  */
-WEFT_API weft_queue *weft_priority_queue_new(size_t maxsize, weft_compare cmp);
+WEFT_API weft_queue *weft_priority_queue_new(size_t maxsize, weft_compare_fn cmp);
 
 /* weft_queue_free — -EBUSY (nothing freed) while a task waits on it. Items left are
  * the caller's. */

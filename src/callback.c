@@ -45,7 +45,7 @@ static void record_free(weft_loop *L, weft__callback *c)
     L->free_callbacks = c;
 }
 
-weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback cb, void *arg)
+weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback_fn cb, void *arg)
 {
     weft__callback *c = record_new(L);
     if (!c)
@@ -54,7 +54,7 @@ weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callbac
     c->arg = arg;
     if (when < 0) {
         c->node.b1 = WEFT__CB_READY;
-        weft__queue_push(&L->ready, &c->node);
+        weft__fifo_push(&L->ready, &c->node);
         return c;
     }
     c->node.b1 = WEFT__CB_IN_HEAP;
@@ -70,12 +70,12 @@ weft__callback *weft__callback_reserve(weft_loop *L)
     return record_new(L);
 }
 
-void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback cb, void *arg)
+void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback_fn cb, void *arg)
 {
     c->cb = cb;
     c->arg = arg;
     c->node.b1 = WEFT__CB_READY;
-    weft__queue_push(&L->ready, &c->node);
+    weft__fifo_push(&L->ready, &c->node);
 }
 
 void weft__callback_release(weft_loop *L, weft__callback *c)
@@ -86,7 +86,7 @@ void weft__callback_release(weft_loop *L, weft__callback *c)
 void weft__callback_due(weft_loop *L, weft__callback *c)
 {
     c->node.b1 = WEFT__CB_READY;
-    weft__queue_push(&L->ready, &c->node);
+    weft__fifo_push(&L->ready, &c->node);
 }
 
 void weft__callback_run(weft_loop *L, weft__callback *c)
@@ -94,7 +94,7 @@ void weft__callback_run(weft_loop *L, weft__callback *c)
     if (c->node.b1 == WEFT__CB_READY) {
         /* Freed before the call, so the callback may schedule (and so reuse this
          * record) and a handle to it reads as already run. */
-        weft_callback cb = c->cb;
+        weft_callback_fn cb = c->cb;
         void *arg = c->arg;
         record_free(L, c);
         cb(arg);
@@ -129,13 +129,13 @@ void weft__callbacks_destroy(weft_loop *L)
 /* The public calls                                                         */
 /* ------------------------------------------------------------------------ */
 
-static weft_handle failed(int code, const char *fmt, const char *what)
+static weft_call failed(int code, const char *fmt, const char *what)
 {
     weft__set_errmsg(code, fmt, what);
-    return (weft_handle){NULL, 0};
+    return (weft_call){NULL, 0};
 }
 
-static weft_handle schedule(const char *what, int64_t when, weft_callback cb, void *arg)
+static weft_call schedule(const char *what, int64_t when, weft_callback_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
     if (!L)
@@ -145,10 +145,10 @@ static weft_handle schedule(const char *what, int64_t when, weft_callback cb, vo
     weft__callback *c = weft__callback_schedule(L, when, cb, arg);
     if (!c)
         return failed(-ENOMEM, "%s: out of memory for the callback", what);
-    return (weft_handle){c, c->id};
+    return (weft_call){c, c->id};
 }
 
-weft_handle weft_call_soon(weft_callback cb, void *arg)
+weft_call weft_call_soon(weft_callback_fn cb, void *arg)
 {
     return schedule("weft_call_soon", -1, cb, arg);
 }
@@ -163,14 +163,14 @@ static int64_t to_loop_ns(double seconds)
     return (int64_t)(seconds * 1e9 + 0.5);
 }
 
-weft_handle weft_call_at(double when, weft_callback cb, void *arg)
+weft_call weft_call_at(double when, weft_callback_fn cb, void *arg)
 {
     if (isnan(when))
         return failed(-EINVAL, "%s: the time is NaN", "weft_call_at");
     return schedule("weft_call_at", to_loop_ns(when), cb, arg);
 }
 
-weft_handle weft_call_later(double delay, weft_callback cb, void *arg)
+weft_call weft_call_later(double delay, weft_callback_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
     if (!L)
@@ -181,7 +181,7 @@ weft_handle weft_call_later(double delay, weft_callback cb, void *arg)
     return schedule("weft_call_later", weft__now(L) + weft__seconds_to_ns(delay), cb, arg);
 }
 
-bool weft_handle_cancel(weft_handle h)
+bool weft_call_cancel(weft_call h)
 {
     weft_loop *L = weft__loop;
     weft__callback *c = h.rec;

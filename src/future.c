@@ -19,7 +19,7 @@ enum { PENDING = 0, HAS_RESULT, HAS_ERROR, CANCELLED };
 typedef struct future_callback {
     struct future_callback *next;
     weft_future *future;
-    weft_future_callback cb;
+    weft_future_done_fn cb;
     void *arg;
     weft__callback *post;
 } future_callback;
@@ -30,7 +30,7 @@ struct weft_future {
     int err;
     void *result;
     char *msg;
-    weft__queue waiters;         /* tasks suspended in weft_future_await */
+    weft__fifo waiters;         /* tasks suspended in weft_future_await */
     size_t awaiting;             /* tasks inside weft_future_await, woken or not */
     size_t scheduled;            /* done callbacks posted and not yet run */
     future_callback *callbacks;  /* registered, not posted yet */
@@ -61,7 +61,7 @@ static void callback_run(void *arg)
 {
     future_callback *c = arg;
     weft_future *f = c->future;
-    weft_future_callback cb = c->cb;
+    weft_future_done_fn cb = c->cb;
     void *cb_arg = c->arg;
     free(c);
     f->scheduled--;
@@ -73,7 +73,7 @@ static void complete(weft_future *f)
 {
     weft_loop *L = f->loop;
     weft__node *n;
-    while ((n = weft__queue_pop(&f->waiters)) != NULL)
+    while ((n = weft__fifo_pop(&f->waiters)) != NULL)
         weft__wake((weft_task *)n, 0);
     future_callback *c = f->callbacks;
     f->callbacks = NULL;
@@ -201,7 +201,7 @@ int weft_future_await(weft_future *f, void **result)
         return weft__set_errmsg(-EINVAL, "weft_future_await: the future is NULL");
     if (f->state == PENDING) {
         f->awaiting++;
-        weft__queue_push(&f->waiters, &self->node);
+        weft__fifo_push(&f->waiters, &self->node);
         int rc = weft__wait(await_unwait, f);
         f->awaiting--;
         if (rc == -ECANCELED && f->state != CANCELLED)
@@ -214,7 +214,7 @@ int weft_future_await(weft_future *f, void **result)
     return weft_future_result(f, result);
 }
 
-int weft_future_add_done_callback(weft_future *f, weft_future_callback cb, void *arg)
+int weft_future_add_done_callback(weft_future *f, weft_future_done_fn cb, void *arg)
 {
     if (!f || !cb)
         return weft__set_errmsg(-EINVAL, "weft_future_add_done_callback: the %s is NULL",
@@ -238,7 +238,7 @@ int weft_future_add_done_callback(weft_future *f, weft_future_callback cb, void 
     return 0;
 }
 
-size_t weft_future_remove_done_callback(weft_future *f, weft_future_callback cb, void *arg)
+size_t weft_future_remove_done_callback(weft_future *f, weft_future_done_fn cb, void *arg)
 {
     if (!f)
         return 0;

@@ -63,12 +63,12 @@ typedef struct weft__node {
     uint32_t u32;
 } weft__node;
 
-typedef struct weft__queue {
+typedef struct weft__fifo {
     weft__node *head, *tail;
     size_t count;
-} weft__queue;
+} weft__fifo;
 
-static inline void weft__queue_push(weft__queue *q, weft__node *n)
+static inline void weft__fifo_push(weft__fifo *q, weft__node *n)
 {
     n->next = NULL;
     if (q->tail)
@@ -79,7 +79,7 @@ static inline void weft__queue_push(weft__queue *q, weft__node *n)
     q->count++;
 }
 
-static inline weft__node *weft__queue_pop(weft__queue *q)
+static inline weft__node *weft__fifo_pop(weft__fifo *q)
 {
     weft__node *n = q->head;
     if (n) {
@@ -217,11 +217,11 @@ void weft__heap_free(weft__heap *h);
 /* ------------------------------------------------------------------------ */
 
 /* A scheduled callback. Records are type-stable (kept on the loop's free list,
- * never reused for anything else), so a stale weft_handle is recognised by its
+ * never reused for anything else), so a stale weft_call is recognised by its
  * id: every use of a record gets a new one, and a free record has id 0. */
 typedef struct weft__callback {
     weft__node node;     /* kind = CALLBACK; b1 = state; u32 = heap slot */
-    weft_callback cb;
+    weft_callback_fn cb;
     void *arg;
     uint64_t id;
 } weft__callback;
@@ -230,11 +230,11 @@ enum { WEFT__CB_IN_HEAP = 1, WEFT__CB_READY, WEFT__CB_CANCELLED };
 
 /* Schedules cb(arg) on the ready queue (when < 0) or in the timer heap at loop
  * time `when` ns. Returns the record or NULL (-ENOMEM, no message set). */
-weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback cb, void *arg);
+weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback_fn cb, void *arg);
 /* A record set aside now for a callback posted later, so that posting cannot
  * fail (done callbacks). NULL on ENOMEM. Post it, or release it unposted. */
 weft__callback *weft__callback_reserve(weft_loop *L);
-void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback cb, void *arg);
+void weft__callback_post(weft_loop *L, weft__callback *c, weft_callback_fn cb, void *arg);
 void weft__callback_release(weft_loop *L, weft__callback *c);
 /* Runs a ready callback record taken from the ready queue, then frees it. */
 void weft__callback_run(weft_loop *L, weft__callback *c);
@@ -360,7 +360,7 @@ int weft__poll_wait(weft__poller *p, int64_t timeout_ns, weft__poll_event *out, 
 /* ------------------------------------------------------------------------ */
 
 typedef struct weft__ts_call {
-    weft_callback cb;
+    weft_callback_fn cb;
     void *arg;
 } weft__ts_call;
 
@@ -374,7 +374,7 @@ typedef struct weft__task_slab {
 } weft__task_slab;
 
 struct weft_loop {
-    weft__queue ready;
+    weft__fifo ready;
     weft_task *current;              /* running task, NULL in the scheduler */
     weft__ctx sched_ctx;             /* the thread's own stack, running the loop */
     weft__stack_pool stacks;
@@ -463,7 +463,7 @@ static inline weft_task *weft__loop_next_direct(weft_loop *L)
     if (n->kind != WEFT__NODE_TASK || WEFT__STATE((weft_task *)n) != WEFT__READY ||
         (WEFT__FLAGS((weft_task *)n) & WEFT__COMPACT))
         return NULL;
-    weft__queue_pop(&L->ready);
+    weft__fifo_pop(&L->ready);
     L->batch_left--;
     return (weft_task *)n;
 }

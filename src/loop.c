@@ -61,7 +61,7 @@ weft_loop *weft_loop_current(void)
 /* Calls from other threads                                                 */
 /* ------------------------------------------------------------------------ */
 
-int weft_call_soon_threadsafe(weft_loop *L, weft_callback cb, void *arg)
+int weft_call_soon_threadsafe(weft_loop *L, weft_callback_fn cb, void *arg)
 {
     if (!L || !cb)
         return -EINVAL;
@@ -150,7 +150,7 @@ static void run_batch(weft_loop *L)
     L->batch_left = L->ready.count;
     while (L->batch_left > 0) {
         L->batch_left--;
-        weft__node *node = weft__queue_pop(&L->ready);
+        weft__node *node = weft__fifo_pop(&L->ready);
         if (WEFT__LIKELY(node->kind == WEFT__NODE_TASK)) {
             weft__task_run_first(L, (weft_task *)node);
         } else {
@@ -350,7 +350,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     WEFT__STATE(main_task) = WEFT__NEW;
     WEFT__FLAGS(main_task) = WEFT__MAIN;
     L->live_tasks++;
-    weft__queue_push(&L->ready, &main_task->node);
+    weft__fifo_push(&L->ready, &main_task->node);
 
     int deadlock = weft__loop_run(L, main_task);
     if (deadlock) {

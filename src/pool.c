@@ -203,7 +203,7 @@ static bool pool_is_idle(const weft_pool *p)
     return p->running == 0 && weft__dlist_empty(&p->queue);
 }
 
-static void post_or_retry(weft_loop *L, weft_callback cb, void *arg);
+static void post_or_retry(weft_loop *L, weft_callback_fn cb, void *arg);
 
 static void shutdown_waiter_woken(void *arg);
 
@@ -289,7 +289,7 @@ static void port_drain(void *arg);
 
 /* weft_call_soon_threadsafe that cannot be allowed to fail: a lost completion
  * would leave a task waiting forever. Out of memory, it tries again. */
-static void post_or_retry(weft_loop *L, weft_callback cb, void *arg)
+static void post_or_retry(weft_loop *L, weft_callback_fn cb, void *arg)
 {
     while (weft_call_soon_threadsafe(L, cb, arg) == -ENOMEM)
         nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);

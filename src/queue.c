@@ -68,7 +68,7 @@ struct weft_queue {
     size_t limit;        /* maxsize, or SIZE_MAX when unbounded */
     prio_entry *heap;    /* PRIORITY: a binary min-heap */
     uint64_t next_seq;
-    weft_compare cmp;
+    weft_compare_fn cmp;
     size_t inside;       /* tasks suspended in a call on this queue, woken or not */
     struct waiter *spare; /* wait records kept for the next waits, chained by link.next */
     uint8_t kind;
@@ -312,7 +312,7 @@ static void *take(weft_queue *q)
 /* Creating and freeing                                                     */
 /* ------------------------------------------------------------------------ */
 
-static weft_queue *queue_new(const char *what, size_t maxsize, uint8_t kind, weft_compare cmp)
+static weft_queue *queue_new(const char *what, size_t maxsize, uint8_t kind, weft_compare_fn cmp)
 {
     weft_queue *q = calloc(1, sizeof *q);
     if (!q) {
@@ -337,7 +337,7 @@ weft_queue *weft_lifo_queue_new(size_t maxsize)
     return queue_new("weft_lifo_queue_new", maxsize, LIFO, NULL);
 }
 
-weft_queue *weft_priority_queue_new(size_t maxsize, weft_compare cmp)
+weft_queue *weft_priority_queue_new(size_t maxsize, weft_compare_fn cmp)
 {
     return queue_new("weft_priority_queue_new", maxsize, PRIORITY, cmp);
 }

@@ -45,7 +45,7 @@ static bool was_handed(const weft_task *self)
 }
 
 /* Unlinks a task from a wait queue, wherever it is; no-op if it is not there. */
-static void waitq_remove(weft__queue *q, weft_task *t)
+static void waitq_remove(weft__fifo *q, weft_task *t)
 {
     weft__node *prev = NULL;
     for (weft__node *n = q->head; n; prev = n, n = n->next) {
@@ -62,9 +62,9 @@ static void waitq_remove(weft__queue *q, weft_task *t)
     }
 }
 
-static weft_task *waitq_pop(weft__queue *q)
+static weft_task *waitq_pop(weft__fifo *q)
 {
-    return (weft_task *)weft__queue_pop(q);
+    return (weft_task *)weft__fifo_pop(q);
 }
 
 /* The loop a new primitive belongs to, or NULL with the message set. */
@@ -147,7 +147,7 @@ struct weft_lock {
     bool locked;
     weft_task *owner;        /* the task that holds it; compared, never dereferenced */
     uint32_t owner_id;       /* with owner: a record reused by a later task is not the holder */
-    weft__queue waiters;
+    weft__fifo waiters;
     size_t in_acquire;       /* tasks inside an acquire: queued, or handed the lock and not yet resumed */
 };
 
@@ -221,7 +221,7 @@ int weft_lock_acquire(weft_lock *lock)
         return 0;
     }
     lock->in_acquire++;
-    weft__queue_push(&lock->waiters, &self->node);
+    weft__fifo_push(&lock->waiters, &self->node);
     rc = weft__wait(lock_unwait, lock);
     lock->in_acquire--;
     if (was_handed(self)) {
@@ -251,7 +251,7 @@ static void lock_acquire_regardless(weft_lock *lock, weft_task *self)
             break;
         }
         lock->in_acquire++;
-        weft__queue_push(&lock->waiters, &self->node);
+        weft__fifo_push(&lock->waiters, &self->node);
         weft__wait(lock_unwait, lock);
         lock->in_acquire--;
         held += self->cancelling;
@@ -290,7 +290,7 @@ bool weft_lock_locked(const weft_lock *lock)
 struct weft_event {
     weft_loop *loop;
     bool set;
-    weft__queue waiters;
+    weft__fifo waiters;
 };
 
 weft_event *weft_event_new(void)
@@ -351,7 +351,7 @@ int weft_event_wait(weft_event *ev)
         return rc;
     if (ev->set)
         return 0;
-    weft__queue_push(&ev->waiters, &self->node);
+    weft__fifo_push(&ev->waiters, &self->node);
     rc = weft__wait(event_unwait, ev);
     return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
 }
@@ -364,7 +364,7 @@ struct weft_cond {
     weft_loop *loop;
     weft_lock *lock;
     bool own_lock;           /* made by weft_cond_new, freed with the condition */
-    weft__queue waiters;     /* waiting for a notification */
+    weft__fifo waiters;     /* waiting for a notification */
     size_t in_wait;          /* tasks inside weft_cond_wait, notified or not */
 };
 
@@ -457,7 +457,7 @@ int weft_cond_wait(weft_cond *cond)
 
     cond->in_wait++;
     lock_pass_on(cond->lock);
-    weft__queue_push(&cond->waiters, &self->node);
+    weft__fifo_push(&cond->waiters, &self->node);
     weft__wait(cond_unwait, cond);
     bool notified = was_handed(self);
     lock_acquire_regardless(cond->lock, self);
@@ -513,7 +513,7 @@ struct weft_sem {
     weft_loop *loop;
     long value;              /* permits free now (not counting those handed to a waiter) */
     long bound;              /* a bounded semaphore's initial value; -1 = unbounded */
-    weft__queue waiters;
+    weft__fifo waiters;
     size_t in_acquire;       /* tasks inside an acquire: queued, or handed a permit and not yet resumed */
 };
 
@@ -593,7 +593,7 @@ int weft_sem_acquire(weft_sem *sem)
         return 0;
     }
     sem->in_acquire++;
-    weft__queue_push(&sem->waiters, &self->node);
+    weft__fifo_push(&sem->waiters, &self->node);
     rc = weft__wait(sem_unwait, sem);
     sem->in_acquire--;
     if (was_handed(self)) {
@@ -637,7 +637,7 @@ struct weft_barrier {
     weft_loop *loop;
     size_t parties;
     bool broken;
-    weft__queue waiters;
+    weft__fifo waiters;
 };
 
 weft_barrier *weft_barrier_new(size_t parties)
@@ -697,7 +697,7 @@ int weft_barrier_wait(weft_barrier *b)
         barrier_wake_all(b, false);
         return index;
     }
-    weft__queue_push(&b->waiters, &self->node);
+    weft__fifo_push(&b->waiters, &self->node);
     rc = weft__wait(barrier_unwait, b);
     if (rc == -ECANCELED)
         return weft__cancelled_errmsg(self);

@@ -200,7 +200,7 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
          * there is none, t waits for the next iteration rather than anything
          * being lost or overwritten. */
         if (weft__compact_enter(L, t, task_entry) != 0) {
-            weft__queue_push(&L->ready, &t->node);
+            weft__fifo_push(&L->ready, &t->node);
             return;
         }
     }
@@ -230,7 +230,7 @@ void weft__wake(weft_task *t, int reason)
     t->wake = reason;
     t->unwait = NULL;
     WEFT__STATE(t) = WEFT__READY;
-    weft__queue_push(&weft__loop->ready, &t->node);
+    weft__fifo_push(&weft__loop->ready, &t->node);
 }
 
 int weft__wait(weft__unwait_fn unwait, void *wait_obj)
@@ -396,7 +396,7 @@ weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts
 #endif
     WEFT__STATE(t) = WEFT__NEW;
     L->live_tasks++;
-    weft__queue_push(&L->ready, &t->node);
+    weft__fifo_push(&L->ready, &t->node);
     return t;
 }
 
@@ -656,7 +656,7 @@ int weft_sleep(double seconds)
         /* Exactly one loop iteration: to the back of the ready queue. */
         WEFT__STATE(self) = WEFT__READY;
         self->wake = 0;
-        weft__queue_push(&L->ready, &self->node);
+        weft__fifo_push(&L->ready, &self->node);
         weft__suspend(self);
         rc = self->wake;
     } else {
@@ -681,7 +681,7 @@ int weft_yield(void)
         return weft__cancelled_errmsg(self);
     WEFT__STATE(self) = WEFT__READY;
     self->wake = 0;
-    weft__queue_push(&weft__loop->ready, &self->node);
+    weft__fifo_push(&weft__loop->ready, &self->node);
     weft__suspend(self);
     if (WEFT__UNLIKELY(self->wake == -ECANCELED))
         return weft__cancelled_errmsg(self);
@@ -697,7 +697,7 @@ int weft_yield(void)
 typedef struct done_callback {
     weft__listener listener;     /* first: the listener is the registration */
     weft_task *task;
-    weft_task_callback cb;
+    weft_task_done_fn cb;
     void *arg;
     weft__callback *post;
 } done_callback;
@@ -707,7 +707,7 @@ static void done_callback_run(void *arg)
     done_callback *d = arg;
     weft_loop *L = weft__loop;
     weft_task *t = d->task;
-    weft_task_callback cb = d->cb;
+    weft_task_done_fn cb = d->cb;
     void *cb_arg = d->arg;
     weft__small_free(&L->small, d, sizeof *d);
     cb(t, cb_arg);
@@ -726,7 +726,7 @@ static void done_callback_fire(weft__listener *l, weft_task *t)
     done_callback_schedule(weft__loop, (done_callback *)l);
 }
 
-int weft_task_add_done_callback(weft_task *t, weft_task_callback cb, void *arg)
+int weft_task_add_done_callback(weft_task *t, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
     if (!L)
@@ -749,7 +749,7 @@ int weft_task_add_done_callback(weft_task *t, weft_task_callback cb, void *arg)
     return 0;
 }
 
-size_t weft_task_remove_done_callback(weft_task *t, weft_task_callback cb, void *arg)
+size_t weft_task_remove_done_callback(weft_task *t, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
     if (!t || !L || !t->extra)

@@ -28,8 +28,8 @@ static void *soon_main(void *arg)
     (void)arg;
     weft_task *a = weft_spawn(ticker, "A");
     trace("M0");
-    cr_expect(weft_handle_ok(weft_call_soon(note, "s1")));
-    cr_expect(weft_handle_ok(weft_call_soon(note, "s2")));
+    cr_expect(weft_call_ok(weft_call_soon(note, "s1")));
+    cr_expect(weft_call_ok(weft_call_soon(note, "s2")));
     trace("M1"); /* nothing has run inside the calls */
     weft_yield();
     trace("M2");
@@ -84,23 +84,23 @@ static void count_fire(void *arg)
 static void *handles_main(void *arg)
 {
     (void)arg;
-    weft_handle soon = weft_call_soon(count_fire, NULL);
-    weft_handle later = weft_call_later(1, count_fire, NULL);
-    weft_handle ran = weft_call_later(0.5, count_fire, NULL);
-    cr_expect(weft_handle_cancel(soon), "a pending call_soon could not be cancelled");
-    cr_expect(!weft_handle_cancel(soon), "cancelling twice returned true");
+    weft_call soon = weft_call_soon(count_fire, NULL);
+    weft_call later = weft_call_later(1, count_fire, NULL);
+    weft_call ran = weft_call_later(0.5, count_fire, NULL);
+    cr_expect(weft_call_cancel(soon), "a pending call_soon could not be cancelled");
+    cr_expect(!weft_call_cancel(soon), "cancelling twice returned true");
     cr_expect_eq(weft_sleep(0.75), 0);
     cr_expect_eq(fired, 1, "only the 0.5 s timer should have run, %d did", fired);
-    cr_expect(!weft_handle_cancel(ran), "a handle whose callback ran still cancelled");
+    cr_expect(!weft_call_cancel(ran), "a handle whose callback ran still cancelled");
     /* Its record has been reused meanwhile: the stale handle must not cancel it. */
-    weft_handle fresh = weft_call_later(0.1, count_fire, NULL);
-    cr_expect(!weft_handle_cancel(ran));
-    cr_expect(weft_handle_cancel(later));
-    cr_expect(!weft_handle_cancel(later));
+    weft_call fresh = weft_call_later(0.1, count_fire, NULL);
+    cr_expect(!weft_call_cancel(ran));
+    cr_expect(weft_call_cancel(later));
+    cr_expect(!weft_call_cancel(later));
     cr_expect_eq(weft_sleep(2), 0);
     cr_expect_eq(fired, 2, "the fresh timer must run and the cancelled one not (%d ran)", fired);
-    cr_expect(!weft_handle_cancel(fresh));
-    cr_expect(!weft_handle_cancel((weft_handle){0}));
+    cr_expect(!weft_call_cancel(fresh));
+    cr_expect(!weft_call_cancel((weft_call){0}));
     return NULL;
 }
 
@@ -114,11 +114,11 @@ Test(callback, handles_cancel_once_and_are_safe_when_stale)
 static void *bad_args_main(void *arg)
 {
     (void)arg;
-    weft_handle h = weft_call_soon(NULL, NULL);
-    cr_expect(!weft_handle_ok(h));
+    weft_call h = weft_call_soon(NULL, NULL);
+    cr_expect(!weft_call_ok(h));
     cr_expect(strstr(weft_errmsg(), "NULL") != NULL, "message: %s", weft_errmsg());
     h = weft_call_at(NAN, count_fire, NULL);
-    cr_expect(!weft_handle_ok(h));
+    cr_expect(!weft_call_ok(h));
     cr_expect(strstr(weft_errmsg(), "NaN") != NULL, "message: %s", weft_errmsg());
     return NULL;
 }
@@ -126,7 +126,7 @@ static void *bad_args_main(void *arg)
 Test(callback, bad_arguments_are_refused_with_a_message)
 {
     cr_assert_eq(run_virtual(bad_args_main, NULL, NULL), 0);
-    cr_assert(!weft_handle_ok(weft_call_soon(count_fire, NULL)), "call_soon outside a loop succeeded");
+    cr_assert(!weft_call_ok(weft_call_soon(count_fire, NULL)), "call_soon outside a loop succeeded");
 }
 
 /* ---- task done callbacks --------------------------------------------------------- */

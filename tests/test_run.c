@@ -198,7 +198,7 @@ static void schedule_from_callback(void *arg)
 {
     (void)arg;
     trace("outer@%g", weft_time());
-    cr_expect(weft_handle_ok(weft_call_later(0.25, record_callback, "inner")));
+    cr_expect(weft_call_ok(weft_call_later(0.25, record_callback, "inner")));
 }
 
 static void must_not_fire(void *arg)
@@ -210,19 +210,19 @@ static void must_not_fire(void *arg)
 static void *timers_main(void *arg)
 {
     (void)arg;
-    cr_expect(weft_handle_ok(weft_call_later(2, record_callback, "b")));
-    cr_expect(weft_handle_ok(weft_call_later(1, record_callback, "a")));
-    cr_expect(weft_handle_ok(weft_call_at(3, record_callback, "c")));
-    cr_expect(weft_handle_ok(weft_call_later(1, record_callback, "a2")));
-    weft_handle doomed = weft_call_later(1.5, must_not_fire, NULL);
-    cr_expect(weft_handle_ok(doomed));
-    cr_expect(weft_handle_ok(weft_call_at(1, record_callback, "a3")));
-    cr_expect(weft_handle_ok(weft_call_later(2.5, schedule_from_callback, NULL)));
-    cr_expect(weft_handle_cancel(doomed), "cancelling a pending timer returned false");
-    cr_expect(!weft_handle_ok(weft_call_later(NAN, record_callback, "nan")));
+    cr_expect(weft_call_ok(weft_call_later(2, record_callback, "b")));
+    cr_expect(weft_call_ok(weft_call_later(1, record_callback, "a")));
+    cr_expect(weft_call_ok(weft_call_at(3, record_callback, "c")));
+    cr_expect(weft_call_ok(weft_call_later(1, record_callback, "a2")));
+    weft_call doomed = weft_call_later(1.5, must_not_fire, NULL);
+    cr_expect(weft_call_ok(doomed));
+    cr_expect(weft_call_ok(weft_call_at(1, record_callback, "a3")));
+    cr_expect(weft_call_ok(weft_call_later(2.5, schedule_from_callback, NULL)));
+    cr_expect(weft_call_cancel(doomed), "cancelling a pending timer returned false");
+    cr_expect(!weft_call_ok(weft_call_later(NAN, record_callback, "nan")));
     cr_expect_eq(weft_sleep(5), 0);
     /* A time in the past runs at the next iteration, at the current time. */
-    cr_expect(weft_handle_ok(weft_call_at(1, record_callback, "past")));
+    cr_expect(weft_call_ok(weft_call_at(1, record_callback, "past")));
     cr_expect_eq(weft_sleep(1), 0);
     return NULL;
 }
@@ -245,7 +245,7 @@ static void leftover_timer(void *arg)
 static void *leave_timer_main(void *arg)
 {
     (void)arg;
-    cr_expect(weft_handle_ok(weft_call_later(100, leftover_timer, NULL)));
+    cr_expect(weft_call_ok(weft_call_later(100, leftover_timer, NULL)));
     cr_expect_eq(weft_sleep(1), 0);
     return NULL;
 }
@@ -259,6 +259,6 @@ Test(run, leftover_timers_are_dropped)
 
 Test(run, callbacks_outside_a_loop_fail)
 {
-    cr_assert(!weft_handle_ok(weft_call_later(1, leftover_timer, NULL)));
-    cr_assert(!weft_handle_ok(weft_call_at(1, leftover_timer, NULL)));
+    cr_assert(!weft_call_ok(weft_call_later(1, leftover_timer, NULL)));
+    cr_assert(!weft_call_ok(weft_call_at(1, leftover_timer, NULL)));
 }

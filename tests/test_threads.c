@@ -327,7 +327,7 @@ static void *storm_main(void *arg)
     for (int round = 1; round <= STORM_ROUNDS && rc == 0; round++) {
         s->arrived = 0;
         s->round_done = weft_future_new();
-        weft_handle watchdog = weft_call_later(5, storm_watchdog, s);
+        weft_call watchdog = weft_call_later(5, storm_watchdog, s);
         double began = weft_time();
         atomic_store(&s->round_open, round);
         rc = weft_future_await(s->round_done, NULL);
@@ -337,7 +337,7 @@ static void *storm_main(void *arg)
             s->watchdog_fired = 1;
             rc = -ETIMEDOUT;
         }
-        weft_handle_cancel(watchdog);
+        weft_call_cancel(watchdog);
         weft_future_free(s->round_done);
         s->round_done = NULL;
     }

@@ -136,15 +136,15 @@ if grep -Eq "Python Exception|Error occurred in Python|^weft: " "$out"; then
 fi
 
 tasks=$(section "weft tasks")
-echo "$tasks" | grep -Eq '^\* +1 +Task-1 +running +weft_gdb_breakpoint_here' ||
+grep -Eq '^\* +1 +Task-1 +running +weft_gdb_breakpoint_here' <<<"$tasks" ||
   fail "weft tasks does not show Task-1 running in weft_gdb_breakpoint_here"
-echo "$tasks" | grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' ||
+grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' <<<"$tasks" ||
   fail "weft tasks does not show Task-2 waiting in sleeper_deep_function"
-echo "$tasks" | grep -Eq '^ +3 +other +waiting +other ' ||
+grep -Eq '^ +3 +other +waiting +other ' <<<"$tasks" ||
   fail "weft tasks does not show task 3 'other' waiting in other()"
-echo "$tasks" | grep -Eq '^ +4 +compact-a +waiting +compact_deep_function \(seconds=3\)' ||
+grep -Eq '^ +4 +compact-a +waiting +compact_deep_function \(seconds=3\)' <<<"$tasks" ||
   fail "weft tasks does not show compact-a waiting in compact_deep_function"
-echo "$tasks" | grep -Eq '^ +5 +compact-b +waiting +compact_deep_function \(seconds=4\)' ||
+grep -Eq '^ +5 +compact-b +waiting +compact_deep_function \(seconds=4\)' <<<"$tasks" ||
   fail "weft tasks does not show compact-b waiting in compact_deep_function"
 
 # check_task_bt SECTION FUNCTION... — the backtrace has each function, in order, and
@@ -156,27 +156,29 @@ check_task_bt() {
   shift
   text=$(section "$which")
   for fn in "$@"; do
-    line=$(echo "$text" | grep -n -m1 -E "^#[0-9]+ .*\b$fn \(" | cut -d: -f1)
+    line=$(grep -n -m1 -E "^#[0-9]+ .*\b$fn \(" <<<"$text" | cut -d: -f1)
     [ -n "$line" ] || fail "'$which' has no frame in $fn"
     [ "$line" -gt "$previous" ] || fail "'$which' has $fn out of order"
     previous=$line
   done
-  if echo "$text" | grep -Eq '^#[0-9]+ .* ctx_trampoline \('; then
+  if grep -Eq '^#[0-9]+ .* ctx_trampoline \(' <<<"$text"; then
     return
   fi
-  echo "$text" | grep -E '^#[0-9]+ ' | tail -n1 | grep -q 'weft__ctx_trampoline' ||
+  local frames
+  frames=$(grep -E '^#[0-9]+ ' <<<"$text")
+  [[ ${frames##*$'\n'} == *weft__ctx_trampoline* ]] ||
     fail "'$which' does not end at weft__ctx_trampoline"
-  if echo "$text" | grep -Eq 'Backtrace stopped|corrupt stack|previous frame identical|Cannot access memory'; then
+  if grep -Eq 'Backtrace stopped|corrupt stack|previous frame identical|Cannot access memory' <<<"$text"; then
     fail "'$which' ends with an unwinding error"
   fi
 }
 check_task_bt "weft bt 2" weft_sleep sleeper_deep_function sleeper_middle sleeper task_entry
 check_task_bt "weft bt other" weft_sleep other task_entry
 check_task_bt "weft bt compact-a" weft_sleep compact_deep_function compact_sleeper task_entry
-section "weft bt compact-a" | grep -q 'compact_deep_function (seconds=3)' ||
+[[ $(section "weft bt compact-a") == *'compact_deep_function (seconds=3)'* ]] ||
   fail "'weft bt compact-a' shows another task's frames"
 check_task_bt "weft bt compact-b" weft_sleep compact_deep_function compact_sleeper task_entry
-section "weft bt compact-b" | grep -q 'compact_deep_function (seconds=4)' ||
+[[ $(section "weft bt compact-b") == *'compact_deep_function (seconds=4)'* ]] ||
   fail "'weft bt compact-b' shows another task's frames"
 check_task_bt "weft bt" weft_gdb_breakpoint_here main_task task_entry
 check_task_bt "bt before" weft_gdb_breakpoint_here main_task task_entry
@@ -209,7 +211,7 @@ if [ "$mode" = native ] && grep -q "^Saved corefile" "$out"; then
   echo "----"
   log=$core_out
   grep -Eq "Python Exception|Error occurred in Python" "$log" && fail "weft-gdb.py failed on the core file"
-  section "core weft tasks" | grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' ||
+  grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' <<<"$(section "core weft tasks")" ||
     fail "weft tasks on the core file does not show Task-2 in sleeper_deep_function"
   check_task_bt "core weft bt 2" weft_sleep sleeper_deep_function sleeper_middle sleeper task_entry
   check_task_bt "core weft bt compact-b" weft_sleep compact_deep_function compact_sleeper task_entry

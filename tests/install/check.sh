@@ -30,8 +30,13 @@ run_hello() {
   step "ran $(basename "$1"): ok"
 }
 
-# Tells whether a program loads libweft.so at run time.
-links_shared_weft() { ldd "$1" 2>/dev/null | grep -q 'libweft\.so'; }
+# Tells whether a program loads libweft.so at run time. (Not `ldd | grep -q`: under
+# pipefail, grep -q exiting at the first match kills ldd with SIGPIPE at random.)
+links_shared_weft() {
+  local libs
+  libs=$(ldd "$1" 2>/dev/null) || true
+  [[ $libs == *libweft.so* ]]
+}
 
 # The README shows hello.c verbatim; keep them one text so the README shows tested code.
 readme_hello=$(awk '/^## Hello, world/ { section = 1 } section && /^```c$/ { code = 1; next }
@@ -41,7 +46,7 @@ readme_hello=$(awk '/^## Hello, world/ { section = 1 } section && /^```c$/ { cod
 step "installing $build into $prefix"
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "cmake --install"; }
 
-pc_file=$(find "$prefix" -name weft.pc -path '*/pkgconfig/*' | head -n 1)
+pc_file=$(find "$prefix" -name weft.pc -path '*/pkgconfig/*' -print -quit)
 [ -n "$pc_file" ] || fail "no pkgconfig/weft.pc installed"
 libdir=$(dirname "$(dirname "$pc_file")")
 for f in "$prefix/include/weft.h" "$libdir/libweft.a" "$libdir/libweft.so" "$libdir/cmake/weft/weftConfig.cmake" \
