@@ -9,7 +9,7 @@
  * in small pages, a few tens of ms in huge ones. Memory is kept until the loop
  * ends, never handed back and faulted in again.
  */
-#include "internal.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /*
- * internal.h — the types shared by weft's modules: the loop, tasks, stacks, timers
- * and the one suspension primitive. Never installed.
+ * core.h — the core layer's internals: the loop and its iteration, tasks, stacks,
+ * compact tasks, loop callbacks, thread-safe calls, the clock and the one
+ * suspension primitive. It may use util/, ctx/ and io/; the layers above (combine,
+ * sync, exec, run) use it. Never installed.
  *
  * Task life cycle (one state at a time; every transition is in task.c or loop.c):
  *
@@ -18,78 +20,20 @@
  *   - waiter/waiter_kind: set by the one consumer of the handle (await, gather);
  *     used once, when the task finishes.
  */
-#ifndef WEFT_INTERNAL_H
-#define WEFT_INTERNAL_H
+#ifndef WEFT_CORE_H
+#define WEFT_CORE_H
 
 #include "weft.h"
 #include "ctx/ctx.h"
+#include "io/poller.h"
+#include "util/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
-#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
-#define WEFT__NORETURN __attribute__((noreturn))
-#else
-#define WEFT__LIKELY(x) (x)
-#define WEFT__UNLIKELY(x) (x)
-#define WEFT__TLS _Thread_local
-#define WEFT__NORETURN
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WEFT__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT__ASAN 1
-#endif
-#endif
-
-/* ------------------------------------------------------------------------ */
-/* Ready-queue nodes: a task or a callback                                  */
-/* ------------------------------------------------------------------------ */
-
+/* What a weft__node in the ready queue is. */
 enum { WEFT__NODE_TASK = 1, WEFT__NODE_CALLBACK = 2 };
-
-/* The common first member of everything that can sit in the ready queue. The
- * bytes after `kind` belong to the owner (they keep tasks and timers small). */
-typedef struct weft__node {
-    struct weft__node *next;
-    uint8_t kind;
-    uint8_t b1, b2, b3;
-    uint32_t u32;
-} weft__node;
-
-typedef struct weft__fifo {
-    weft__node *head, *tail;
-    size_t count;
-} weft__fifo;
-
-static inline void weft__fifo_push(weft__fifo *q, weft__node *n)
-{
-    n->next = NULL;
-    if (q->tail)
-        q->tail->next = n;
-    else
-        q->head = n;
-    q->tail = n;
-    q->count++;
-}
-
-static inline weft__node *weft__fifo_pop(weft__fifo *q)
-{
-    weft__node *n = q->head;
-    if (n) {
-        q->head = n->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->count--;
-    }
-    return n;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Stacks (stack.c)                                                         */
@@ -140,31 +84,6 @@ void weft__stack_overflow_handler_install(void);
 size_t weft__page_size(void);
 
 /* ------------------------------------------------------------------------ */
-/* Bulk memory (bulk.c)                                                     */
-/* ------------------------------------------------------------------------ */
-
-/* The size of a transparent huge page on the machines weft targets. */
-#define WEFT__HUGE_PAGE ((size_t)2 << 20)
-
-/* A 2 MiB-aligned mapping advised to use huge pages; NULL on failure. */
-void *weft__bulk_map(size_t bytes);
-void weft__bulk_unmap(void *p, size_t bytes);
-
-#define WEFT__SMALL_GRANULE 32
-#define WEFT__SMALL_CLASSES 64 /* up to 2 KiB; larger blocks come from malloc */
-
-/* Size-class free lists carved from bulk chunks. Blocks are freed by size. */
-typedef struct weft__small {
-    void *free[WEFT__SMALL_CLASSES];
-    char *bump, *bump_end;
-    struct weft__chunk *chunks;
-} weft__small;
-
-void *weft__small_alloc(weft__small *a, size_t bytes);
-void weft__small_free(weft__small *a, void *p, size_t bytes);
-void weft__small_destroy(weft__small *a);
-
-/* ------------------------------------------------------------------------ */
 /* Compact tasks (compact.c)                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -189,28 +108,6 @@ int weft__compact_enter(weft_loop *L, weft_task *t, weft__ctx_entry entry);
 /* A compact task has finished: drop its saved frames and descriptor. */
 void weft__compact_release(weft_loop *L, weft_task *t);
 void weft__compact_destroy(weft_loop *L);
-
-/* ------------------------------------------------------------------------ */
-/* Timers (timer.c): a 4-ary min-heap of (when, seq) with back-indices       */
-/* ------------------------------------------------------------------------ */
-
-typedef struct weft__heap_entry {
-    int64_t when;       /* loop time, ns */
-    uint64_t seq;       /* scheduling order: equal deadlines fire FIFO */
-    weft__node *owner;  /* a task (sleeping) or a weft__callback */
-} weft__heap_entry;
-
-typedef struct weft__heap {
-    weft__heap_entry *e;
-    size_t count, cap;
-    uint64_t next_seq;
-} weft__heap;
-
-/* The owner's slot index is kept in owner->u32 (as index + 1; 0 = not in the heap). */
-int weft__heap_push(weft__heap *h, int64_t when, weft__node *owner);
-void weft__heap_remove(weft__heap *h, weft__node *owner);
-weft__node *weft__heap_pop(weft__heap *h); /* the earliest; NULL if empty */
-void weft__heap_free(weft__heap *h);
 
 /* ------------------------------------------------------------------------ */
 /* Callbacks (callback.c): call_soon / call_later / call_at and their handles */
@@ -329,31 +226,6 @@ struct weft_task {
 #define WEFT__STATE(t) ((t)->node.b1)
 #define WEFT__FLAGS(t) ((t)->node.b2)
 #define WEFT__WAITER_KIND(t) ((t)->node.b3)
-
-/* ------------------------------------------------------------------------ */
-/* The poller backend (poll_epoll.c)                                        */
-/* ------------------------------------------------------------------------ */
-
-typedef struct weft__poller {
-    int fd;
-} weft__poller;
-
-typedef struct weft__poll_event {
-    void *data;
-    uint32_t events;
-} weft__poll_event;
-
-enum { WEFT__POLL_IN = 1, WEFT__POLL_OUT = 2, WEFT__POLL_ERR = 4 };
-
-int weft__poll_init(weft__poller *p);
-void weft__poll_close(weft__poller *p);
-int weft__poll_add(weft__poller *p, int fd, uint32_t events, void *data);
-/* As weft__poll_add, reporting one event and then disabled until removed. */
-int weft__poll_add_oneshot(weft__poller *p, int fd, uint32_t events, void *data);
-int weft__poll_del(weft__poller *p, int fd);
-/* Waits up to timeout_ns (-1 = forever, 0 = not at all); returns the number of
- * events written to out (≤ max), or a negative errno. EINTR returns 0. */
-int weft__poll_wait(weft__poller *p, int64_t timeout_ns, weft__poll_event *out, int max);
 
 /* ------------------------------------------------------------------------ */
 /* The loop (loop.c)                                                        */
@@ -512,10 +384,11 @@ int weft__loop_run(weft_loop *L, weft_task *until);
 int weft__loop_create(weft_loop **out, const weft_options *opts);
 void weft__loop_destroy(weft_loop *L);
 
-/* pool.c: weft_run's main has returned and every task is done. Waits (running the
- * loop) until each call this loop submitted to a thread pool is back, and leaves
- * the default pool, which its last user shuts down. */
-void weft__pools_loop_closing(weft_loop *L);
+/* Frees every task record left when the loop ends, reporting errors nobody
+ * retrieved and tasks destroyed while still pending. */
+void weft__loop_reap(weft_loop *L);
+/* threadsafe.c: runs the callbacks other threads posted (once per iteration). */
+void weft__run_threadsafe_calls(weft_loop *L);
 
 /* gather.c: a child of a weft_gather has finished. */
 void weft__gather_child_done(weft_task *child);

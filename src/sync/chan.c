@@ -26,8 +26,8 @@
  * value has moved, so reporting "nothing done" would lose or duplicate it. The
  * cancellation, level-triggered, is reported by the task's next wait.
  */
-#include "dlist.h"
-#include "internal.h"
+#include "util/dlist.h"
+#include "core/core.h"
 
 #include <limits.h>
 #include <math.h>

@@ -3,7 +3,7 @@
  * suspension primitive (weft__wait / weft__wake), await, detach, cancellation,
  * names, and sleep.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -18,7 +18,7 @@
  * descriptor and first frames are there), so the canary costs no page of its own:
  * a sleeping task on an unguarded stack costs one page, not two.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <signal.h>
 #include <stdio.h>

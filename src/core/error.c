@@ -3,7 +3,7 @@
  * them: weft_fail's message for a task's outcome, weft's own explanations for the
  * errors its calls return, and the report of errors nobody retrieved.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <pthread.h>
 

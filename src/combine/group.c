@@ -8,7 +8,7 @@
  * _aexit and create_task have their counterparts here under the same ideas
  * (aborting, parent_cancel_requested, exiting, propagate_cancel).
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -1,10 +1,11 @@
 /*
  * poll_epoll.c — the Linux I/O poller backend: the five calls of the poller
- * interface (internal.h) on epoll. Another backend (io_uring, kqueue) is another
+ * interface (io/poller.h) on epoll. Another backend (io_uring, kqueue) is another
  * file with the same five functions, chosen by the build.
  */
-#include "internal.h"
+#include "io/poller.h"
 
+#include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 

@@ -12,7 +12,7 @@
  * Records shared with callbacks live on the heap: the owner may be a compact task,
  * whose stack moves while it waits.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /*
  * compact.c — compact tasks: many tasks share one stack, and a suspended one keeps
- * only the bytes its frames use, copied to the heap (see internal.h for the rule
+ * only the bytes its frames use, copied to the heap (see core/core.h for the rule
  * that comes with it). The loop's scheduler calls in here, on the thread's own
  * stack, whenever a compact task is about to run.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #ifndef WEFT_CTX_UCONTEXT
 

@@ -7,7 +7,7 @@
  * Done callbacks reserve their callback record when they are added, so completing
  * a future cannot fail half-way.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

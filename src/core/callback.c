@@ -9,7 +9,7 @@
  * through a handle whose callback already ran is so a clean "false", never a write
  * into memory something else owns.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <string.h>

@@ -19,8 +19,8 @@
  * records are on the heap, never on their stacks; each queue keeps the records its
  * waits have used, so a steady producer/consumer pair allocates once.
  */
-#include "dlist.h"
-#include "internal.h"
+#include "util/dlist.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,7 @@
 /*
- * loop.c — the scheduler: one loop per thread, its iteration (poll, timers, one
- * batch of ready work), the clock (real or virtual), callbacks from other threads,
- * timer callbacks, and weft_run, which creates a loop, runs main to completion,
- * cancels and finishes what main left behind, and tears everything down.
+ * loop.c — the scheduler: one loop per thread and its iteration (poll, timers, one
+ * batch of ready work); creating and destroying a loop; finding the tasks left in
+ * it when main has returned.
  *
  * One iteration, as asyncio's _run_once:
  *   1. poll for I/O and cross-thread wake-ups — without blocking when work is
@@ -12,102 +11,12 @@
  *   4. run exactly the items ready now; whatever they make ready runs in the
  *      next iteration, so a task that yields lets every other ready task run once.
  */
-#include "internal.h"
+#include "core/core.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
-
-WEFT__TLS weft_loop *weft__loop;
-
-
-/* ------------------------------------------------------------------------ */
-/* Time                                                                     */
-/* ------------------------------------------------------------------------ */
-
-int64_t weft__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t weft__seconds_to_ns(double s)
-{
-    if (!(s > 0))
-        return 0;
-    /* A century is "never" for a loop; it keeps the sum below INT64_MAX. */
-    if (s > 3.15e9)
-        s = 3.15e9;
-    return (int64_t)(s * 1e9 + 0.5); /* no libm: callers need not link -lm */
-}
-
-double weft_time(void)
-{
-    weft_loop *L = weft__loop;
-    int64_t ns = L ? weft__now(L) : weft__mono_ns();
-    return (double)ns / 1e9;
-}
-
-weft_loop *weft_loop_current(void)
-{
-    return weft__loop;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Calls from other threads                                                 */
-/* ------------------------------------------------------------------------ */
-
-int weft_call_soon_threadsafe(weft_loop *L, weft_callback_fn cb, void *arg)
-{
-    if (!L || !cb)
-        return -EINVAL;
-    pthread_mutex_lock(&L->ts_lock);
-    if (atomic_load_explicit(&L->closed, memory_order_relaxed)) {
-        pthread_mutex_unlock(&L->ts_lock);
-        return -ESHUTDOWN;
-    }
-    if (L->ts_count == L->ts_cap) {
-        size_t cap = L->ts_cap ? L->ts_cap * 2 : 64;
-        weft__ts_call *c = realloc(L->ts_calls, cap * sizeof *c);
-        if (!c) {
-            pthread_mutex_unlock(&L->ts_lock);
-            return -ENOMEM;
-        }
-        L->ts_calls = c;
-        L->ts_cap = cap;
-    }
-    L->ts_calls[L->ts_count++] = (weft__ts_call){cb, arg};
-    /* Only the call that finds the queue empty wakes the loop: every later one
-     * rides on the same wake-up until the loop drains the batch. */
-    int first = atomic_fetch_add_explicit(&L->ts_pending, 1, memory_order_release) == 0;
-    pthread_mutex_unlock(&L->ts_lock);
-    if (first) {
-        uint64_t one = 1;
-        ssize_t w = write(L->wake_fd, &one, sizeof one);
-        (void)w; /* EAGAIN: the counter is already nonzero, the loop will wake */
-    }
-    return 0;
-}
-
-static void run_threadsafe_calls(weft_loop *L)
-{
-    if (atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0)
-        return;
-    pthread_mutex_lock(&L->ts_lock);
-    weft__ts_call *calls = L->ts_calls;
-    size_t count = L->ts_count;
-    L->ts_calls = NULL;
-    L->ts_count = L->ts_cap = 0;
-    atomic_store_explicit(&L->ts_pending, 0, memory_order_release);
-    pthread_mutex_unlock(&L->ts_lock);
-    for (size_t i = 0; i < count; i++)
-        calls[i].cb(calls[i].arg);
-    free(calls);
-}
 
 /* ------------------------------------------------------------------------ */
 /* The iteration                                                            */
@@ -197,7 +106,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
         }
         if (must_poll)
             poll_once(L, timeout);
-        run_threadsafe_calls(L);
+        weft__run_threadsafe_calls(L);
         fire_timers(L);
         run_batch(L);
         L->iteration++;
@@ -306,95 +215,7 @@ static void reap_one(weft_loop *L, weft_task *t, void *arg)
     weft__task_free(L, t);
 }
 
-/* ------------------------------------------------------------------------ */
-/* weft_run                                                                 */
-/* ------------------------------------------------------------------------ */
-
-int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options *opts)
+void weft__loop_reap(weft_loop *L)
 {
-    if (result)
-        *result = NULL;
-    if (weft__loop) {
-        int rc = weft__set_errmsg(WEFT_ENESTED, "weft_run called from inside a running loop: spawn the "
-                                                "function as a task (weft_spawn) and await it instead");
-        return rc;
-    }
-    if (!main_fn) {
-        weft__set_thread_errmsg("weft_run: the main function is NULL");
-        return -EINVAL;
-    }
-    if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN) {
-        weft__set_errmsg(-EINVAL, "weft_run: weft_options.stack_size %zu is below WEFT_STACK_MIN (%zu bytes)",
-                         opts->stack_size, (size_t)WEFT_STACK_MIN);
-        return -EINVAL;
-    }
-    weft_loop *L;
-    int rc = weft__loop_create(&L, opts);
-    if (rc != 0) {
-        weft__set_errmsg(rc, "weft_run: could not create the loop: %s", weft_strerror(rc));
-        return rc;
-    }
-    weft__stack_overflow_handler_install();
-    weft__loop = L;
-
-    weft_task *main_task = weft__task_alloc(L);
-    if (!main_task) {
-        weft__loop = NULL;
-        weft__loop_destroy(L);
-        weft__set_thread_errmsg("weft_run: out of memory for the main task");
-        return -ENOMEM;
-    }
-    main_task->fn = main_fn;
-    main_task->arg = arg;
-    main_task->id = ++L->next_task_id;
-    WEFT__STATE(main_task) = WEFT__NEW;
-    WEFT__FLAGS(main_task) = WEFT__MAIN;
-    L->live_tasks++;
-    weft__fifo_push(&L->ready, &main_task->node);
-
-    int deadlock = weft__loop_run(L, main_task);
-    if (deadlock) {
-        weft__report("weft: deadlock: %s is waiting and nothing can wake it (no ready task, no timer, "
-                     "no I/O); cancelling every task", weft_task_name(main_task));
-        weft__loop_cancel_leftovers(L);
-        weft__loop_run(L, main_task);
-    }
-    int err = main_task->err;
-    if (result && !err && !deadlock)
-        *result = main_task->result;
-    char *msg = main_task->extra ? main_task->extra->msg : NULL;
-    if (main_task->extra)
-        main_task->extra->msg = NULL;
-    weft__task_free(L, main_task);
-
-    L->shutting_down = 1;
-    weft__loop_cancel_leftovers(L);
-    int stuck = weft__loop_run(L, NULL);
-    weft__pools_loop_closing(L);
     for_each_task(L, reap_one, NULL);
-    atomic_store(&L->closed, 1);
-    run_threadsafe_calls(L); /* calls accepted before closing still run */
-
-    weft__loop = NULL;
-    weft__loop_destroy(L);
-
-    if (deadlock) {
-        free(msg);
-        weft__set_thread_errmsg("weft_run: deadlock: main was waiting and nothing could wake it");
-        return WEFT_EDEADLOCK_LOOP;
-    }
-    weft__take_errmsg(msg);
-    if (err)
-        return err;
-    if (stuck) {
-        weft__set_thread_errmsg("weft_run: tasks left behind by main ignored cancellation and could "
-                                "never finish (reported on stderr)");
-        return WEFT_EDEADLOCK_LOOP;
-    }
-    return 0;
-}
-
-int weft_run(weft_fn main_fn, void *arg, void **result)
-{
-    return weft_run_opts(main_fn, arg, result, NULL);
 }

@@ -8,7 +8,9 @@
  * halves the depth (10 levels instead of 20) and the misses, and keeping the key
  * in the entry avoids a pointer chase per comparison.
  */
-#include "internal.h"
+#include "util/util.h"
+
+#include <errno.h>
 
 #include <stdlib.h>
 #include <string.h>

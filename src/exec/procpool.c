@@ -35,8 +35,8 @@
  * Everything another task or weft_procpool_free touches while a caller is
  * suspended lives on the heap: the call record (owned by its task) and the pool.
  */
-#include "dlist.h"
-#include "internal.h"
+#include "util/dlist.h"
+#include "core/core.h"
 
 #include <dirent.h>
 #include <fcntl.h>

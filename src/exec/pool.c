@@ -39,8 +39,8 @@
  * new pool, with the size set at that time. So no thread outlives the loops that used
  * it, and weft_set_default_pool_size works again between runs.
  */
-#include "dlist.h"
-#include "internal.h"
+#include "util/dlist.h"
+#include "exec/exec.h"
 
 #include <math.h>
 #include <sched.h>

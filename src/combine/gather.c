@@ -2,7 +2,7 @@
  * gather.c — weft_gather: wait for many tasks, outcomes in argument order, either
  * failing fast at the first error by completion time or collecting every error.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * Two syscalls a wait: simple and always consistent with the kernel; a
  * persistent registration can replace it when sockets need the speed.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <string.h>
 

@@ -15,7 +15,7 @@
  * cancelled after that, before it runs again, finds the mark and passes what it
  * was given on to the next waiter, as asyncio's waiters do.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * touches while the watching task is suspended lives on the heap, since that task
  * may be compact (its stack moves while it sleeps).
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <stdlib.h>

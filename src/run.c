@@ -1,0 +1,103 @@
+/*
+ * run.c — the top of the library: weft_run (asyncio.run). It creates a loop, runs
+ * main to completion, cancels and finishes what main left behind, lets the modules
+ * wait for work still outside the loop, and tears everything down in reverse.
+ * It may use every layer; nothing calls it.
+ */
+#include "core/core.h"
+#include "exec/exec.h"
+
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------------ */
+/* weft_run                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options *opts)
+{
+    if (result)
+        *result = NULL;
+    if (weft__loop) {
+        int rc = weft__set_errmsg(WEFT_ENESTED, "weft_run called from inside a running loop: spawn the "
+                                                "function as a task (weft_spawn) and await it instead");
+        return rc;
+    }
+    if (!main_fn) {
+        weft__set_thread_errmsg("weft_run: the main function is NULL");
+        return -EINVAL;
+    }
+    if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN) {
+        weft__set_errmsg(-EINVAL, "weft_run: weft_options.stack_size %zu is below WEFT_STACK_MIN (%zu bytes)",
+                         opts->stack_size, (size_t)WEFT_STACK_MIN);
+        return -EINVAL;
+    }
+    weft_loop *L;
+    int rc = weft__loop_create(&L, opts);
+    if (rc != 0) {
+        weft__set_errmsg(rc, "weft_run: could not create the loop: %s", weft_strerror(rc));
+        return rc;
+    }
+    weft__stack_overflow_handler_install();
+    weft__loop = L;
+
+    weft_task *main_task = weft__task_alloc(L);
+    if (!main_task) {
+        weft__loop = NULL;
+        weft__loop_destroy(L);
+        weft__set_thread_errmsg("weft_run: out of memory for the main task");
+        return -ENOMEM;
+    }
+    main_task->fn = main_fn;
+    main_task->arg = arg;
+    main_task->id = ++L->next_task_id;
+    WEFT__STATE(main_task) = WEFT__NEW;
+    WEFT__FLAGS(main_task) = WEFT__MAIN;
+    L->live_tasks++;
+    weft__fifo_push(&L->ready, &main_task->node);
+
+    int deadlock = weft__loop_run(L, main_task);
+    if (deadlock) {
+        weft__report("weft: deadlock: %s is waiting and nothing can wake it (no ready task, no timer, "
+                     "no I/O); cancelling every task", weft_task_name(main_task));
+        weft__loop_cancel_leftovers(L);
+        weft__loop_run(L, main_task);
+    }
+    int err = main_task->err;
+    if (result && !err && !deadlock)
+        *result = main_task->result;
+    char *msg = main_task->extra ? main_task->extra->msg : NULL;
+    if (main_task->extra)
+        main_task->extra->msg = NULL;
+    weft__task_free(L, main_task);
+
+    L->shutting_down = 1;
+    weft__loop_cancel_leftovers(L);
+    int stuck = weft__loop_run(L, NULL);
+    weft__pools_loop_closing(L);
+    weft__loop_reap(L);
+    atomic_store(&L->closed, 1);
+    weft__run_threadsafe_calls(L); /* calls accepted before closing still run */
+
+    weft__loop = NULL;
+    weft__loop_destroy(L);
+
+    if (deadlock) {
+        free(msg);
+        weft__set_thread_errmsg("weft_run: deadlock: main was waiting and nothing could wake it");
+        return WEFT_EDEADLOCK_LOOP;
+    }
+    weft__take_errmsg(msg);
+    if (err)
+        return err;
+    if (stuck) {
+        weft__set_thread_errmsg("weft_run: tasks left behind by main ignored cancellation and could "
+                                "never finish (reported on stderr)");
+        return WEFT_EDEADLOCK_LOOP;
+    }
+    return 0;
+}
+
+int weft_run(weft_fn main_fn, void *arg, void **result)
+{
+    return weft_run_opts(main_fn, arg, result, NULL);
+}
