@@ -1,6 +1,7 @@
-# Installs libweft (static and shared), weft.h, a pkg-config file (weft.pc) and a CMake
-# package, so that consumers can use either `pkg-config --cflags --libs weft` or
-# `find_package(weft)` with the targets weft::weft (static) and weft::weft_shared.
+# Installs libweft (static and shared), weft.h with its sub-headers weft/*.h, a pkg-config
+# file (weft.pc) and a CMake package, so that consumers can use either
+# `pkg-config --cflags --libs weft` or `find_package(weft)` with the targets weft::weft
+# (static) and weft::weft_shared.
 include(CMakePackageConfigHelpers)
 
 # Outside this tree the static library must answer to weft::weft, the name the in-tree
@@ -17,6 +18,9 @@ install(TARGETS weft_static weft_shared
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/weft.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# weft.h includes one header per area from weft/ beside it; users include weft.h only.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/weft DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.h")
 
 install(EXPORT weftTargets
   NAMESPACE weft::

@@ -53,17 +53,23 @@ for f in "$prefix/include/weft.h" "$libdir/libweft.a" "$libdir/libweft.so" "$lib
          "$libdir/cmake/weft/weftConfigVersion.cmake" "$libdir/cmake/weft/weftTargets.cmake"; do
   [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
 done
-headers=$(cd "$prefix/include" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
-[ "$headers" = "weft.h " ] || fail "installed headers should be weft.h alone, are: $headers"
+# weft.h and its sub-headers, one per area, exactly those of include/ in the source tree.
+headers=$(cd "$prefix/include" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | tr '\n' ' ')
+expected=$(cd "$root/include" && find . -type f -name '*.h' | sed 's|^\./||' | LC_ALL=C sort | tr '\n' ' ')
+[[ $expected == *"weft/"* ]] || fail "no include/weft/*.h in the source tree"
+[ "$headers" = "$expected" ] || fail "installed headers should be $expected, are: $headers"
+for f in "$root"/include/weft/*.h; do
+  [ -f "$prefix/include/weft/$(basename "$f")" ] || fail "not installed: include/weft/$(basename "$f")"
+done
 
 PKG_CONFIG_PATH=$(dirname "$pc_file")
 export PKG_CONFIG_PATH
 version=$(pkg-config --modversion weft) || fail "pkg-config cannot read weft.pc"
-header_version=$(sed -n 's/^#define WEFT_VERSION_STRING "\(.*\)"$/\1/p' "$prefix/include/weft.h")
-[ "$version" = "$header_version" ] || fail "weft.pc says version $version, weft.h says $header_version"
+header_version=$(sed -n 's/^#define WEFT_VERSION_STRING "\(.*\)"$/\1/p' "$prefix/include/weft/base.h")
+[ "$version" = "$header_version" ] || fail "weft.pc says version $version, weft/base.h says $header_version"
 step "pkg-config finds weft $version: $(pkg-config --cflags --libs weft)"
 
-# The flags a user's program is held to, so a warning from weft.h would show here.
+# The flags a user's program is held to, so a warning from weft.h (or weft/*.h) would show here.
 user_cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 
 # shellcheck disable=SC2046  # pkg-config output is meant to be split into words

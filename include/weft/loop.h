@@ -1,0 +1,82 @@
+/*
+ * weft/loop.h — running a loop: weft_run and its options (asyncio.run), the loop's
+ * clock, and the loop running on this thread.
+ *
+ * Part of weft's public header: include <weft.h>, not this file.
+ */
+#ifndef WEFT_LOOP_H
+#define WEFT_LOOP_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Options for weft_run_opts. The zero value of every field is the default.
+ */
+typedef struct weft_options {
+    /* Stack size of each task, in bytes, rounded up to pages; 0 = the default,
+     * WEFT_STACK_DEFAULT (256 KiB: room for printf, getaddrinfo and ordinary C).
+     * Stacks are reserved address space, committed only where touched. */
+    size_t stack_size;
+    /* Nonzero: a virtual clock. Time stands still while any task or callback can
+     * run and jumps straight to the next timer when every task is waiting, so
+     * sleeps take no real time and timings are exact. For tests. */
+    int virtual_time;
+    /* Free stacks kept for reuse (0 = default, 1024). Reuse matters: a fresh page
+     * costs ~10 µs on virtual machines, a reused one nothing. */
+    size_t stack_pool_max;
+} weft_options;
+
+#define WEFT_STACK_DEFAULT ((size_t)256 * 1024)
+#define WEFT_STACK_MIN ((size_t)16 * 1024)
+
+/*
+ * weft_run — run `main(arg)` as the first task of a new loop on this thread, and run
+ * the loop until main returns. Tasks still alive then are cancelled and waited for;
+ * callbacks and timers left over are dropped. asyncio.run().
+ * `result` (may be NULL) receives main's return value on success.
+ * Returns: 0, or main's error (its weft_errmsg() text is then readable from this
+ *   thread with weft_errmsg()).
+ * Suspends: never: it is called outside any loop and blocks the calling thread until
+ *   done.
+ * Errors: main's own error; -ECANCELED if main was cancelled; -ENOMEM;
+ *   -EINVAL if main is NULL; the error of creating the loop's poller (-EMFILE, ...);
+ *   WEFT_ENESTED if called from inside a running loop (nothing runs);
+ *   WEFT_EDEADLOCK_LOOP if, after main returned, leftover tasks ignored cancellation
+ *   and wait on something nothing can wake (each is reported on stderr and freed),
+ *   or if main itself waits on something nothing can wake (reported on stderr;
+ *   every task is then cancelled).
+ */
+WEFT_API int weft_run(weft_fn main, void *arg, void **result);
+
+/* weft_run_opts — weft_run with options (NULL = defaults).
+ * Returns: as weft_run.
+ * Suspends: never (blocks the calling thread, as weft_run).
+ * Errors: as weft_run; -EINVAL for an option out of range (a stack below
+ *   WEFT_STACK_MIN), with a message naming it. */
+WEFT_API int weft_run_opts(weft_fn main, void *arg, void **result, const weft_options *opts);
+
+/*
+ * weft_time — the loop's clock, in seconds, monotonic (asyncio's loop.time()).
+ * Under virtual_time it starts at 0 and moves only when every task waits.
+ * Returns: the loop's time; outside a loop: the monotonic clock.
+ * Suspends: never.
+ * Errors: none.
+ */
+WEFT_API double weft_time(void);
+
+/* weft_loop_current — the loop running on this thread, or NULL.
+ * Returns: the loop (for weft_call_soon_threadsafe and weft_run_in_loop from other
+ *   threads), or NULL outside a loop.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API weft_loop *weft_loop_current(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_LOOP_H */
