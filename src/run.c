@@ -10,6 +10,58 @@
 #include <stdlib.h>
 
 /* ------------------------------------------------------------------------ */
+/* The loop's modules                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Every module with per-loop state, in the order their init runs; term runs in
+ * reverse, drain (after main and every task) in reverse too. A module may rely on
+ * those before it: the I/O module on memory, thread-safe calls on I/O (their
+ * wake-up), the thread pools on thread-safe calls (their completions). */
+static const weft__module *const modules[] = {
+    &weft__module_memory,
+    &weft__module_tasks,
+    &weft__module_timers,
+    &weft__module_io,
+    &weft__module_fds,
+    &weft__module_threadsafe,
+    &weft__module_pools,
+};
+#define MODULE_COUNT (sizeof modules / sizeof modules[0])
+
+static void modules_term(weft_loop *L, size_t count)
+{
+    while (count-- > 0)
+        if (modules[count]->term)
+            modules[count]->term(L);
+}
+
+/* Makes a loop with every module started, or says which could not start. */
+static int loop_create(weft_loop **out, const weft_options *opts)
+{
+    weft_loop *L = weft__loop_alloc(opts);
+    if (!L)
+        return weft__set_errmsg(-ENOMEM, "weft_run: out of memory for the loop");
+    for (size_t i = 0; i < MODULE_COUNT; i++) {
+        int rc = modules[i]->init ? modules[i]->init(L, opts) : 0;
+        if (rc != 0) {
+            modules_term(L, i);
+            weft__loop_free(L);
+            return weft__set_errmsg(rc, "weft_run: could not start the loop's %s: %s", modules[i]->name,
+                                    weft_strerror(rc));
+        }
+    }
+    *out = L;
+    return 0;
+}
+
+static void loop_destroy(weft_loop *L)
+{
+    modules_term(L, MODULE_COUNT);
+    weft__loop = NULL;
+    weft__loop_free(L);
+}
+
+/* ------------------------------------------------------------------------ */
 /* weft_run                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -31,19 +83,16 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
                          opts->stack_size, (size_t)WEFT_STACK_MIN);
         return -EINVAL;
     }
-    weft_loop *L;
-    int rc = weft__loop_create(&L, opts);
-    if (rc != 0) {
-        weft__set_errmsg(rc, "weft_run: could not create the loop: %s", weft_strerror(rc));
+    weft_loop *L = NULL;
+    int rc = loop_create(&L, opts);
+    if (rc != 0)
         return rc;
-    }
     weft__stack_overflow_handler_install();
     weft__loop = L;
 
     weft_task *main_task = weft__task_alloc(L);
     if (!main_task) {
-        weft__loop = NULL;
-        weft__loop_destroy(L);
+        loop_destroy(L);
         weft__set_thread_errmsg("weft_run: out of memory for the main task");
         return -ENOMEM;
     }
@@ -73,13 +122,11 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     L->shutting_down = 1;
     weft__loop_cancel_leftovers(L);
     int stuck = weft__loop_run(L, NULL);
-    weft__pools_loop_closing(L);
+    for (size_t i = MODULE_COUNT; i-- > 0;)
+        if (modules[i]->drain)
+            modules[i]->drain(L);
     weft__loop_reap(L);
-    atomic_store(&L->closed, 1);
-    weft__run_threadsafe_calls(L); /* calls accepted before closing still run */
-
-    weft__loop = NULL;
-    weft__loop_destroy(L);
+    loop_destroy(L);
 
     if (deadlock) {
         free(msg);

@@ -19,8 +19,8 @@
 #          5  compact-b  waiting   compact_deep_function (seconds=4) at gdb_target.c:59
 #     (gdb) weft bt 2            # or: weft bt Task-2, or an expression giving a weft_task *
 #     Task 2 (Task-2), waiting:
-#     #0  weft__wait (...) at src/task.c:234
-#     #1  weft_sleep (...) at src/task.c:544
+#     #0  weft__wait (...) at src/core/task.c:234
+#     #1  weft_sleep (...) at src/core/task.c:544
 #     #2  0x... in sleeper_deep_function (depth=2) at tests/gdb/gdb_target.c:33
 #     ...
 #     #6  0x... in weft__ctx_trampoline () at src/ctx/ctx_x86_64.S:156
@@ -52,7 +52,7 @@ import gdb
 import gdb.unwinder
 from gdb.unwinder import Unwinder
 
-# enum weft__task_state (src/internal.h)
+# enum weft__task_state (src/core/core.h)
 STATE_NAMES = {0: "free", 1: "new", 2: "ready", 3: "running", 4: "waiting", 5: "done"}
 STATE_FREE, STATE_NEW, STATE_READY, STATE_RUNNING, STATE_WAITING, STATE_DONE = range(6)
 

@@ -20,12 +20,12 @@
  *   - waiter/waiter_kind: set by the one consumer of the handle (await, gather);
  *     used once, when the task finishes.
  */
-#ifndef WEFT_CORE_H
-#define WEFT_CORE_H
+#ifndef WEFT__SRC_CORE_H
+#define WEFT__SRC_CORE_H
 
 #include "weft.h"
 #include "ctx/ctx.h"
-#include "io/poller.h"
+#include "io/io.h"
 #include "util/util.h"
 
 #include <pthread.h>
@@ -231,6 +231,49 @@ struct weft_task {
 /* The loop (loop.c)                                                        */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A module that keeps per-loop state has a slot in the loop and an init/term pair:
+ * weft_run (run.c, which holds the list) calls every init in order when the loop
+ * starts and every term in reverse when it ends, so a module's state never
+ * outlives the loop and nothing per-loop lives in a thread-local. drain, when set,
+ * runs (in reverse order) after main and every task have finished and before any
+ * term: a module waits there for work still outside the loop (thread pool calls),
+ * running the loop as it needs. Core modules keep their state in weft_loop's own
+ * fields; the modules above the core use slots[], by number.
+ */
+typedef struct weft__module {
+    const char *name;
+    int (*init)(weft_loop *L, const weft_options *opts); /* 0 or a negative errno */
+    void (*drain)(weft_loop *L);
+    void (*term)(weft_loop *L);
+} weft__module;
+
+enum weft__slot {
+    WEFT__SLOT_POOLS,                /* exec/pool.c: the loop's port to the thread pools */
+    WEFT__SLOT_COUNT
+};
+
+/* The core's modules, in the order their init runs (loop.c, fdwait.c, threadsafe.c). */
+extern const weft__module weft__module_memory, weft__module_tasks, weft__module_timers,
+    weft__module_io, weft__module_fds, weft__module_threadsafe;
+
+/* A descriptor tasks can wait on (fdwait.c): a watcher with at most one task
+ * waiting for each direction, and the callbacks of weft_add_reader/writer.
+ * Embedded by its owner, which calls weft__fd_forget before closing it. */
+typedef struct weft__fd {
+    weft__watcher w;
+    weft_task *reader, *writer;      /* suspended in weft__fd_wait */
+    weft_callback_fn on_read, on_write;
+    void *read_arg, *write_arg;
+} weft__fd;
+
+/* The descriptors watched by number through the public calls: records indexed by
+ * fd, kept (and their registrations with them) until forgotten or the loop ends. */
+struct weft__fd_table {
+    weft__fd **rec;
+    size_t cap;
+};
+
 typedef struct weft__ts_call {
     weft_callback_fn cb;
     void *arg;
@@ -260,7 +303,6 @@ struct weft_loop {
     size_t external_refs;            /* calls running on other threads that will post back */
     uint64_t iteration;
     size_t batch_left;               /* items of the current iteration not run yet */
-    size_t io_watchers;              /* file descriptors tasks wait on */
     weft__stack *shared_stack;       /* compact tasks run here (compact.c) */
     weft_task *shared_owner;         /* whose frames are on it now */
     size_t compact_hint;             /* bytes of frames the last compact task saved */
@@ -273,14 +315,20 @@ struct weft_loop {
     weft_task *free_tasks;
     size_t slab_next_size;
 
-    /* callbacks posted from other threads */
-    weft__poller poller;
-    int wake_fd;                     /* eventfd */
+    /* I/O: watchers and the poller (io/), and the descriptors tasks and
+     * weft_add_reader/writer watch by number (fdwait.c) */
+    weft__io io;
+    struct weft__fd_table fds;
+
+    /* callbacks posted from other threads (threadsafe.c) */
     pthread_mutex_t ts_lock;
     weft__ts_call *ts_calls;
     size_t ts_count, ts_cap;
     atomic_size_t ts_pending;
     atomic_int closed;               /* weft_run is finishing: refuse new calls */
+
+    /* Modules above the core keep their per-loop state here (see weft__module). */
+    void *slots[WEFT__SLOT_COUNT];
 
 #ifdef WEFT__ASAN
     void *asan_sched_fake;
@@ -324,7 +372,7 @@ static inline weft_task *weft__loop_next_direct(weft_loop *L)
          * no timer due. Otherwise the scheduler does it. */
         if (L->ready.count == 0 || atomic_load_explicit(&L->ts_pending, memory_order_acquire) != 0)
             return NULL;
-        if (L->io_watchers && (L->iteration + 1) % WEFT__POLL_INTERVAL == 0)
+        if (L->io.active && (L->iteration + 1) % WEFT__POLL_INTERVAL == 0)
             return NULL;
         if (L->timers.count && L->timers.e[0].when <= weft__now(L))
             return NULL;
@@ -341,14 +389,17 @@ static inline weft_task *weft__loop_next_direct(weft_loop *L)
 }
 
 /*
- * io.c: suspends the current task until fd is ready for `events` (WEFT__POLL_IN /
- * WEFT__POLL_OUT). Returns the events that happened (> 0; WEFT__POLL_ERR for an
- * error or hang-up), -ECANCELED, or a negative errno from the poller (EEXIST: the
- * fd already has a waiter; one waiter per descriptor). The loop calls
- * weft__io_ready for each event it polls.
+ * fdwait.c. weft__fd_init prepares an owner's descriptor. weft__fd_wait suspends
+ * the current task until f is ready for `events` (WEFT__POLL_IN / _OUT). Returns
+ * the events that happened (> 0; WEFT__POLL_ERR for an error or hang-up, with the
+ * events asked for), -ECANCELED, -EBUSY when another task already waits for one of
+ * them (no message set), -EBADFD when f is forgotten meanwhile, or the poller's
+ * negative errno. weft__fd_forget wakes its waiters with -EBADFD, drops its
+ * callbacks and forgets the watcher: call it before closing the descriptor.
  */
-int weft__wait_fd(int fd, uint32_t events);
-void weft__io_ready(weft_loop *L, void *data, uint32_t events);
+void weft__fd_init(weft__fd *f, int fd);
+int weft__fd_wait(weft_loop *L, weft__fd *f, unsigned events);
+void weft__fd_forget(weft_loop *L, weft__fd *f);
 
 /* Makes a task runnable with the given wake reason (0, -ECANCELED, -ETIMEDOUT).
  * The task must be WAITING; its unwait hook must already be dealt with. */
@@ -381,8 +432,9 @@ size_t weft__loop_cancel_leftovers(weft_loop *L);
 /* Runs the loop until `until` is DONE (or, when until is NULL, until no task is
  * live). Returns 0, or WEFT_EDEADLOCK_LOOP when nothing can ever make progress. */
 int weft__loop_run(weft_loop *L, weft_task *until);
-int weft__loop_create(weft_loop **out, const weft_options *opts);
-void weft__loop_destroy(weft_loop *L);
+/* Allocates a loop (the modules' init does the rest). NULL on ENOMEM. */
+weft_loop *weft__loop_alloc(const weft_options *opts);
+void weft__loop_free(weft_loop *L);
 
 /* Frees every task record left when the loop ends, reporting errors nobody
  * retrieved and tasks destroyed while still pending. */

@@ -15,7 +15,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -24,17 +23,9 @@
 
 static void poll_once(weft_loop *L, int64_t timeout)
 {
-    weft__poll_event ev[64];
-    int n = weft__poll_wait(&L->poller, timeout, ev, 64);
-    for (int i = 0; i < n; i++) {
-        if (ev[i].data == &L->wake_fd) {
-            uint64_t v;
-            ssize_t r = read(L->wake_fd, &v, sizeof v);
-            (void)r;
-        } else {
-            weft__io_ready(L, ev[i].data, ev[i].events);
-        }
-    }
+    /* An error of the poller itself (ENOMEM in the kernel) is retried at the next
+     * iteration; watchers keep their interest. */
+    (void)weft__io_poll(&L->io, timeout);
 }
 
 static void fire_timers(weft_loop *L)
@@ -79,7 +70,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
         int64_t timeout = 0;
         int must_poll = 0;
         if (L->ready.count == 0 && atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0) {
-            if (L->external_refs > 0 || L->io_watchers > 0) {
+            if (L->external_refs > 0 || L->io.active > 0) {
                 /* Something outside (a thread, I/O) may wake us: wait for it, and
                  * for the next timer in real time. */
                 timeout = L->timers.count ? L->timers.e[0].when - weft__now(L) : -1;
@@ -101,7 +92,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
              * (−1 would mean "forever" to the poller). */
             if (timeout < 0 && !(must_poll && timeout == -1 && (L->timers.count == 0 || L->virtual_time)))
                 timeout = 0;
-        } else if (L->io_watchers && L->iteration % WEFT__POLL_INTERVAL == 0) {
+        } else if (L->io.active && L->iteration % WEFT__POLL_INTERVAL == 0) {
             must_poll = 1;
         }
         if (must_poll)
@@ -118,43 +109,39 @@ int weft__loop_run(weft_loop *L, weft_task *until)
 /* Creating and destroying a loop                                           */
 /* ------------------------------------------------------------------------ */
 
-int weft__loop_create(weft_loop **out, const weft_options *opts)
+weft_loop *weft__loop_alloc(const weft_options *opts)
 {
     weft_loop *L = calloc(1, sizeof *L);
-    if (!L)
-        return -ENOMEM;
-    size_t stack = opts && opts->stack_size ? opts->stack_size : WEFT_STACK_DEFAULT;
-    size_t pool_max = opts && opts->stack_pool_max ? opts->stack_pool_max : 1024;
-    weft__stack_pool_init(&L->stacks, stack, pool_max);
-    L->virtual_time = opts && opts->virtual_time;
-    L->poller.fd = -1;
-    L->wake_fd = -1;
-    int rc = weft__poll_init(&L->poller);
-    if (rc == 0) {
-        L->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        rc = L->wake_fd < 0 ? -errno : weft__poll_add(&L->poller, L->wake_fd, WEFT__POLL_IN, &L->wake_fd);
-    }
-    if (rc != 0) {
-        if (L->wake_fd >= 0)
-            close(L->wake_fd);
-        weft__poll_close(&L->poller);
-        free(L);
-        return rc;
-    }
-    pthread_mutex_init(&L->ts_lock, NULL);
-    *out = L;
-    return 0;
+    if (L)
+        L->virtual_time = opts && opts->virtual_time;
+    return L;
 }
 
-void weft__loop_destroy(weft_loop *L)
+void weft__loop_free(weft_loop *L)
 {
-    /* Callbacks left are dropped, as asyncio drops them when its loop closes;
-     * their records go with L->small. */
-    weft__heap_free(&L->timers);
-    weft__callbacks_destroy(L);
+    free(L);
+}
+
+/* Memory: task stacks, compact tasks' shared stack and saved frames, small records. */
+static int memory_init(weft_loop *L, const weft_options *opts)
+{
+    size_t stack = opts && opts->stack_size ? opts->stack_size : WEFT_STACK_DEFAULT;
+    size_t pool_max = opts && opts->stack_pool_max ? opts->stack_pool_max : 1024;
+    return weft__stack_pool_init(&L->stacks, stack, pool_max);
+}
+
+static void memory_term(weft_loop *L)
+{
     weft__compact_destroy(L);
     weft__small_destroy(&L->small);
     weft__stack_pool_destroy(&L->stacks);
+}
+
+const weft__module weft__module_memory = {"memory", memory_init, NULL, memory_term};
+
+/* Task records: slabs, freed whole. */
+static void tasks_term(weft_loop *L)
+{
     while (L->task_slabs) {
         weft__task_slab *s = L->task_slabs;
         L->task_slabs = s->next;
@@ -163,17 +150,34 @@ void weft__loop_destroy(weft_loop *L)
         else
             free(s);
     }
-    pthread_mutex_lock(&L->ts_lock);
-    atomic_store(&L->closed, 1);
-    free(L->ts_calls);
-    L->ts_calls = NULL;
-    pthread_mutex_unlock(&L->ts_lock);
-    pthread_mutex_destroy(&L->ts_lock);
-    weft__poll_del(&L->poller, L->wake_fd);
-    close(L->wake_fd);
-    weft__poll_close(&L->poller);
-    free(L);
+    L->free_tasks = NULL;
 }
+
+const weft__module weft__module_tasks = {"tasks", NULL, NULL, tasks_term};
+
+/* Timers and loop callbacks. Callbacks left are dropped, as asyncio drops them
+ * when its loop closes; their records go with the memory module's small records. */
+static void timers_term(weft_loop *L)
+{
+    weft__heap_free(&L->timers);
+    weft__callbacks_destroy(L);
+}
+
+const weft__module weft__module_timers = {"timers", NULL, NULL, timers_term};
+
+/* The I/O layer: the poller and its wake-up. */
+static int io_init(weft_loop *L, const weft_options *opts)
+{
+    (void)opts;
+    return weft__io_init(&L->io);
+}
+
+static void io_term(weft_loop *L)
+{
+    weft__io_term(&L->io);
+}
+
+const weft__module weft__module_io = {"io", io_init, NULL, io_term};
 
 /* Calls fn on every task record in use. */
 static void for_each_task(weft_loop *L, void (*fn)(weft_loop *, weft_task *, void *), void *arg)

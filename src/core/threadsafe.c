@@ -36,11 +36,8 @@ int weft_call_soon_threadsafe(weft_loop *L, weft_callback_fn cb, void *arg)
      * rides on the same wake-up until the loop drains the batch. */
     int first = atomic_fetch_add_explicit(&L->ts_pending, 1, memory_order_release) == 0;
     pthread_mutex_unlock(&L->ts_lock);
-    if (first) {
-        uint64_t one = 1;
-        ssize_t w = write(L->wake_fd, &one, sizeof one);
-        (void)w; /* EAGAIN: the counter is already nonzero, the loop will wake */
-    }
+    if (first)
+        weft__io_wake(&L->io);
     return 0;
 }
 
@@ -59,3 +56,25 @@ void weft__run_threadsafe_calls(weft_loop *L)
         calls[i].cb(calls[i].arg);
     free(calls);
 }
+
+static int threadsafe_init(weft_loop *L, const weft_options *opts)
+{
+    (void)opts;
+    return -pthread_mutex_init(&L->ts_lock, NULL);
+}
+
+/* Calls accepted before the loop closed still run; later ones were refused. */
+static void threadsafe_term(weft_loop *L)
+{
+    pthread_mutex_lock(&L->ts_lock);
+    atomic_store(&L->closed, 1);
+    pthread_mutex_unlock(&L->ts_lock);
+    weft__run_threadsafe_calls(L);
+    pthread_mutex_lock(&L->ts_lock);
+    free(L->ts_calls);
+    L->ts_calls = NULL;
+    pthread_mutex_unlock(&L->ts_lock);
+    pthread_mutex_destroy(&L->ts_lock);
+}
+
+const weft__module weft__module_threadsafe = {"threadsafe calls", threadsafe_init, NULL, threadsafe_term};

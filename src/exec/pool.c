@@ -132,7 +132,6 @@ struct loop_port {
     weft_pool *default_pool;        /* the default pool this loop is a user of */
 };
 
-static WEFT__TLS loop_port *this_port;
 
 /* The call whose link is `link`; NULL for NULL. */
 static inline pool_call *call_of(weft__dlink *link)
@@ -375,13 +374,14 @@ static void port_drain(void *arg)
 
 static loop_port *port_get(weft_loop *L)
 {
-    if (this_port)
-        return this_port;
-    loop_port *port = calloc(1, sizeof *port);
+    loop_port *port = L->slots[WEFT__SLOT_POOLS];
+    if (port)
+        return port;
+    port = calloc(1, sizeof *port);
     if (!port)
         return NULL;
     port->loop = L;
-    this_port = port;
+    L->slots[WEFT__SLOT_POOLS] = port;
     return port;
 }
 
@@ -773,7 +773,7 @@ static int shutdown_wait_in_task(weft_pool *p, weft_task *self)
 
 static int pool_shutdown(weft_pool *p, bool wait, bool block_thread)
 {
-    loop_port *port = this_port;
+    loop_port *port = weft__loop ? weft__loop->slots[WEFT__SLOT_POOLS] : NULL;
     if (port && port->flush) {
         /* Calls this loop's tasks made before the shutdown reach their pools
          * first, so that they are waited for or dropped rather than refused. */
@@ -852,9 +852,9 @@ static void *wait_for_calls(void *arg)
     return NULL;
 }
 
-void weft__pools_loop_closing(weft_loop *L)
+static void pools_drain(weft_loop *L)
 {
-    loop_port *port = this_port;
+    loop_port *port = L->slots[WEFT__SLOT_POOLS];
     if (!port)
         return;
     if (port->flush) {
@@ -879,13 +879,15 @@ void weft__pools_loop_closing(weft_loop *L)
     /* The last pushes may still be posting their drains (a few instructions). */
     while (atomic_load_explicit(&port->pushing, memory_order_acquire) > 0)
         sched_yield();
-    this_port = NULL;
+    L->slots[WEFT__SLOT_POOLS] = NULL;
     default_pool_leave(port);
     if (port->drains_run == atomic_load_explicit(&port->drains_posted, memory_order_relaxed))
         free(port);
     else
         port->orphan = true; /* run_threadsafe_calls runs the drains still scheduled */
 }
+
+const weft__module weft__module_pools = {"thread pools", NULL, pools_drain, NULL};
 
 /* ------------------------------------------------------------------------ */
 /* weft_run_in_loop                                                         */

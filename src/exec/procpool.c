@@ -4,7 +4,7 @@
  *
  * Three kinds of process:
  *   - the parent: the program, running the loop. It never starts a thread for the
- *     pool: tasks wait on the workers' sockets through the loop (weft__wait_fd), so
+ *     pool: tasks wait on the workers' sockets through the loop (weft__fd_wait), so
  *     a later weft_procpool_new, which refuses when threads exist, stays possible.
  *   - the zygote: forked once by weft_procpool_new while the process has a single
  *     thread, never starts one. It forks every worker (the first ones and the
@@ -108,6 +108,7 @@ typedef struct exchange {
 
 typedef struct worker {
     int fd;                      /* our end of its socket; -1 once dead and not replaced */
+    weft__fd io;                 /* its watcher while a call waits on it (see pump) */
     pid_t pid;
     pcall *owner;
     exchange ex;
@@ -689,7 +690,23 @@ static ssize_t recv_dropped(int fd, size_t left)
  * worker may be touched), or a negative code from the wait (-ECANCELED, ...),
  * leaving the exchange where it stands.
  */
+static int pump_wait(pcall *c, worker *w);
+
+/*
+ * The pool may serve loops one after another (it is made before them), so the
+ * worker's socket is watched only while a call waits on it: registered by the
+ * first wait of a pump, forgotten when the pump ends.
+ */
 static int pump(pcall *c, worker *w)
+{
+    weft__fd_init(&w->io, w->fd);
+    int rc = pump_wait(c, w);
+    if (rc != PUMP_SHUTDOWN)
+        weft__fd_forget(weft__loop, &w->io); /* under shutdown, the pool is gone */
+    return rc;
+}
+
+static int pump_wait(pcall *c, worker *w)
 {
     exchange *ex = &w->ex;
     for (;;) {
@@ -756,7 +773,7 @@ static int pump(pcall *c, worker *w)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return PUMP_DEAD; /* EPIPE, ECONNRESET: the other end is gone */
-        int rc = weft__wait_fd(w->fd, want);
+        int rc = weft__fd_wait(weft__loop, &w->io, want);
         if (c->shutdown)
             return PUMP_SHUTDOWN;
         if (rc < 0)
@@ -1161,7 +1178,7 @@ void weft_procpool_free(weft_procpool *pool)
             w->fd = -1;
         }
         if (L)
-            weft__io_ready(L, c->task, WEFT__POLL_ERR);
+            weft__fd_forget(L, &w->io); /* wakes its task (c->shutdown says why) */
     }
     pool_destroy(pool);
 }

@@ -8,8 +8,8 @@
  * the head. Any state a file needs besides the links (which list a record is on,
  * whether it is on one) stays in its own record.
  */
-#ifndef WEFT_DLIST_H
-#define WEFT_DLIST_H
+#ifndef WEFT__SRC_DLIST_H
+#define WEFT__SRC_DLIST_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * timer.c — the loop's timer structure: a 4-ary min-heap of (deadline, sequence)
+ * heap.c — the loop's timer structure: a 4-ary min-heap of (deadline, sequence)
  * entries stored inline, each owner remembering its slot so that a cancelled timer
  * leaves the heap at once (O(log n)) instead of lingering as asyncio's do.
  *

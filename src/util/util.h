@@ -4,8 +4,8 @@
  * small-record allocator). Nothing here knows about loops or tasks; it may use only
  * the C library. (The doubly-linked list is in dlist.h beside it.)
  */
-#ifndef WEFT_UTIL_H
-#define WEFT_UTIL_H
+#ifndef WEFT__SRC_UTIL_H
+#define WEFT__SRC_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +21,20 @@
 #define WEFT__UNLIKELY(x) (x)
 #define WEFT__TLS _Thread_local
 #define WEFT__NORETURN
+#endif
+
+/*
+ * WEFT__ASSERT — an internal invariant (a task's state at a transition, ...),
+ * checked in Debug and sanitizer builds (WEFT_ASSERTS, set by CMake) and compiled
+ * out elsewhere. A failure is a bug in weft: it says where and aborts.
+ */
+#ifdef WEFT_ASSERTS
+void weft__assert_failed(const char *cond, const char *file, int line, const char *func)
+    __attribute__((noreturn, cold));
+#define WEFT__ASSERT(cond) \
+    (WEFT__LIKELY(cond) ? (void)0 : weft__assert_failed(#cond, __FILE__, __LINE__, __func__))
+#else
+#define WEFT__ASSERT(cond) ((void)0)
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
