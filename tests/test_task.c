@@ -216,6 +216,49 @@ Test(task, await_of_null_or_self_is_einval)
     cr_assert_eq(await_self_rc, -EINVAL, "awaiting oneself gave %d", await_self_rc);
 }
 
+/* A second task awaiting a task another already awaits is refused at once, with a
+ * message; the first awaiter still gets the result. (It used to take the first
+ * one's place silently, and the first then waited forever.) */
+static int second_await_rc;
+static char second_await_msg[256];
+
+static void *second_awaiter(void *arg)
+{
+    second_await_rc = weft_await(arg, NULL);
+    if (second_await_rc != 0)
+        snprintf(second_await_msg, sizeof second_await_msg, "%s", weft_errmsg());
+    return NULL;
+}
+
+static void *slow_value(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_sleep(1), 0);
+    return (void *)(intptr_t)5;
+}
+
+static void *double_await_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn_opts(slow_value, NULL, &(weft_spawn_options){.name = "slow"});
+    weft_task *first = weft_spawn(second_awaiter, t); /* runs first: the legitimate awaiter */
+    cr_expect_eq(weft_sleep(0.1), 0);
+    weft_task *second = weft_spawn(second_awaiter, t);
+    cr_expect_eq(weft_await(second, NULL), 0);
+    cr_expect_eq(second_await_rc, -EINVAL);
+    cr_expect_eq(weft_await(first, NULL), 0);
+    cr_expect_eq(second_await_rc, 0, "the first awaiter did not get the result");
+    return NULL;
+}
+
+Test(task, a_second_awaiter_is_refused_and_the_first_still_gets_the_result)
+{
+    second_await_rc = 1;
+    cr_assert_eq(run_virtual(double_await_main, NULL, NULL), 0);
+    cr_assert(strstr(second_await_msg, "weft_await: slow is already being awaited") != NULL, "%s",
+              second_await_msg);
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 static int name_number(const char *name)

@@ -606,7 +606,7 @@ static void *bad_args_main(void *arg)
     weft_as_completed_free(empty);
 
     expect_einval(weft_shield(NULL, NULL), "weft_shield: the task is NULL");
-    expect_einval(weft_shield(weft_current(), NULL), "weft_shield: a task cannot shield-await itself");
+    expect_einval(weft_shield(weft_current(), NULL), "weft_shield: a task cannot await itself");
 
     /* None of the refused calls touched the tasks. */
     cr_expect_eq(strcmp(trace_text, ""), 0, "a refused call let the tasks run: %s", trace_text);

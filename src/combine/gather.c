@@ -4,10 +4,12 @@
  */
 #include "core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct gather {
+    weft__claim claim;      /* first: the gather claims each child's outcome */
     weft_task *waiter;
     weft_task **tasks;
     size_t n;
@@ -16,9 +18,9 @@ typedef struct gather {
     unsigned flags;
 } gather;
 
-void weft__gather_child_done(weft_task *child)
+static void child_done(weft__claim *claim, weft_task *child)
 {
-    gather *g = child->waiter;
+    gather *g = (gather *)claim;
     g->remaining--;
     int wake = g->remaining == 0;
     if (child->err && !(g->flags & WEFT_RETURN_EXCEPTIONS) && !g->failed) {
@@ -31,16 +33,7 @@ void weft__gather_child_done(weft_task *child)
 
 static int is_ours(const gather *g, const weft_task *t)
 {
-    return WEFT__WAITER_KIND(t) == WEFT__WAITER_GATHER && t->waiter == g;
-}
-
-/* Lets an unfinished child run on alone, its outcome dropped without a report
- * (the gather already answered for the group). */
-static void let_go(weft_task *t)
-{
-    WEFT__WAITER_KIND(t) = WEFT__WAITER_NONE;
-    t->waiter = NULL;
-    WEFT__FLAGS(t) |= WEFT__DETACHED | WEFT__QUIET;
+    return weft__task_claimed_by(t, &g->claim);
 }
 
 /* The gathering task leaves early (cancelled): unfinished children are cancelled
@@ -51,10 +44,8 @@ static void cancel_children(gather *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         weft_task *t = g->tasks[i];
-        if (is_ours(g, t) && WEFT__STATE(t) != WEFT__DONE) {
-            let_go(t);
-            weft_cancel(t, NULL);
-        }
+        if (is_ours(g, t) && WEFT__STATE(t) != WEFT__DONE)
+            weft__task_let_go(t, true, NULL);
     }
 }
 
@@ -64,12 +55,22 @@ static void gather_unwait(weft_task *self, int reason)
     cancel_children(self->wait_obj);
 }
 
+/* While the arguments are checked, each task is claimed by this marker, so that a
+ * task given twice is found; the gather's own state claims them afterwards. */
+static void marking_done(weft__claim *c, weft_task *t)
+{
+    (void)c;
+    (void)t; /* never called: nothing runs while the arguments are checked */
+}
+
+static weft__claim marking = {marking_done};
+
 /* Gives up handles after bad arguments, so that nothing leaks: the tasks run on
  * alone, and their errors are still reported since nobody else can see them. */
 static void give_up(weft_task **tasks, size_t n, size_t marked, weft_task *self)
 {
     for (size_t j = 0; j < marked; j++)
-        WEFT__WAITER_KIND(tasks[j]) = WEFT__WAITER_NONE;
+        weft__task_unclaim(tasks[j]);
     for (size_t j = 0; j < n; j++) {
         weft_task *u = tasks[j];
         if (u && u != self && WEFT__STATE(u) != WEFT__FREE && WEFT__WAITER_KIND(u) == WEFT__WAITER_NONE &&
@@ -98,22 +99,14 @@ int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, cha
     if (n > 0 && !tasks)
         return weft__set_errmsg(-EINVAL, "weft_gather: tasks is NULL but n is %zu", n);
     for (size_t i = 0; i < n; i++) {
-        weft_task *t = tasks[i];
-        if (!t || t == self || WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE ||
-            (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)) {
+        if (!weft__task_claimable(tasks[i])) {
+            char what[48];
+            snprintf(what, sizeof what, "weft_gather: task %zu", i);
+            int rc = weft__task_claim_refused(tasks[i], what);
             give_up(tasks, n, i, self);
-            if (t && (WEFT__FLAGS(t) & WEFT__GROUP_CHILD))
-                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu (%s) belongs to a weft_group, which "
-                                                 "waits for it; read it with weft_task_result", i,
-                                        weft_task_name(t));
-            if (!t)
-                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is NULL (did weft_spawn fail?)", i);
-            if (t == self)
-                return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is the calling task itself", i);
-            return weft__set_errmsg(-EINVAL, "weft_gather: task %zu is given twice or is already "
-                                             "being awaited", i);
+            return rc;
         }
-        WEFT__WAITER_KIND(t) = WEFT__WAITER_GATHER;
+        weft__task_claim(tasks[i], &marking);
     }
 
     /* The children point at the gather's state while the caller waits, so a
@@ -130,7 +123,7 @@ int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, cha
         list = (weft_task **)(gp + 1);
         memcpy(list, tasks, n * sizeof *tasks);
     }
-    gather g_init = {.waiter = self, .tasks = list, .n = n, .flags = flags};
+    gather g_init = {.claim = {child_done}, .waiter = self, .tasks = list, .n = n, .flags = flags};
     *gp = g_init;
     int result = gather_wait(L, self, gp, results, errs, msgs);
     if (gp != &local)
@@ -145,7 +138,8 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
     unsigned flags = g->flags;
     for (size_t i = 0; i < n; i++) {
         weft_task *t = tasks[i];
-        t->waiter = g;
+        weft__task_unclaim(t); /* from the marker to the gather */
+        weft__task_claim(t, &g->claim);
         if (WEFT__STATE(t) != WEFT__DONE)
             g->remaining++;
         else if (t->err && !(flags & WEFT_RETURN_EXCEPTIONS) && !g->failed)
@@ -163,7 +157,7 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
         cancel_children(g);
         for (size_t i = 0; i < n; i++)
             if (is_ours(g, tasks[i]))
-                weft__task_free(L, tasks[i]);
+                weft__task_drop(L, tasks[i]);
         return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
     }
 
@@ -171,7 +165,7 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
     for (size_t i = 0; i < n; i++) {
         weft_task *t = tasks[i];
         if (WEFT__STATE(t) != WEFT__DONE) {
-            let_go(t);
+            weft__task_let_go(t, false, NULL);
             if (errs)
                 errs[i] = -EINPROGRESS;
             continue;
@@ -189,7 +183,7 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
             msgs[i] = msg; /* handed over: the record is freed below */
             t->extra->msg = NULL;
         }
-        weft__task_free(L, t);
+        weft__task_drop(L, t);
     }
     return result;
 }

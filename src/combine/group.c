@@ -13,10 +13,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-/* One child of a group: the listener that tells the group the child finished,
- * kept until weft_group_free so that the child's outcome stays readable. */
+/* One child of a group: the group's claim on the child's outcome (the scheduler
+ * tells it when the child finishes), kept until weft_group_free so that the
+ * child's outcome stays readable. */
 typedef struct group_child {
-    weft__listener listener;          /* first: the listener is the record */
+    weft__claim claim;                /* first: the claim is the record */
     weft_group *group;
     weft_task *task;
     struct group_child *next;         /* spawn order */
@@ -60,9 +61,9 @@ static void group_abort(weft_group *g)
 }
 
 /* A child has finished (asyncio's _on_task_done); called from the loop. */
-static void child_done(weft__listener *l, weft_task *child)
+static void child_done(weft__claim *claim, weft_task *child)
 {
-    group_child *c = (group_child *)l;
+    group_child *c = (group_child *)claim;
     weft_group *g = c->group;
     g->pending--;
     if (g->pending == 0 && g->owner_waiting) {
@@ -175,16 +176,8 @@ weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, const wef
         weft__small_free(&L->small, c, sizeof *c); /* weft_spawn_opts said why */
         return NULL;
     }
-    *c = (group_child){.listener = {.done = child_done}, .group = g, .task = t};
-    if (weft__task_listen(t, &c->listener) != 0) {
-        weft__small_free(&L->small, c, sizeof *c);
-        /* It has not run yet: cancelled now, it never will, and detached it is
-         * freed without a report. */
-        weft_cancel(t, NULL);
-        weft_detach(t);
-        weft__set_errmsg(-ENOMEM, "weft_group_spawn: out of memory");
-        return NULL;
-    }
+    *c = (group_child){.claim = {child_done}, .group = g, .task = t};
+    weft__task_claim(t, &c->claim);
     WEFT__FLAGS(t) |= WEFT__GROUP_CHILD;
     if (g->last_child)
         g->last_child->next = c;
@@ -381,7 +374,7 @@ void weft_group_free(weft_group *g)
     group_child *c = g->children;
     while (c) {
         group_child *next = c->next;
-        weft__task_free(L, c->task);
+        weft__task_drop(L, c->task);
         weft__small_free(&L->small, c, sizeof *c);
         c = next;
     }

@@ -279,10 +279,7 @@ static void wait_for_unwait(weft_task *self, int reason)
         st->timer = NULL;
     }
     st->child = NULL;
-    WEFT__WAITER_KIND(child) = WEFT__WAITER_NONE;
-    child->waiter = NULL;
-    WEFT__FLAGS(child) |= WEFT__DETACHED | WEFT__QUIET;
-    weft_cancel(child, self->extra ? self->extra->cancel_msg : NULL);
+    weft__task_let_go(child, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
 int weft_wait_for(weft_task *t, double timeout, void **result)
@@ -291,17 +288,16 @@ int weft_wait_for(weft_task *t, double timeout, void **result)
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
-    /* The checks weft_await makes come from weft_await itself below, except the
-     * ones that must happen before anything is armed. */
-    if (!self || !t || t == self || (WEFT__FLAGS(t) & WEFT__GROUP_CHILD))
-        return weft_await(t, result);
+    if (!self)
+        return weft_await(t, result); /* it says why, and detaches t */
+    int rc = weft__task_check_claim(t, "weft_wait_for");
+    if (rc != 0)
+        return rc;
     if (isnan(timeout)) {
         weft_detach(t); /* the handle is consumed in every case */
         return weft__set_errmsg(-EINVAL, "weft_wait_for: the timeout is NaN (the task was detached and "
                                          "runs on)");
     }
-    if (WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE)
-        return weft__set_errmsg(-EINVAL, "weft_wait_for: %s is already being awaited", weft_task_name(t));
     if (timeout >= NO_DEADLINE || WEFT__STATE(t) == WEFT__DONE)
         return weft_await(t, result);
 
@@ -327,9 +323,8 @@ int weft_wait_for(weft_task *t, double timeout, void **result)
         weft_cancel(t, NULL);
         st->timed_out = true;
     }
-    WEFT__WAITER_KIND(t) = WEFT__WAITER_TASK;
-    t->waiter = self;
-    int rc = weft__wait(wait_for_unwait, st);
+    weft__task_claim_wake(t, self);
+    rc = weft__wait(wait_for_unwait, st);
     if (st->timer)
         weft__callback_cancel(L, st->timer);
     bool timed_out = st->timed_out;
@@ -340,12 +335,13 @@ int weft_wait_for(weft_task *t, double timeout, void **result)
         if (!let_go && WEFT__STATE(t) == WEFT__DONE) {
             /* It finished, then we were cancelled before we could run: its
              * outcome is dropped, as weft_await drops it. */
-            weft__task_free(L, t);
+            weft__task_drop(L, t);
         }
         return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
     }
+    weft__task_unclaim(t); /* done: weft_await takes its outcome at once */
     if (!timed_out)
-        return weft_await(t, result); /* done: takes its outcome at once */
+        return weft_await(t, result);
     char name[64];
     snprintf(name, sizeof name, "%s", weft_task_name(t));
     rc = weft_await(t, result);

@@ -518,17 +518,9 @@ int weft_shield(weft_task *t, void **result)
         *result = NULL;
     if (!self)
         return not_in_task("weft_shield");
-    if (!t)
-        return weft__set_errmsg(-EINVAL, "weft_shield: the task is NULL (did weft_spawn fail? "
-                                         "weft_errmsg() said why when it returned NULL)");
-    if (t == self)
-        return weft__set_errmsg(-EINVAL, "weft_shield: a task cannot shield-await itself");
-    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
-        return weft__set_errmsg(-EINVAL, "weft_shield: %s belongs to a weft_group, which waits for it; read its "
-                                         "outcome with weft_task_result", weft_task_name(t));
-    if (WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE)
-        return weft__set_errmsg(-EINVAL, "weft_shield: %s is already being awaited or gathered; its handle "
-                                         "can be consumed only once", weft_task_name(t));
+    int rc = weft__task_check_claim(t, "weft_shield");
+    if (rc != 0)
+        return rc;
     /* A cancelled caller keeps the handle even when the task has finished:
      * -ECANCELED from weft_shield always means "the handle is still yours". */
     if (self->cancelling)
@@ -538,7 +530,7 @@ int weft_shield(weft_task *t, void **result)
         if (!w)
             return weft__set_errmsg(-ENOMEM, "weft_shield: out of memory");
         *w = (shield_watch){.listener = {.done = shield_task_done}, .waiter = self, .task = t};
-        int rc = weft__task_listen(t, &w->listener);
+        rc = weft__task_listen(t, &w->listener);
         if (rc == 0)
             rc = weft__wait(shield_unwait, w);
         else

@@ -17,8 +17,8 @@
  *   - stack: the task while RUNNING/WAITING/READY after first run; NULL otherwise.
  *   - unwait/wait_obj: set by the task right before it suspends in weft__wait; read
  *     and cleared by whoever wakes or cancels it.
- *   - waiter/waiter_kind: set by the one consumer of the handle (await, gather);
- *     used once, when the task finishes.
+ *   - waiter/waiter_kind: set by the one consumer of the handle through
+ *     weft__task_claim*; used once, when the task finishes.
  */
 #ifndef WEFT__SRC_CORE_H
 #define WEFT__SRC_CORE_H
@@ -164,7 +164,9 @@ enum weft__task_flags {
     WEFT__FREE_LATER = 1 << 5,  /* given up while pinned: freed at the last unpin */
 };
 
-enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_GATHER };
+/* Who has claimed a task's outcome (weft__task_claim*): nobody, a task to wake
+ * (weft_await, weft_wait_for), or a weft__claim told synchronously (gather). */
+enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_CLAIM };
 
 /* What a waiting task unhooks from when it is woken for another reason
  * (cancellation, timeout): removes it from the timer heap, an awaited task, ... */
@@ -442,8 +444,40 @@ void weft__loop_reap(weft_loop *L);
 /* threadsafe.c: runs the callbacks other threads posted (once per iteration). */
 void weft__run_threadsafe_calls(weft_loop *L);
 
-/* gather.c: a child of a weft_gather has finished. */
-void weft__gather_child_done(weft_task *child);
+/*
+ * Claiming a task's outcome (task.c): the one path every consumer of a handle
+ * takes (await, wait_for, shield, gather). A task's outcome has at most one
+ * claimant, told when it finishes; the claimant then takes the outcome
+ * (weft__task_take: result, message and error group handed to the current task,
+ * record freed), or leaves early and lets the task go (weft__task_let_go: it runs
+ * on alone and its outcome is dropped quietly), or, when the task finished but the
+ * claimant was cancelled before it could run, drops it (weft__task_drop).
+ */
+typedef struct weft__claim {
+    void (*done)(struct weft__claim *self, weft_task *finished); /* from weft__task_finish */
+} weft__claim;
+
+/* Whether the current task may consume t: not NULL, not itself, not a TaskGroup's
+ * child, not claimed already. */
+static inline bool weft__task_claimable(const weft_task *t)
+{
+    return t && t != weft__current() && !(WEFT__FLAGS(t) & WEFT__GROUP_CHILD) &&
+           WEFT__WAITER_KIND(t) == WEFT__WAITER_NONE;
+}
+/* Says why `what` may not consume t (-EINVAL with a message). */
+int weft__task_claim_refused(const weft_task *t, const char *what);
+/* 0 if `what` may consume t from the current task; else -EINVAL with a message. */
+static inline int weft__task_check_claim(const weft_task *t, const char *what)
+{
+    return WEFT__LIKELY(weft__task_claimable(t)) ? 0 : weft__task_claim_refused(t, what);
+}
+void weft__task_claim_wake(weft_task *t, weft_task *waiter); /* wake `waiter` when t is done */
+void weft__task_claim(weft_task *t, weft__claim *c);          /* call c->done when t is done */
+bool weft__task_claimed_by(const weft_task *t, const void *by); /* a waiter task or a claim */
+void weft__task_unclaim(weft_task *t);                        /* back to unclaimed, nothing else */
+void weft__task_let_go(weft_task *t, bool cancel, const char *cancel_msg);
+int weft__task_take(weft_loop *L, weft_task *t, void **result);
+void weft__task_drop(weft_loop *L, weft_task *t);
 /* Sets the current task's message for -ECANCELED (its cancel message, or a default). */
 int weft__cancelled_errmsg(weft_task *self);
 

@@ -227,6 +227,7 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
 
 void weft__wake(weft_task *t, int reason)
 {
+    WEFT__ASSERT(WEFT__STATE(t) == WEFT__WAITING);
     t->wake = reason;
     t->unwait = NULL;
     WEFT__STATE(t) = WEFT__READY;
@@ -236,6 +237,7 @@ void weft__wake(weft_task *t, int reason)
 int weft__wait(weft__unwait_fn unwait, void *wait_obj)
 {
     weft_task *t = weft__current();
+    WEFT__ASSERT(t && WEFT__STATE(t) == WEFT__RUNNING);
     t->wait_obj = wait_obj; /* unwait reads it, on either path */
     if (t->cancelling) {
         if (unwait)
@@ -321,6 +323,7 @@ void weft__task_release_stack(weft_loop *L, weft_task *t)
 
 void weft__task_finish(weft_loop *L, weft_task *t)
 {
+    WEFT__ASSERT(WEFT__STATE(t) == WEFT__DONE);
     weft__task_release_stack(L, t);
     L->live_tasks--;
     tell_listeners(t);
@@ -331,9 +334,11 @@ void weft__task_finish(weft_loop *L, weft_task *t)
             weft__wake(w, 0);
         return;
     }
-    case WEFT__WAITER_GATHER:
-        weft__gather_child_done(t);
+    case WEFT__WAITER_CLAIM: {
+        weft__claim *c = t->waiter;
+        c->done(c, t);
         return;
+    }
     default:
         break;
     }
@@ -342,6 +347,84 @@ void weft__task_finish(weft_loop *L, weft_task *t)
             weft__task_report_unretrieved(t, "detached; nobody retrieved the error");
         weft__task_free(L, t);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Claiming a task's outcome: the one path of every consumer of a handle    */
+/* ------------------------------------------------------------------------ */
+
+int weft__task_claim_refused(const weft_task *t, const char *what)
+{
+    if (!t)
+        return weft__set_errmsg(-EINVAL, "%s: the task is NULL (did weft_spawn fail? weft_errmsg() said why when "
+                                         "it returned NULL)", what);
+    if (t == weft__current())
+        return weft__set_errmsg(-EINVAL, "%s: a task cannot await itself", what);
+    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
+        return weft__set_errmsg(-EINVAL, "%s: %s belongs to a weft_group, which waits for it; read its outcome "
+                                         "with weft_task_result", what, weft_task_name(t));
+    return weft__set_errmsg(-EINVAL, "%s: %s is already being awaited or gathered; a handle can be "
+                                     "consumed only once", what, weft_task_name(t));
+}
+
+void weft__task_claim_wake(weft_task *t, weft_task *waiter)
+{
+    WEFT__ASSERT(WEFT__WAITER_KIND(t) == WEFT__WAITER_NONE && WEFT__STATE(t) != WEFT__FREE);
+    WEFT__WAITER_KIND(t) = WEFT__WAITER_TASK;
+    t->waiter = waiter;
+}
+
+void weft__task_claim(weft_task *t, weft__claim *c)
+{
+    WEFT__ASSERT(WEFT__WAITER_KIND(t) == WEFT__WAITER_NONE && WEFT__STATE(t) != WEFT__FREE);
+    WEFT__WAITER_KIND(t) = WEFT__WAITER_CLAIM;
+    t->waiter = c;
+}
+
+bool weft__task_claimed_by(const weft_task *t, const void *by)
+{
+    return WEFT__WAITER_KIND(t) != WEFT__WAITER_NONE && t->waiter == by;
+}
+
+void weft__task_unclaim(weft_task *t)
+{
+    WEFT__WAITER_KIND(t) = WEFT__WAITER_NONE;
+    t->waiter = NULL;
+}
+
+void weft__task_let_go(weft_task *t, bool cancel, const char *msg)
+{
+    WEFT__ASSERT(WEFT__STATE(t) != WEFT__DONE && WEFT__STATE(t) != WEFT__FREE);
+    weft__task_unclaim(t);
+    WEFT__FLAGS(t) |= WEFT__DETACHED | WEFT__QUIET;
+    if (cancel)
+        weft_cancel(t, msg);
+}
+
+int weft__task_take(weft_loop *L, weft_task *t, void **result)
+{
+    WEFT__ASSERT(WEFT__STATE(t) == WEFT__DONE);
+    int err = t->err;
+    if (result)
+        *result = err ? NULL : t->result;
+    if (err) {
+        weft__take_errmsg(t->extra ? t->extra->msg : NULL);
+        if (t->extra) {
+            t->extra->msg = NULL;
+            if (err == WEFT_EGROUP) {
+                weft__take_errgroup(t->extra->group);
+                t->extra->group = NULL;
+            }
+        }
+    }
+    weft__task_free(L, t);
+    return err;
+}
+
+void weft__task_drop(weft_loop *L, weft_task *t)
+{
+    WEFT__ASSERT(WEFT__STATE(t) == WEFT__DONE);
+    weft__task_free(L, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -409,40 +492,8 @@ weft_task *weft_spawn(weft_fn fn, void *arg)
  * cancelled too and finishes on its own, its outcome dropped. */
 static void await_unwait(weft_task *self, int reason)
 {
-    weft_task *child = self->wait_obj;
     (void)reason;
-    WEFT__WAITER_KIND(child) = WEFT__WAITER_NONE;
-    child->waiter = NULL;
-    WEFT__FLAGS(child) |= WEFT__DETACHED | WEFT__QUIET;
-    const char *msg = self->extra ? self->extra->cancel_msg : NULL;
-    weft_cancel(child, msg);
-}
-
-/* Takes a finished task's outcome into the current task and frees the record. */
-static int take_outcome(weft_loop *L, weft_task *t, void **result)
-{
-    int err = t->err;
-    if (result)
-        *result = err ? NULL : t->result;
-    if (err) {
-        weft__take_errmsg(t->extra ? t->extra->msg : NULL);
-        if (t->extra) {
-            t->extra->msg = NULL;
-            if (err == WEFT_EGROUP) {
-                weft__take_errgroup(t->extra->group);
-                t->extra->group = NULL;
-            }
-        }
-    }
-    weft__task_free(L, t);
-    return err;
-}
-
-/* The check every consumer of a handle makes: -EINVAL for a TaskGroup's child. */
-static int group_child_misuse(const weft_task *t, const char *what)
-{
-    return weft__set_errmsg(-EINVAL, "%s: %s belongs to a weft_group, which waits for it; read its outcome "
-                                     "with weft_task_result", what, weft_task_name(t));
+    weft__task_let_go(self->wait_obj, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
 int weft_task_result(const weft_task *ct, void **result)
@@ -484,26 +535,21 @@ int weft_await(weft_task *t, void **result)
             weft_detach(t);
         return not_in_task("weft_await");
     }
-    if (!t)
-        return weft__set_errmsg(-EINVAL, "weft_await: the task is NULL (did weft_spawn fail? "
-                                         "weft_errmsg() said why when it returned NULL)");
-    if (t == self)
-        return weft__set_errmsg(-EINVAL, "weft_await: a task cannot await itself");
-    if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
-        return group_child_misuse(t, "weft_await");
+    int rc = weft__task_check_claim(t, "weft_await");
+    if (rc != 0)
+        return rc;
     if (WEFT__STATE(t) != WEFT__DONE) {
-        WEFT__WAITER_KIND(t) = WEFT__WAITER_TASK;
-        t->waiter = self;
-        int rc = weft__wait(await_unwait, t);
+        weft__task_claim_wake(t, self);
+        rc = weft__wait(await_unwait, t);
         if (rc != 0) {
-            if (WEFT__STATE(t) == WEFT__DONE && WEFT__WAITER_KIND(t) == WEFT__WAITER_TASK) {
+            if (weft__task_claimed_by(t, self)) {
                 /* It finished, then we were cancelled before we could run. */
-                weft__task_free(L, t);
+                weft__task_drop(L, t);
             }
             return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
         }
     }
-    return take_outcome(L, t, result);
+    return weft__task_take(L, t, result);
 }
 
 void weft_detach(weft_task *t)
