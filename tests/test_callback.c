@@ -186,3 +186,28 @@ Test(callback, task_done_callbacks_run_from_the_loop_in_order)
     cr_assert_str_eq(trace_text, "first:quick:0:ok@0.5 second:quick:0:ok@0.5 awaited-a@0.5 b:slow:-5:-@2 "
                                  "awaited-b added-late late:Task-4:0:ok@3");
 }
+
+/* Deadlines already past run in deadline order, as asyncio's heap orders them:
+ * call_later(-1) after call_later(-2), though scheduled first; call_at likewise,
+ * even before the loop's time origin. (Negative delays used to collapse to 0 and
+ * run in scheduling order.) */
+static void *past_main(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_sleep(5), 0); /* virtual time 5 s */
+    cr_expect(weft_call_ok(weft_call_later(-1, note, "later-1")));
+    cr_expect(weft_call_ok(weft_call_later(-2, note, "later-2")));
+    cr_expect(weft_call_ok(weft_call_later(0, note, "later0")));
+    cr_expect(weft_call_ok(weft_call_at(-1, note, "at-1")));
+    cr_expect(weft_call_ok(weft_call_at(-3, note, "at-3")));
+    cr_expect(weft_call_ok(weft_call_at(4.5, note, "at4.5")));
+    cr_expect_eq(weft_sleep(0.1), 0);
+    return NULL;
+}
+
+Test(callback, deadlines_in_the_past_run_in_deadline_order)
+{
+    trace_reset();
+    cr_assert_eq(run_virtual(past_main, NULL, NULL), 0);
+    cr_assert_str_eq(trace_text, "at-3 at-1 later-2 later-1 at4.5 later0");
+}

@@ -89,7 +89,7 @@ static void *lock_handoff_cancel_main(void *arg)
     weft_task *b = spawn_named(lock_user_fn, &u, "B", 0);
     weft_sleep(1);
     cr_expect_eq(weft_lock_release(lock), 0); /* A is given the lock... */
-    cr_expect(weft_lock_locked(lock));
+    cr_expect(!weft_lock_locked(lock));        /* (as asyncio: not locked until A runs) */
     weft_cancel(a, NULL);                      /* ...and cancelled before it runs */
     cr_expect_eq(weft_await(a, NULL), -ECANCELED);
     cr_expect_eq(weft_await(b, NULL), 0);
@@ -158,6 +158,38 @@ Test(sync, lock_cancelled_acquire_takes_nothing)
     trace_reset();
     cr_assert_eq(run_virtual(lock_cancelled_acquire_main, NULL, NULL), 0);
     cr_assert_str_eq(trace_text, "A:-125@1");
+}
+
+/* asyncio's locked(): false from the release until the waiter it went to runs; a
+ * second release in between is refused (the lock is not ours any more), and a task
+ * that acquires meanwhile still queues behind the waiter. */
+static void *lock_locked_after_release_main(void *arg)
+{
+    (void)arg;
+    weft_lock *lock = weft_lock_new();
+    cr_expect_eq(weft_lock_acquire(lock), 0);
+    lock_user u = {lock, 1};
+    weft_task *w = spawn_named(lock_user_fn, &u, "W", 0);
+    weft_yield(); /* W queues */
+    cr_expect(weft_lock_locked(lock));
+    cr_expect_eq(weft_lock_release(lock), 0);
+    cr_expect(!weft_lock_locked(lock), "locked() after a release to a waiter that has not run");
+    cr_expect_eq(weft_lock_release(lock), WEFT_ESTATE);
+    weft_task *late = spawn_named(lock_user_fn, &u, "late", 0);
+    weft_yield(); /* W runs and holds it; late queues */
+    cr_expect(weft_lock_locked(lock));
+    cr_expect_eq(weft_await(w, NULL), 0);
+    cr_expect_eq(weft_await(late, NULL), 0);
+    cr_expect(!weft_lock_locked(lock));
+    cr_expect_eq(weft_lock_free(lock), 0);
+    return NULL;
+}
+
+Test(sync, lock_locked_is_false_between_release_and_the_waiter_running)
+{
+    trace_reset();
+    cr_assert_eq(run_virtual(lock_locked_after_release_main, NULL, NULL), 0);
+    cr_assert_str_eq(trace_text, "W:0@0 late:0@1");
 }
 
 /* A timeout scope around an acquire: the lock is not taken, -ETIMEDOUT at the deadline. */

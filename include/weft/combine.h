@@ -65,8 +65,9 @@ WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *
  * returned: read it with weft_task_result or weft_await.
  * Returns: 0 when the condition was met or the timeout (seconds; WEFT_FOREVER for
  *   none) passed — on timeout the sets are partial.
- * Suspends: unless the condition already holds. A timeout ≤ 0 returns at once,
- *   without letting other tasks run first.
+ * Suspends: always, at least once, as asyncio.wait does: when the condition
+ *   already holds or the timeout is ≤ 0, for one loop iteration (other ready tasks
+ *   run first; no time passes), else until the condition or the timeout.
  * Errors: -ECANCELED (nothing is cancelled but the caller); -EINVAL (n == 0, a NULL
  *   or repeated task, the calling task itself, a bad return_when, NaN timeout);
  *   -ENOMEM; WEFT_ENOTINLOOP. On any error *ndone and *npending are 0.

@@ -66,7 +66,9 @@ WEFT_API int weft_lock_acquire(weft_lock *lock);
  *   WEFT_ENOTINLOOP. */
 WEFT_API int weft_lock_release(weft_lock *lock);
 
-/* weft_lock_locked — true while some task holds it.
+/* weft_lock_locked — true while some task holds it (lock.locked()). As in asyncio,
+ * a lock released to a waiting task is not locked until that task runs, though no
+ * other task can take it first (acquires queue behind the waiters: no barging).
  * Returns: that; false for NULL.
  * Suspends: never.
  * Errors: none. */

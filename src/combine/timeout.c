@@ -101,7 +101,7 @@ static int scope_arm(weft_loop *L, weft_timeout *to, double when, int64_t when_n
         if (when_ns < 0)
             when_ns = weft__seconds_to_ns(when);
         int64_t now = weft__now(L);
-        timer = weft__callback_schedule(L, when_ns <= now ? -1 : when_ns, scope_on_deadline, to);
+        timer = weft__callback_schedule(L, when_ns <= now ? WEFT__SOON : when_ns, scope_on_deadline, to);
         if (!timer)
             return -ENOMEM;
         to->deadline_ns = when_ns;

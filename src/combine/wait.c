@@ -243,8 +243,13 @@ int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout
             return weft__set_errmsg(-EINVAL, "weft_wait: task %zu is the calling task itself, which cannot "
                                              "finish while it waits", i);
 
-    /* As asyncio looks at finished tasks first: nothing to wait for. */
+    /* Nothing to wait for (no time, or the condition holds already): still one
+     * suspension, as asyncio.wait always awaits (its done callbacks come through
+     * call_soon), so other ready tasks run first and a cancelled caller stops. */
     if (timeout <= 0 || wait_condition_holds(tasks, n, return_when)) {
+        rc = weft_yield();
+        if (rc != 0)
+            return rc;
         wait_split(tasks, n, done, ndone, pending, npending);
         return 0;
     }

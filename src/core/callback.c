@@ -52,7 +52,7 @@ weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callbac
         return NULL;
     c->cb = cb;
     c->arg = arg;
-    if (when < 0) {
+    if (when == WEFT__SOON) {
         c->node.b1 = WEFT__CB_READY;
         weft__fifo_push(&L->ready, &c->node);
         return c;
@@ -150,24 +150,16 @@ static weft_call schedule(const char *what, int64_t when, weft_callback_fn cb, v
 
 weft_call weft_call_soon(weft_callback_fn cb, void *arg)
 {
-    return schedule("weft_call_soon", -1, cb, arg);
-}
-
-/* Loop time in ns for `seconds`, clamped to [0, ~a century]. */
-static int64_t to_loop_ns(double seconds)
-{
-    if (seconds <= 0)
-        return 0;
-    if (seconds > 3.15e9)
-        return (int64_t)3.15e18;
-    return (int64_t)(seconds * 1e9 + 0.5);
+    return schedule("weft_call_soon", WEFT__SOON, cb, arg);
 }
 
 weft_call weft_call_at(double when, weft_callback_fn cb, void *arg)
 {
     if (isnan(when))
         return failed(-EINVAL, "%s: the time is NaN", "weft_call_at");
-    return schedule("weft_call_at", to_loop_ns(when), cb, arg);
+    /* A time in the past (even before the loop's origin) is due at once, and due
+     * callbacks run in deadline order, as asyncio's do. */
+    return schedule("weft_call_at", weft__seconds_to_ns_signed(when), cb, arg);
 }
 
 weft_call weft_call_later(double delay, weft_callback_fn cb, void *arg)
@@ -178,7 +170,8 @@ weft_call weft_call_later(double delay, weft_callback_fn cb, void *arg)
                       "weft_call_later");
     if (isnan(delay))
         return failed(-EINVAL, "%s: the delay is NaN", "weft_call_later");
-    return schedule("weft_call_later", weft__now(L) + weft__seconds_to_ns(delay), cb, arg);
+    /* Negative delays keep their order (-2 s before -1 s), as in asyncio. */
+    return schedule("weft_call_later", weft__now(L) + weft__seconds_to_ns_signed(delay), cb, arg);
 }
 
 bool weft_call_cancel(weft_call h)

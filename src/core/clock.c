@@ -29,6 +29,11 @@ int64_t weft__seconds_to_ns(double s)
     return (int64_t)(s * 1e9 + 0.5); /* no libm: callers need not link -lm */
 }
 
+int64_t weft__seconds_to_ns_signed(double s)
+{
+    return s < 0 ? -weft__seconds_to_ns(-s) : weft__seconds_to_ns(s);
+}
+
 double weft_time(void)
 {
     weft_loop *L = weft__loop;

@@ -125,8 +125,11 @@ typedef struct weft__callback {
 
 enum { WEFT__CB_IN_HEAP = 1, WEFT__CB_READY, WEFT__CB_CANCELLED };
 
-/* Schedules cb(arg) on the ready queue (when < 0) or in the timer heap at loop
- * time `when` ns. Returns the record or NULL (-ENOMEM, no message set). */
+/* `when` for weft__callback_schedule: the ready queue, not the timer heap. */
+#define WEFT__SOON INT64_MIN
+/* Schedules cb(arg) on the ready queue (when == WEFT__SOON) or in the timer heap
+ * at loop time `when` ns, which may be in the past, even negative: due timers run
+ * in deadline order. Returns the record or NULL (-ENOMEM, no message set). */
 weft__callback *weft__callback_schedule(weft_loop *L, int64_t when, weft_callback_fn cb, void *arg);
 /* A record set aside now for a callback posted later, so that posting cannot
  * fail (done callbacks). NULL on ENOMEM. Post it, or release it unposted. */
@@ -356,6 +359,8 @@ static inline int64_t weft__now(weft_loop *L)
     return L->virtual_time ? L->now : weft__mono_ns();
 }
 int64_t weft__seconds_to_ns(double s);
+/* As weft__seconds_to_ns, keeping the sign: for deadlines already past. */
+int64_t weft__seconds_to_ns_signed(double s);
 
 /* While tasks are ready the loop polls the kernel only this often: a poll is a
  * system call (~1 µs here), dearer than a dozen task switches, and only I/O can

@@ -638,7 +638,7 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
     c->port = port;
     c->pool = p;
     pool_ref(p);
-    if (!port->flush && !(port->flush = weft__callback_schedule(L, -1, flush_calls, port))) {
+    if (!port->flush && !(port->flush = weft__callback_schedule(L, WEFT__SOON, flush_calls, port))) {
         /* No memory to defer it: hand it over now. */
         int rc = hand_over(p, c, c, 1);
         if (rc != 0) {

@@ -149,6 +149,8 @@ struct weft_lock {
     uint32_t owner_id;       /* with owner: a record reused by a later task is not the holder */
     weft__fifo waiters;
     size_t in_acquire;       /* tasks inside an acquire: queued, or handed the lock and not yet resumed */
+    bool handed;             /* released to a waiter that has not run yet: locked() says false,
+                                as asyncio's does, though nobody else may take it meanwhile */
 };
 
 weft_lock *weft_lock_new(void)
@@ -192,9 +194,11 @@ static void lock_pass_on(weft_lock *lock)
     if (!next) {
         lock->locked = false;
         lock->owner = NULL;
+        lock->handed = false;
         return;
     }
     lock_take(lock, next);
+    lock->handed = true;
     hand_over(next);
 }
 
@@ -225,8 +229,10 @@ int weft_lock_acquire(weft_lock *lock)
     rc = weft__wait(lock_unwait, lock);
     lock->in_acquire--;
     if (was_handed(self)) {
-        if (rc == 0)
+        if (rc == 0) {
+            lock->handed = false;
             return 0;
+        }
         /* Given the lock, then cancelled before it could run: the next waiter has it. */
         lock_pass_on(lock);
     }
@@ -256,8 +262,10 @@ static void lock_acquire_regardless(weft_lock *lock, weft_task *self)
         lock->in_acquire--;
         held += self->cancelling;
         self->cancelling = 0;
-        if (was_handed(self))
+        if (was_handed(self)) {
+            lock->handed = false;
             break;
+        }
         /* Cancelled while queued: it left the queue; queue again, at the back,
          * as asyncio's retried acquire does. */
     }
@@ -269,7 +277,7 @@ int weft_lock_release(weft_lock *lock)
     int rc = on_owner_loop("weft_lock_release", lock, lock ? lock->loop : NULL);
     if (rc)
         return rc;
-    if (!lock->locked)
+    if (!lock->locked || lock->handed)
         return weft__set_errmsg(WEFT_ESTATE, "weft_lock_release: the lock is not locked (released twice, "
                                              "or released without a successful weft_lock_acquire)");
     lock_pass_on(lock);
@@ -278,7 +286,7 @@ int weft_lock_release(weft_lock *lock)
 
 bool weft_lock_locked(const weft_lock *lock)
 {
-    return lock && lock->locked;
+    return lock && lock->locked && !lock->handed;
 }
 
 /* ------------------------------------------------------------------------ */
