@@ -355,3 +355,87 @@ Test(io, closed_and_reopened_descriptors_are_watched_afresh)
 {
     cr_assert_eq(weft_run(reuse_main, NULL, NULL), 0);
 }
+
+/* asyncio's way of closing: remove the callback, then close. The next descriptor
+ * opened under the same number is watched afresh. (The kernel registration used to
+ * wait for the next poll to go, and the new descriptor never reported.) */
+static int trap_calls;
+
+static void trap_cb(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    if (read(fd, &c, 1) == 1)
+        trap_calls++;
+}
+
+static void *remove_then_close_main(void *arg)
+{
+    (void)arg;
+    static int a[2], b[2];
+    cr_expect_eq(pipe(a), 0);
+    cr_expect_eq(fcntl(a[0], F_SETFL, O_NONBLOCK), 0);
+    cr_expect_eq(weft_add_reader(a[0], trap_cb, &a[0]), 0);
+    cr_expect_eq(weft_sleep(0.01), 0);
+    cr_expect(weft_remove_reader(a[0]));
+    int number = a[0];
+    close(a[0]);
+    close(a[1]);
+    cr_expect_eq(pipe(b), 0);
+    cr_expect_eq(b[0], number, "the kernel gave another number; the scenario needs the same");
+    cr_expect_eq(fcntl(b[0], F_SETFL, O_NONBLOCK), 0);
+    cr_expect_eq(write(b[1], "x", 1), 1);
+    cr_expect_eq(weft_add_reader(b[0], trap_cb, &b[0]), 0);
+    cr_expect_eq(weft_sleep(0.05), 0);
+    cr_expect_eq(trap_calls, 1, "the reused descriptor's callback ran %d times", trap_calls);
+    weft_fd_forget(b[0]);
+    close(b[0]);
+    close(b[1]);
+    return NULL;
+}
+
+Test(io, remove_reader_then_close_is_safe_for_the_next_descriptor)
+{
+    trap_calls = 0;
+    cr_assert_eq(weft_run(remove_then_close_main, NULL, NULL), 0);
+}
+
+#ifdef WEFT_TEST_ASSERTS
+/* Closing without weft_fd_forget and reopening under the same number: Debug and
+ * sanitizer builds notice (the file changed), say so, and register the new one. */
+static void *reopened_main(void *arg)
+{
+    (void)arg;
+    int p[2], q[2];
+    cr_expect_eq(pipe(p), 0);
+    cr_expect_eq(write(p[1], "x", 1), 1);
+    cr_expect_eq(weft_fd_wait(p[0], WEFT_READABLE), WEFT_READABLE);
+    int number = p[0];
+    close(p[0]); /* the misuse: no weft_fd_forget */
+    close(p[1]);
+    cr_expect_eq(pipe(q), 0);
+    cr_expect_eq(q[0], number);
+    cr_expect_eq(write(q[1], "y", 1), 1);
+    weft_timeout *scope = weft_timeout_enter(1);
+    int rc = weft_timeout_exit(scope, weft_fd_wait(q[0], WEFT_READABLE));
+    cr_expect_eq(rc, WEFT_READABLE, "the reopened descriptor gave %d", rc);
+    weft_fd_close(q[0]);
+    close(q[1]);
+    return NULL;
+}
+
+static int reopened_body(void)
+{
+    return weft_run(reopened_main, NULL, NULL) == 0 ? 0 : 1;
+}
+
+Test(io, a_descriptor_closed_without_forget_is_reported_in_debug_builds)
+{
+    child_outcome out;
+    run_forked(reopened_body, &out);
+    cr_assert(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %d: %s", out.status,
+              out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "was closed and opened again without weft_fd_forget") != NULL, "%s",
+              out.stderr_text);
+}
+#endif

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The wake reason of a task whose descriptor was forgotten while it waited:
@@ -126,6 +127,51 @@ void weft__fd_forget(weft_loop *L, weft__fd *f)
 /* Descriptors watched by number                                            */
 /* ------------------------------------------------------------------------ */
 
+/* A descriptor watched by number. In Debug and sanitizer builds it remembers which
+ * file it was registered for, so that a descriptor closed without weft_fd_forget
+ * and reopened under the same number is reported instead of never waking. */
+typedef struct fd_entry {
+    weft__fd f;
+#ifdef WEFT_ASSERTS
+    dev_t dev;
+    ino_t ino;
+#endif
+} fd_entry;
+
+/* Debug builds: before a wait or callback that will not register again, checks
+ * that the descriptor is still the file it was registered for. */
+static void check_same_file(weft_loop *L, weft__fd *f, int fd)
+{
+#ifdef WEFT_ASSERTS
+    fd_entry *e = WEFT__CONTAINER_OF(f, fd_entry, f);
+    struct stat st;
+    if (!f->w.registered) {
+        if (fstat(fd, &st) == 0) {
+            e->dev = st.st_dev;
+            e->ino = st.st_ino;
+        }
+        return;
+    }
+    if (fstat(fd, &st) != 0) {
+        /* Closed: let the registration be tried again, so the poller says EBADF. */
+        weft__watcher_forget(&L->io, &f->w);
+        return;
+    }
+    if (st.st_dev != e->dev || st.st_ino != e->ino) {
+        weft__report("weft: descriptor %d was closed and opened again without weft_fd_forget (or weft_fd_close) "
+                     "while weft watched it; the old registration is dropped now (in a release build this "
+                     "descriptor might never have reported readiness)", fd);
+        weft__watcher_forget(&L->io, &f->w);
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+    }
+#else
+    (void)L;
+    (void)f;
+    (void)fd;
+#endif
+}
+
 /* The record of fd, made on first use; NULL on ENOMEM (no message set). */
 static weft__fd *fd_record(weft_loop *L, int fd, bool create)
 {
@@ -146,9 +192,10 @@ static weft__fd *fd_record(weft_loop *L, int fd, bool create)
     }
     weft__fd *f = tab->rec[fd];
     if (!f && create) {
-        f = malloc(sizeof *f);
-        if (!f)
+        fd_entry *e = calloc(1, sizeof *e);
+        if (!e)
             return NULL;
+        f = &e->f;
         weft__fd_init(f, fd);
         tab->rec[fd] = f;
     }
@@ -161,7 +208,7 @@ static void fds_term(weft_loop *L)
     for (size_t i = 0; i < tab->cap; i++) {
         if (tab->rec[i]) {
             weft__fd_forget(L, tab->rec[i]);
-            free(tab->rec[i]);
+            free(WEFT__CONTAINER_OF(tab->rec[i], fd_entry, f));
         }
     }
     free(tab->rec);
@@ -173,9 +220,10 @@ const weft__module weft__module_fds = {"descriptor table", NULL, NULL, fds_term}
 static int fd_refused(const char *what, int fd, int rc)
 {
     if (rc == -EPERM)
-        return weft__set_errmsg(rc, "%s: descriptor %d cannot be watched (the kernel's poller refuses it: a "
-                                    "regular file or directory is always ready; read it directly or "
-                                    "through weft_to_thread)", what, fd);
+        return weft__set_errmsg(rc, "%s: descriptor %d cannot be watched: the kernel's poller refuses it, "
+                                    "as it does regular files, directories and some devices (/dev/null), "
+                                    "which are always ready; read it directly, or through weft_to_thread "
+                                    "when it may be slow", what, fd);
     if (rc == -EBADF)
         return weft__set_errmsg(rc, "%s: %d is not an open descriptor", what, fd);
     return weft__set_errmsg(rc, "%s: could not watch descriptor %d: %s", what, fd, weft_strerror(rc));
@@ -208,16 +256,21 @@ int weft_fd_wait(int fd, unsigned events)
     if (!f)
         return weft__set_errmsg(-ENOMEM, "weft_fd_wait: out of memory for descriptor %d's record", fd);
     unsigned want = ((events & WEFT_READABLE) ? WEFT__POLL_IN : 0) | ((events & WEFT_WRITABLE) ? WEFT__POLL_OUT : 0);
+    check_same_file(L, f, fd);
     int rc = weft__fd_wait(L, f, want);
     if (rc > 0)
         return ((rc & WEFT__POLL_IN) ? WEFT_READABLE : 0) | ((rc & WEFT__POLL_OUT) ? WEFT_WRITABLE : 0) |
                ((rc & WEFT__POLL_ERR) ? WEFT_FD_ERROR : 0);
     if (rc == -ECANCELED)
         return weft__cancelled_errmsg(self);
-    if (rc == -EBUSY)
-        return weft__set_errmsg(-EBUSY, "weft_fd_wait: descriptor %d already has a %s (one task or callback "
-                                        "per direction)", fd,
-                                (want & WEFT__POLL_IN) && (f->reader || f->on_read) ? "reader" : "writer");
+    if (rc == -EBUSY) {
+        bool reading = (want & WEFT__POLL_IN) && (f->reader || f->on_read);
+        weft_task *other = reading ? f->reader : f->writer;
+        return weft__set_errmsg(-EBUSY, "weft_fd_wait: descriptor %d already has a %s: %s%s (one task or "
+                                        "callback per direction)", fd, reading ? "reader" : "writer",
+                                other ? "task " : "a callback set with ", other ? weft_task_name(other)
+                                : reading ? "weft_add_reader" : "weft_add_writer");
+    }
     if (rc == FD_FORGOTTEN)
         return weft__set_errmsg(-EBADF, "weft_fd_wait: descriptor %d was forgotten (weft_fd_forget or "
                                         "weft_fd_close) while %s waited on it", fd, weft_task_name(self));
@@ -239,6 +292,7 @@ static int add_callback(const char *what, int fd, weft_callback_fn cb, void *arg
         return weft__set_errmsg(-EBUSY, "%s: %s is waiting in weft_fd_wait for descriptor %d to be %s", what,
                                 weft_task_name(reading ? f->reader : f->writer), fd,
                                 reading ? "readable" : "writable");
+    check_same_file(L, f, fd);
     weft_callback_fn old_cb = reading ? f->on_read : f->on_write;
     void *old_arg = reading ? f->read_arg : f->write_arg;
     /* As asyncio: a second add replaces the first. */
@@ -273,7 +327,13 @@ static bool remove_callback(int fd, bool reading)
         f->on_read = NULL;
     else
         f->on_write = NULL;
-    fd_update(L, f);
+    if (fd_interest(f) == 0) {
+        /* Nothing wants it any more: the kernel forgets it now, not at the next
+         * poll, so that asyncio's habit (remove_reader, then close) is safe. */
+        weft__watcher_forget(&L->io, &f->w);
+    } else {
+        fd_update(L, f);
+    }
     return true;
 }
 
