@@ -75,8 +75,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
         return rc;
     }
     if (!main_fn) {
-        weft__set_thread_errmsg("weft_run: the main function is NULL");
-        return -EINVAL;
+        return weft__set_errmsg(-EINVAL, "weft_run: the main function is NULL");
     }
     if (opts && opts->stack_size && opts->stack_size < WEFT_STACK_MIN) {
         weft__set_errmsg(-EINVAL, "weft_run: weft_options.stack_size %zu is below WEFT_STACK_MIN (%zu bytes)",
@@ -93,8 +92,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     weft_task *main_task = weft__task_alloc(L);
     if (!main_task) {
         loop_destroy(L);
-        weft__set_thread_errmsg("weft_run: out of memory for the main task");
-        return -ENOMEM;
+        return weft__set_errmsg(-ENOMEM, "weft_run: out of memory for the main task");
     }
     main_task->fn = main_fn;
     main_task->arg = arg;
@@ -114,9 +112,9 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     int err = main_task->err;
     if (result && !err && !deadlock)
         *result = main_task->result;
-    char *msg = main_task->extra ? main_task->extra->msg : NULL;
+    char *msg = main_task->extra ? main_task->extra->es.msg : NULL;
     if (main_task->extra)
-        main_task->extra->msg = NULL;
+        main_task->extra->es.msg = NULL;
     weft__task_free(L, main_task);
 
     L->shutting_down = 1;
@@ -130,16 +128,15 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
 
     if (deadlock) {
         free(msg);
-        weft__set_thread_errmsg("weft_run: deadlock: main was waiting and nothing could wake it");
-        return WEFT_EDEADLOCK_LOOP;
+        return weft__set_errmsg(WEFT_EDEADLOCK_LOOP, "weft_run: deadlock: main was waiting and nothing could "
+                                                     "wake it");
     }
-    weft__take_errmsg(msg);
+    weft__take_errmsg(err, msg);
     if (err)
         return err;
     if (stuck) {
-        weft__set_thread_errmsg("weft_run: tasks left behind by main ignored cancellation and could "
-                                "never finish (reported on stderr)");
-        return WEFT_EDEADLOCK_LOOP;
+        return weft__set_errmsg(WEFT_EDEADLOCK_LOOP, "weft_run: tasks left behind by main ignored cancellation "
+                                                     "and could never finish (reported on stderr)");
     }
     return 0;
 }

@@ -271,3 +271,95 @@ Test(errors, unretrieved_error_reported_on_stderr)
     cr_assert_null(strstr(out.stderr_text, "stopped-worker"), "a cancelled task was reported:\n%s",
                    out.stderr_text);
 }
+
+/* ---- the latest error: a readable code, a message that outlives the next call -- */
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+static void *failing(void *arg)
+{
+    (void)arg;
+    return weft_fail(-EPERM, "no entry");
+}
+
+static void *errcode_main(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_errcode(), 0);
+    /* Calls that return NULL leave their code beside their message. */
+    cr_expect_null(weft_spawn(NULL, NULL));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect(strstr(weft_errmsg(), "weft_spawn") != NULL, "%s", weft_errmsg());
+    cr_expect_null(weft_timeout_enter(NAN));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect(!weft_call_ok(weft_call_soon(NULL, NULL)));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    /* An awaited task's error becomes the latest. */
+    cr_expect_eq(weft_await(weft_spawn(failing, NULL), NULL), -EPERM);
+    cr_expect_eq(weft_errcode(), -EPERM);
+    /* weft_error() is the task's own outcome, untouched by all that. */
+    cr_expect_eq(weft_error(), 0);
+    return NULL;
+}
+
+Test(errors, calls_that_return_null_leave_a_readable_code)
+{
+    cr_assert_eq(run_virtual(errcode_main, NULL, NULL), 0);
+    /* Outside a task: weft_run's own refusal. */
+    cr_assert_eq(weft_run(NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(weft_errcode(), -EINVAL);
+    cr_assert(strstr(weft_errmsg(), "main function is NULL") != NULL, "%s", weft_errmsg());
+}
+
+/* `printf("%d %s", weft_x(), weft_errmsg())`: C may call weft_errmsg() first, and
+ * weft_x() then records a new error. The old message must still be readable
+ * (under ASan a freed one is a reported use-after-free). */
+static void *lifetime_main(void *arg)
+{
+    (void)arg;
+    cr_expect_null(weft_spawn(NULL, NULL));
+    const char *first = weft_errmsg();
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", first);
+    for (int i = 0; i < 3; i++)
+        cr_expect_null(weft_timeout_enter(NAN));
+    cr_expect_str_eq(first, copy);
+    char line[512];
+    snprintf(line, sizeof line, "%s | %d", weft_errmsg(), weft_call_ok(weft_call_soon(NULL, NULL)));
+    cr_expect(strstr(line, "weft_timeout_enter") != NULL || strstr(line, "weft_call_soon") != NULL, "%s", line);
+    return NULL;
+}
+
+Test(errors, a_message_stays_readable_while_more_errors_come)
+{
+    cr_assert_eq(run_virtual(lifetime_main, NULL, NULL), 0);
+}
+
+/* A task that failed keeps its own message: a later failing call in the same task
+ * (its latest error) does not replace what it failed with. */
+static void *fails_then_calls(void *arg)
+{
+    (void)arg;
+    weft_fail(-EINVAL, "mine");
+    cr_expect_null(weft_spawn(NULL, NULL)); /* "weft_spawn: the function is NULL" */
+    cr_expect(strstr(weft_errmsg(), "weft_spawn") != NULL);
+    return NULL;
+}
+
+static void *own_message_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn(fails_then_calls, NULL);
+    cr_expect_eq(weft_await(t, NULL), -EINVAL);
+    cr_expect_str_eq(weft_errmsg(), "mine");
+    cr_expect_eq(weft_await(weft_spawn(noop, NULL), NULL), 0);
+    return NULL;
+}
+
+Test(errors, a_task_ends_with_the_message_it_failed_with)
+{
+    cr_assert_eq(run_virtual(own_message_main, NULL, NULL), 0);
+}

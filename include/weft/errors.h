@@ -95,12 +95,27 @@ WEFT_API void weft_error_clear(void);
  * weft_errmsg — the message of the latest error the current task (or thread, outside
  * a task) raised with weft_fail or received from a weft call: the awaited task's
  * message, or a sentence from weft saying what went wrong and what to do.
- * Returns: a string owned by the task, valid until its next weft call that can fail;
- *   "" if there has been no error. Never NULL.
+ * Returns: a string owned by the task (or thread). It stays valid while three more
+ *   errors are recorded after it, so `printf("%d: %s\n", weft_x(), weft_errmsg())`
+ *   is safe whichever argument C evaluates first; copy it to keep it longer, and
+ *   never use it after the task has finished. "" if there has been no error.
+ *   Never NULL.
  * Suspends: never.
  * Errors: none.
  */
 WEFT_API const char *weft_errmsg(void);
+
+/*
+ * weft_errcode — the code of the error weft_errmsg() describes: what the latest
+ * failing weft call returned in this task (or thread, outside a task), including
+ * calls that return NULL or a failed weft_call (weft_spawn, weft_queue_new,
+ * weft_timeout_enter, ...), an awaited task's error, or weft_fail's code. Unlike
+ * weft_error(), it is not the task's own outcome.
+ * Returns: that negative code, or 0 if there has been no error.
+ * Suspends: never.
+ * Errors: none.
+ */
+WEFT_API int weft_errcode(void);
 
 /*
  * An error group: the several errors a TaskGroup collected (asyncio's

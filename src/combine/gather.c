@@ -174,14 +174,14 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
             results[i] = t->err ? NULL : t->result;
         if (errs)
             errs[i] = t->err;
-        char *msg = t->err && t->extra ? t->extra->msg : NULL;
+        char *msg = t->err && t->extra ? t->extra->es.msg : NULL;
         if (t == g->failed) {
             result = t->err;
-            weft__take_errmsg(msg ? strdup(msg) : NULL);
+            weft__take_errmsg(t->err, msg ? strdup(msg) : NULL);
         }
         if (msgs && msg) {
             msgs[i] = msg; /* handed over: the record is freed below */
-            t->extra->msg = NULL;
+            t->extra->es.msg = NULL;
         }
         weft__task_drop(L, t);
     }

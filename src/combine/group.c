@@ -300,8 +300,8 @@ int weft_group_wait(weft_group *g, int body_rc)
     if (body_err && self->extra) {
         /* The message (and group) the body received with its error: taken now,
          * before anything else can replace them. */
-        body_msg = self->extra->msg;
-        self->extra->msg = NULL;
+        body_msg = self->extra->es.msg;
+        self->extra->es.msg = NULL;
         if (body_err == WEFT_EGROUP) {
             body_group = self->extra->group;
             self->extra->group = NULL;

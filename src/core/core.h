@@ -188,9 +188,30 @@ typedef struct weft__listener {
     void (*done)(struct weft__listener *self, weft_task *finished);
 } weft__listener;
 
+/*
+ * The latest error of a task or of a thread outside any task (error.c): what
+ * weft_errcode() and weft_errmsg() read. A message replaced is not freed at once
+ * but kept among the last few (retired), so that the pointer weft_errmsg() gave
+ * stays valid while a few more errors come: `printf("%d %s", weft_x(),
+ * weft_errmsg())` is safe whichever argument C evaluates first.
+ */
+#define WEFT__RETIRED 4
+typedef struct weft__errstate {
+    char *msg;                       /* the latest error's message; of a finished task: its outcome's */
+    char *fail_msg;                  /* weft_fail's message while its error stands */
+    char *retired[WEFT__RETIRED];
+    uint8_t next_retired;
+    int32_t code;                    /* the latest error's code */
+} weft__errstate;
+
+/* Frees every message of an error state. */
+void weft__errstate_free(weft__errstate *e);
+/* Makes (code, msg) the latest error (msg owned, may be NULL), retiring the old message. */
+void weft__errstate_set(weft__errstate *e, int code, char *msg);
+
 typedef struct weft__task_extra {
     char *name;          /* NULL = "Task-<id>", formatted into default_name */
-    char *msg;           /* message of err, or of the latest error received */
+    weft__errstate es;   /* the latest error received, and weft_fail's */
     char *cancel_msg;
     weft_error_group *group; /* the group of the latest error, when it was WEFT_EGROUP */
     weft__listener *listeners;
@@ -501,12 +522,14 @@ weft__task_extra *weft__extra(weft_task *t);           /* NULL on ENOMEM */
 /* Records an error message for the current task (or thread) without making it
  * the task's outcome: for errors a weft call returns. Returns code. */
 int weft__set_errmsg(int code, const char *fmt, ...) WEFT_PRINTF(2, 3);
-/* Hands `msg` (owned, may be NULL) to the current task (or thread) as its latest message. */
-void weft__take_errmsg(char *msg);
-void weft__set_thread_errmsg(const char *msg);
+/* Hands `msg` (owned, may be NULL) to the current task (or thread) as the message
+ * of its latest error, whose code is `code`. */
+void weft__take_errmsg(int code, char *msg);
+/* Forgets the thread's latest error (code 0, message ""): a pool thread between calls. */
+void weft__clear_thread_error(void);
 /* Takes (and clears) the error this thread recorded outside any task with
- * weft_fail: its code (0 if none) and, in *msg (may be NULL), its message, owned
- * by the caller. For pool threads, after each call they run. */
+ * weft_fail: its code (0 if none) and, in *msg (may be NULL), weft_fail's message,
+ * owned by the caller. For pool threads, after each call they run. */
 int weft__thread_error_take(char **msg);
 const char *weft__task_errmsg(weft_task *t);
 /* Writes to stderr in one write(2), so reports from several threads do not interleave. */

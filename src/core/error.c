@@ -13,29 +13,69 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The message of the latest error outside any task (and of weft_run's result). */
-static WEFT__TLS char *thread_msg;
+/* The latest error of this thread outside any task (a pool thread's blocking call,
+ * weft_run's result), allocated on first use and freed when the thread exits by
+ * the key's destructor. */
+static WEFT__TLS weft__errstate *thread_state;
+/* The code weft_fail recorded outside any task (a pool thread's blocking call),
+ * until the pool takes it or weft_error_clear. */
+static WEFT__TLS int thread_fail_code;
+static pthread_key_t thread_state_key;
+static pthread_once_t thread_state_once = PTHREAD_ONCE_INIT;
 
-/* A thread's last message is freed when the thread exits: a key whose destructor
- * frees its value, kept equal to thread_msg. */
-static pthread_key_t thread_msg_key;
-static pthread_once_t thread_msg_once = PTHREAD_ONCE_INIT;
-
-static void thread_msg_key_create(void)
+static void thread_state_free(void *p)
 {
-    pthread_key_create(&thread_msg_key, free);
+    weft__errstate_free(p);
+    free(p);
 }
 
-static void set_thread_msg(char *msg)
+static void thread_state_key_create(void)
 {
-    free(thread_msg);
-    thread_msg = msg;
-    pthread_once(&thread_msg_once, thread_msg_key_create);
-    pthread_setspecific(thread_msg_key, msg);
+    pthread_key_create(&thread_state_key, thread_state_free);
 }
-/* The error a plain thread (a pool worker running a blocking call) recorded with
- * weft_fail; the pool takes it with weft__thread_error_take after the call. */
-static WEFT__TLS int thread_err;
+
+/* This thread's error state; NULL on ENOMEM (then messages are dropped). */
+static weft__errstate *thread_errors(void)
+{
+    if (!thread_state) {
+        pthread_once(&thread_state_once, thread_state_key_create);
+        thread_state = calloc(1, sizeof *thread_state);
+        if (thread_state)
+            pthread_setspecific(thread_state_key, thread_state);
+    }
+    return thread_state;
+}
+
+void weft__errstate_free(weft__errstate *e)
+{
+    free(e->msg);
+    free(e->fail_msg);
+    for (int i = 0; i < WEFT__RETIRED; i++)
+        free(e->retired[i]);
+    *e = (weft__errstate){0};
+}
+
+/* Replaces the latest message, keeping the old one among the retired. */
+void weft__errstate_set(weft__errstate *e, int code, char *msg)
+{
+    if (e->msg) {
+        free(e->retired[e->next_retired]);
+        e->retired[e->next_retired] = e->msg;
+        e->next_retired = (uint8_t)((e->next_retired + 1) % WEFT__RETIRED);
+    }
+    e->msg = msg;
+    e->code = code;
+}
+
+/* The current task's error state, or the thread's outside a task. */
+static weft__errstate *current_errors(void)
+{
+    weft_task *t = weft__current();
+    if (!t)
+        return thread_errors();
+    weft__task_extra *x = weft__extra(t);
+    return x ? &x->es : NULL;
+}
 
 const char *weft_strerror(int code)
 {
@@ -94,36 +134,34 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
-void weft__take_errmsg(char *msg)
+void weft__take_errmsg(int code, char *msg)
 {
     weft_task *t = weft__current();
-    if (t) {
-        weft__task_extra *x = weft__extra(t);
-        if (x) {
-            free(x->msg);
-            x->msg = msg;
-            /* A new error: the group of the previous one no longer applies. */
-            weft__errgroup_free(x->group);
-            x->group = NULL;
-            return;
-        }
-    } else {
-        set_thread_msg(msg);
+    weft__errstate *e = current_errors();
+    if (!e) {
+        free(msg);
         return;
     }
-    free(msg);
+    weft__errstate_set(e, code, msg);
+    if (t) {
+        /* A new error: the group of the previous one no longer applies. */
+        weft__errgroup_free(t->extra->group);
+        t->extra->group = NULL;
+    }
 }
 
-void weft__set_thread_errmsg(const char *msg)
+void weft__clear_thread_error(void)
 {
-    set_thread_msg(msg ? strdup(msg) : NULL);
+    weft__errstate *e = thread_errors();
+    if (e)
+        weft__errstate_set(e, 0, NULL);
 }
 
 int weft__set_errmsg(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    weft__take_errmsg(vformat(fmt, ap));
+    weft__take_errmsg(code, vformat(fmt, ap));
     va_end(ap);
     return code;
 }
@@ -139,10 +177,6 @@ void *weft_fail(int code, const char *fmt, ...)
     char *msg = fmt ? vformat(fmt, ap) : NULL;
     va_end(ap);
     weft_task *t = weft__current();
-    if (t)
-        t->err = code;
-    else
-        thread_err = code;
     /* Passing a received group on (`return weft_fail(rc, "%s", weft_errmsg())`)
      * keeps the group with the error. */
     weft_error_group *keep = NULL;
@@ -150,7 +184,18 @@ void *weft_fail(int code, const char *fmt, ...)
         keep = t->extra->group;
         t->extra->group = NULL;
     }
-    weft__take_errmsg(msg);
+    weft__errstate *e = current_errors();
+    if (t)
+        t->err = code;
+    if (e) {
+        /* The failure keeps its own copy of the message: a later failing call
+         * replaces the latest message, never what the task failed with. */
+        free(e->fail_msg);
+        e->fail_msg = msg ? strdup(msg) : NULL;
+    }
+    weft__take_errmsg(code, msg);
+    if (!t && e)
+        thread_fail_code = code;
     weft__take_errgroup(keep);
     return NULL;
 }
@@ -236,21 +281,34 @@ const weft_error_group *weft_errgroup(void)
 int weft_error(void)
 {
     weft_task *t = weft__current();
-    return t ? t->err : thread_err;
+    return t ? t->err : thread_fail_code;
+}
+
+int weft_errcode(void)
+{
+    weft_task *t = weft__current();
+    if (t)
+        return t->extra ? t->extra->es.code : 0;
+    return thread_state ? thread_state->code : 0;
 }
 
 void weft_error_clear(void)
 {
     weft_task *t = weft__current();
+    weft__errstate *e = t ? (t->extra ? &t->extra->es : NULL) : thread_state;
     if (t)
         t->err = 0;
     else
-        thread_err = 0;
+        thread_fail_code = 0;
+    if (e) {
+        free(e->fail_msg);
+        e->fail_msg = NULL;
+    }
 }
 
 const char *weft__task_errmsg(weft_task *t)
 {
-    return t && t->extra && t->extra->msg ? t->extra->msg : "";
+    return t && t->extra && t->extra->es.msg ? t->extra->es.msg : "";
 }
 
 const char *weft_errmsg(void)
@@ -258,7 +316,7 @@ const char *weft_errmsg(void)
     weft_task *t = weft__current();
     if (t)
         return weft__task_errmsg(t);
-    return thread_msg ? thread_msg : "";
+    return thread_state && thread_state->msg ? thread_state->msg : "";
 }
 
 void weft__report(const char *fmt, ...)
@@ -286,15 +344,16 @@ void weft__task_report_unretrieved(weft_task *t, const char *why)
 
 int weft__thread_error_take(char **msg)
 {
-    int code = thread_err;
-    thread_err = 0;
-    if (msg) {
-        *msg = code ? thread_msg : NULL;
-        if (code) {
-            thread_msg = NULL; /* now the caller's */
-            pthread_once(&thread_msg_once, thread_msg_key_create);
-            pthread_setspecific(thread_msg_key, NULL);
-        }
-    }
+    int code = thread_fail_code;
+    thread_fail_code = 0;
+    char *fail = thread_state ? thread_state->fail_msg : NULL;
+    if (thread_state)
+        thread_state->fail_msg = NULL;
+    if (msg && code)
+        *msg = fail;
+    else
+        free(fail);
+    if (msg && !code)
+        *msg = NULL;
     return code;
 }

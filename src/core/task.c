@@ -67,7 +67,7 @@ void weft__task_free(weft_loop *L, weft_task *t)
     }
     if (t->extra) {
         free(t->extra->name);
-        free(t->extra->msg);
+        weft__errstate_free(&t->extra->es);
         free(t->extra->cancel_msg);
         weft__errgroup_free(t->extra->group);
         free(t->extra);
@@ -80,6 +80,34 @@ void weft__task_free(weft_loop *L, weft_task *t)
 /* ------------------------------------------------------------------------ */
 /* Switching                                                                */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * The message that goes with a finished task's error, made its latest: for
+ * -ECANCELED the cancel message (or "<name> was cancelled"); otherwise what
+ * weft_fail said, even if a later failing call replaced the latest message since.
+ */
+static void set_outcome_msg(weft_task *t)
+{
+    if (t->err == 0)
+        return;
+    weft__task_extra *x = weft__extra(t);
+    if (!x)
+        return;
+    char *msg = NULL;
+    if (t->err == -ECANCELED && x->cancel_msg) {
+        msg = x->cancel_msg;
+        x->cancel_msg = NULL;
+    } else if (x->es.fail_msg) {
+        msg = x->es.fail_msg;
+        x->es.fail_msg = NULL;
+    } else if (t->err == -ECANCELED) {
+        if (asprintf(&msg, "%s was cancelled", weft_task_name(t)) < 0)
+            msg = NULL;
+    } else {
+        return; /* no message of its own: the latest stays */
+    }
+    weft__errstate_set(&x->es, t->err, msg);
+}
 
 #ifdef WEFT__ASAN
 /* Called on a task's stack right after a switch into it. The first switch ever
@@ -106,16 +134,7 @@ static WEFT__NORETURN void task_entry(void *arg)
         /* asyncio: a task that returns while cancelled ends cancelled. */
         t->err = -ECANCELED;
     }
-    if (t->err == -ECANCELED) {
-        weft__task_extra *x = weft__extra(t);
-        if (x) {
-            free(x->msg);
-            x->msg = x->cancel_msg;
-            x->cancel_msg = NULL;
-            if (!x->msg && asprintf(&x->msg, "%s was cancelled", weft_task_name(t)) < 0)
-                x->msg = NULL;
-        }
-    }
+    set_outcome_msg(t);
     t->result = t->err ? NULL : result;
     WEFT__STATE(t) = WEFT__DONE;
     weft__stack_check(t->stack, t);
@@ -163,9 +182,9 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
         if (t->cancelling) {
             /* Cancelled before it ever ran: its function never runs. */
             t->err = -ECANCELED;
-            weft__task_extra *x = weft__extra(t);
+            weft__task_extra *x = t->extra;
             if (x && x->cancel_msg) {
-                x->msg = x->cancel_msg;
+                weft__errstate_set(&x->es, t->err, x->cancel_msg);
                 x->cancel_msg = NULL;
             }
             WEFT__STATE(t) = WEFT__DONE;
@@ -183,9 +202,9 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
         if (!s) {
             t->err = -ENOMEM;
             weft__task_extra *x = weft__extra(t);
-            if (x && asprintf(&x->msg, "no memory for a %zu KiB stack for %s", size / 1024,
-                              weft_task_name(t)) < 0)
-                x->msg = NULL;
+            char *msg = NULL;
+            if (x && asprintf(&msg, "no memory for a %zu KiB stack for %s", size / 1024, weft_task_name(t)) >= 0)
+                weft__errstate_set(&x->es, t->err, msg);
             WEFT__STATE(t) = WEFT__DONE;
             weft__task_finish(L, t);
             return;
@@ -408,9 +427,9 @@ int weft__task_take(weft_loop *L, weft_task *t, void **result)
     if (result)
         *result = err ? NULL : t->result;
     if (err) {
-        weft__take_errmsg(t->extra ? t->extra->msg : NULL);
+        weft__take_errmsg(err, t->extra ? t->extra->es.msg : NULL);
         if (t->extra) {
-            t->extra->msg = NULL;
+            t->extra->es.msg = NULL;
             if (err == WEFT_EGROUP) {
                 weft__take_errgroup(t->extra->group);
                 t->extra->group = NULL;

@@ -257,7 +257,7 @@ static void *worker_main(void *arg)
             notify_idle(p);
     }
     pthread_mutex_unlock(&p->lock);
-    weft__set_thread_errmsg(NULL); /* a message some call left without an error */
+    weft__clear_thread_error(); /* a message some call left without an error */
     return NULL;
 }
 
@@ -668,7 +668,7 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
         } else if (c->fate == CALL_NO_THREAD) {
             no_thread(what);
         } else if (c->msg) {
-            weft__take_errmsg(c->msg);
+            weft__take_errmsg(rc, c->msg);
             c->msg = NULL;
         } else {
             weft__set_errmsg(rc, "%s: the blocking function failed with %s (%s)", what, weft_errname(rc),
@@ -949,8 +949,8 @@ static void request_task_done(weft__listener *l, weft_task *t)
         msg = text("weft_run_in_loop: the loop finished (its main returned) before the task did; the task "
                    "was cancelled");
     } else if (err && t->extra) {
-        msg = t->extra->msg;
-        t->extra->msg = NULL;
+        msg = t->extra->es.msg;
+        t->extra->es.msg = NULL;
     }
     request_answer(r, err, t->result, msg);
 }
@@ -1066,7 +1066,7 @@ int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, doub
     request_unref(r);
     if (rc != 0) {
         if (msg)
-            weft__take_errmsg(msg);
+            weft__take_errmsg(rc, msg);
         else
             weft__set_errmsg(rc, "weft_run_in_loop: the task failed with %s", weft_errname(rc));
     } else {
