@@ -371,3 +371,40 @@ Test(cancel, cancelling_main_makes_run_return_ecanceled)
     cr_assert_eq(rc, -ECANCELED, "weft_run returned %d", rc);
     cr_assert(result == NULL || (intptr_t)result == -1, "weft_run delivered the value of a cancelled main");
 }
+
+/* Another task's cancellation state is readable without changing it
+ * (asyncio's task.cancelling()). */
+static void *stubborn(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_sleep(1), -ECANCELED);
+    cr_expect_eq(weft_task_cancelling(NULL), 2);
+    cr_expect_str_eq(weft_task_cancel_message(NULL), "second");
+    cr_expect_eq(weft_uncancel(), 1);
+    cr_expect_eq(weft_uncancel(), 0);
+    cr_expect_null(weft_task_cancel_message(NULL));
+    cr_expect_eq(weft_sleep(1), 0);
+    return NULL;
+}
+
+static void *cancelling_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn(stubborn, NULL);
+    cr_expect_eq(weft_task_cancelling(t), 0);
+    cr_expect_null(weft_task_cancel_message(t));
+    cr_expect_eq(weft_sleep(0.5), 0);
+    cr_expect(weft_cancel(t, "first"));
+    cr_expect(weft_cancel(t, "second"));
+    cr_expect_eq(weft_task_cancelling(t), 2);
+    cr_expect_str_eq(weft_task_cancel_message(t), "second");
+    /* Reading it changed nothing for the task itself. */
+    cr_expect_eq(weft_await(t, NULL), 0);
+    cr_expect_eq(weft_task_cancelling(NULL), 0);
+    return NULL;
+}
+
+Test(cancel, another_tasks_cancellation_state_is_readable)
+{
+    cr_assert_eq(run_virtual(cancelling_main, NULL, NULL), 0);
+}

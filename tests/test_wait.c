@@ -1145,3 +1145,119 @@ Test(shield, refuses_a_task_someone_else_awaits)
     reset_jobs(jobs, 1);
     cr_assert_eq(run_virtual(shield_awaited_main, jobs, NULL), 0, "%s", weft_errmsg());
 }
+
+/* ---- weft_task_wait: many waiters, no consumption ------------------------------ */
+
+TestSuite(task_wait, .timeout = 20);
+
+static void *value_after(void *arg)
+{
+    double *seconds = arg;
+    if (weft_sleep(*seconds) != 0)
+        return weft_fail(-ECANCELED, "value_after cancelled");
+    return (void *)(intptr_t)42;
+}
+
+static void *one_waiter(void *arg)
+{
+    void *result = NULL;
+    int rc = weft_task_wait(arg, &result);
+    trace("%s:%d:%ld@%g", weft_task_name(NULL), rc, (long)(intptr_t)result, weft_time());
+    return NULL;
+}
+
+static void *many_waiters_main(void *arg)
+{
+    (void)arg;
+    static double one = 1;
+    weft_task *t = weft_spawn(value_after, &one);
+    weft_task *w[3];
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "w%d", i);
+        w[i] = weft_spawn_opts(one_waiter, t, &(weft_spawn_options){.name = name});
+    }
+    /* The owner takes the outcome (and frees the record) as the waiters wake. */
+    void *result = NULL;
+    cr_expect_eq(weft_await(t, &result), 0);
+    cr_expect_eq((intptr_t)result, 42);
+    cr_expect_eq(weft_gather(w, 3, NULL, NULL, 0), 0);
+    return NULL;
+}
+
+Test(task_wait, many_tasks_wait_for_one_and_the_owner_still_awaits_it)
+{
+    trace_reset();
+    cr_assert_eq(run_virtual(many_waiters_main, NULL, NULL), 0);
+    cr_assert_str_eq(trace_text, "w0:0:42@1 w1:0:42@1 w2:0:42@1");
+}
+
+static void *failing_child(void *arg)
+{
+    (void)arg;
+    weft_sleep(0.5);
+    return weft_fail(-EIO, "disk gone");
+}
+
+static void *group_body_main(void *arg)
+{
+    (void)arg;
+    weft_group *g = weft_group_new();
+    static double one = 1;
+    weft_task *fast = weft_group_spawn(g, value_after, &one);
+    void *result = NULL;
+    /* The body waits for one child of its group (weft_await refuses: the group owns it). */
+    cr_expect_eq(weft_task_wait(fast, &result), 0);
+    cr_expect_eq((intptr_t)result, 42);
+    cr_expect(time_is(weft_time(), 1));
+    weft_task *bad = weft_group_spawn(g, failing_child, NULL);
+    cr_expect_eq(weft_task_wait(bad, NULL), -ECANCELED, "the body is cancelled by the group when bad fails");
+    cr_expect_eq(weft_group_wait(g, -ECANCELED), WEFT_EGROUP);
+    weft_group_free(g);
+    return NULL;
+}
+
+Test(task_wait, a_group_body_waits_for_one_of_its_children)
+{
+    cr_assert_eq(run_virtual(group_body_main, NULL, NULL), 0);
+}
+
+static void *tw_waiter_of(void *arg)
+{
+    return (void *)(intptr_t)weft_task_wait(arg, NULL);
+}
+
+static void *tw_cancel_waiter_main(void *arg)
+{
+    (void)arg;
+    static double ten = 10;
+    weft_task *t = weft_spawn(value_after, &ten);
+    weft_task *a = weft_spawn(tw_waiter_of, t);
+    weft_task *b = weft_spawn(tw_waiter_of, t);
+    cr_expect_eq(weft_sleep(1), 0);
+    /* As asyncio's await: cancelling a waiter cancels the task it waits for, and
+     * the other waiter sees that outcome. */
+    weft_cancel(a, NULL);
+    void *rb = NULL;
+    cr_expect_eq(weft_await(a, NULL), -ECANCELED);
+    cr_expect_eq(weft_await(b, &rb), 0);
+    cr_expect_eq((intptr_t)rb, -ECANCELED);
+    cr_expect_eq(weft_await(t, NULL), -ECANCELED);
+    cr_expect(time_is(weft_time(), 1));
+    /* A finished task: its outcome at once, and the handle is still the owner's. */
+    static double none = 0;
+    weft_task *done = weft_spawn(value_after, &none);
+    cr_expect_eq(weft_sleep(0.1), 0);
+    void *r = NULL;
+    cr_expect_eq(weft_task_wait(done, &r), 0);
+    cr_expect_eq((intptr_t)r, 42);
+    cr_expect_eq(weft_await(done, &r), 0);
+    cr_expect_eq(weft_task_wait(NULL, NULL), -EINVAL);
+    cr_expect_eq(weft_task_wait(weft_current(), NULL), -EINVAL);
+    return NULL;
+}
+
+Test(task_wait, a_cancelled_waiter_cancels_the_task_as_asyncio_does)
+{
+    cr_assert_eq(run_virtual(tw_cancel_waiter_main, NULL, NULL), 0);
+}

@@ -122,6 +122,23 @@ WEFT_API int weft_as_completed_next(weft_as_completed *ac, weft_task **out);
 WEFT_API void weft_as_completed_free(weft_as_completed *ac);
 
 /*
+ * weft_task_wait — wait for task t to finish and read its outcome, without
+ * consuming the handle: any number of tasks may wait for one task this way
+ * (asyncio lets many tasks `await` one task), and a TaskGroup's body may wait for
+ * one of its children. The handle stays with its owner, who still awaits, detaches
+ * or gathers it; the outcome is copied to each waiter when t finishes, so the
+ * owner may take it first. weft_await remains the one consuming await.
+ * Returns: 0 and t's result in *result (may be NULL) when t succeeded; t's error
+ *   code (-ECANCELED if t was cancelled) with its message in weft_errmsg().
+ * Suspends: until t finishes; not when it already has.
+ * Errors: -ECANCELED when the caller is cancelled; -EINVAL (t NULL, or the calling
+ *   task itself); -ENOMEM; WEFT_ENOTINLOOP outside a task.
+ * On cancel: returns -ECANCELED and, as asyncio's `await task` does, cancels t too
+ *   if it has not finished. The handle stays with its owner.
+ */
+WEFT_API int weft_task_wait(weft_task *t, void **result);
+
+/*
  * weft_shield — await a task that the caller's cancellation must not cancel
  * (asyncio.shield): if the caller is cancelled (or its timeout expires) while
  * waiting (or already is), weft_shield returns -ECANCELED at once and the task runs

@@ -110,6 +110,29 @@ WEFT_API int weft_uncancel(void);
  * Errors: none. */
 WEFT_API bool weft_cancelled(void);
 
+/*
+ * weft_task_cancelling — how many cancellation requests task t has that were not
+ * taken back with weft_uncancel (asyncio's task.cancelling()), read without
+ * changing anything. NULL means the current task. A finished task keeps the count
+ * it ended with.
+ * Returns: the count; 0 for NULL outside a task.
+ * Suspends: never.
+ * Errors: none.
+ */
+WEFT_API unsigned weft_task_cancelling(const weft_task *t);
+
+/*
+ * weft_task_cancel_message — the message of t's pending cancellation (the `msg` of
+ * the latest weft_cancel that gave one), read without changing anything. NULL
+ * means the current task.
+ * Returns: the message, valid until t is cancelled again, uncancelled to 0 or
+ *   finishes; NULL when there is none (not cancelled, cancelled without a message,
+ *   or finished: a finished task's message is its outcome's, weft_task_result).
+ * Suspends: never.
+ * Errors: none.
+ */
+WEFT_API const char *weft_task_cancel_message(const weft_task *t);
+
 /* weft_current — the running task (NULL outside a task). Do not await or detach it.
  * Returns: the task, or NULL.
  * Suspends: never.

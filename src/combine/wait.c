@@ -550,3 +550,90 @@ int weft_shield(weft_task *t, void **result)
     }
     return weft_await(t, result);
 }
+
+/* ------------------------------------------------------------------------ */
+/* weft_task_wait                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A task in weft_task_wait. Told at the task's end, it keeps a copy of the
+ * outcome: the handle's owner may take the outcome (and free the record) before
+ * this waiter runs again. */
+typedef struct task_watch {
+    weft__listener listener; /* first: the listener is the watch */
+    weft_task *waiter;
+    weft_task *task;         /* NULL once it finished */
+    int err;
+    void *result;
+    char *msg;
+} task_watch;
+
+static void task_watch_done(weft__listener *l, weft_task *t)
+{
+    task_watch *w = (task_watch *)l;
+    w->task = NULL;
+    w->err = t->err;
+    w->result = t->err ? NULL : t->result;
+    const char *msg = weft__task_errmsg(t);
+    w->msg = t->err && *msg ? strdup(msg) : NULL; /* without memory: no message */
+    if (WEFT__STATE(w->waiter) == WEFT__WAITING)
+        weft__wake(w->waiter, 0);
+}
+
+/* The waiter leaves (cancelled, or its timeout expired): as asyncio's `await
+ * task`, the task it waited for is cancelled too. */
+static void task_watch_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    task_watch *w = self->wait_obj;
+    weft__task_unlisten(w->task, &w->listener);
+    weft_cancel(w->task, self->extra ? self->extra->cancel_msg : NULL);
+}
+
+int weft_task_wait(weft_task *t, void **result)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (result)
+        *result = NULL;
+    if (!self)
+        return not_in_task("weft_task_wait");
+    if (!t)
+        return weft__set_errmsg(-EINVAL, "weft_task_wait: the task is NULL (did weft_spawn fail?)");
+    if (t == self)
+        return weft__set_errmsg(-EINVAL, "weft_task_wait: a task cannot wait for itself");
+    if (WEFT__STATE(t) == WEFT__DONE && !self->cancelling)
+        return weft_task_result(t, result);
+    if (WEFT__STATE(t) == WEFT__DONE)
+        return weft__cancelled_errmsg(self);
+    task_watch *w = weft__small_alloc(&L->small, sizeof *w);
+    if (!w)
+        return weft__set_errmsg(-ENOMEM, "weft_task_wait: out of memory");
+    *w = (task_watch){.listener = {.done = task_watch_done}, .waiter = self, .task = t};
+    if (weft__task_listen(t, &w->listener) != 0) {
+        weft__small_free(&L->small, w, sizeof *w);
+        return weft__set_errmsg(-ENOMEM, "weft_task_wait: out of memory for watching %s", weft_task_name(t));
+    }
+    int rc = weft__wait(task_watch_unwait, w);
+    int err = w->err;
+    void *value = w->result;
+    char *msg = w->msg;
+    weft__small_free(&L->small, w, sizeof *w);
+    if (rc != 0) {
+        /* Cancelled; if the task had already finished (woken, then cancelled
+         * before running) it is left as it is. */
+        free(msg);
+        return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
+    }
+    if (err == 0) {
+        free(msg);
+        if (result)
+            *result = value;
+        return 0;
+    }
+    if (msg)
+        weft__take_errmsg(err, msg);
+    else
+        weft__set_errmsg(err, "the task waited for failed with %s", weft_errname(err));
+    return err;
+}
+

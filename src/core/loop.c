@@ -207,7 +207,11 @@ size_t weft__loop_cancel_leftovers(weft_loop *L)
 static void reap_one(weft_loop *L, weft_task *t, void *arg)
 {
     (void)arg;
-    if (WEFT__STATE(t) == WEFT__DONE) {
+    if (WEFT__FLAGS(t) & WEFT__FREE_LATER) {
+        /* Its handle was given up, but a done callback still pinned it: the
+         * callback is dropped with the loop, so nothing will unpin it. */
+        t->extra->pins = 0;
+    } else if (WEFT__STATE(t) == WEFT__DONE) {
         if (t->err && t->err != -ECANCELED && !(WEFT__FLAGS(t) & WEFT__QUIET))
             weft__task_report_unretrieved(t, "its handle was never awaited; nobody retrieved the error");
     } else {

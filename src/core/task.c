@@ -646,6 +646,22 @@ int weft_uncancel(void)
     return t->cancelling;
 }
 
+unsigned weft_task_cancelling(const weft_task *t)
+{
+    if (!t)
+        t = weft__current();
+    return t && WEFT__STATE(t) != WEFT__FREE ? t->cancelling : 0;
+}
+
+const char *weft_task_cancel_message(const weft_task *t)
+{
+    if (!t)
+        t = weft__current();
+    if (!t || WEFT__STATE(t) == WEFT__FREE || !t->cancelling || !t->extra)
+        return NULL;
+    return t->extra->cancel_msg;
+}
+
 bool weft_cancelled(void)
 {
     weft_task *t = weft__current();
