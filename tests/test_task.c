@@ -259,6 +259,53 @@ Test(task, a_second_awaiter_is_refused_and_the_first_still_gets_the_result)
               second_await_msg);
 }
 
+/* A handle used after it was given up names no task any more: awaiting it again
+ * gives -ESTALE at once, never the outcome of the task that now uses its record
+ * (which used to come back with status 0, and that task's own await then hung). */
+static void *return_word(void *arg)
+{
+    return arg;
+}
+
+static void *stale_main(void *arg)
+{
+    (void)arg;
+    void *result = NULL;
+    weft_task *t = weft_spawn(return_word, "first");
+    cr_expect_eq(weft_await(t, &result), 0);
+    cr_expect_str_eq(result, "first");
+    weft_task *u = weft_spawn(return_word, "second");
+    result = NULL;
+    cr_expect_eq(weft_await(t, &result), -ESTALE);
+    cr_expect_null(result);
+    cr_expect(strstr(weft_errmsg(), "stale") != NULL, "%s", weft_errmsg());
+    cr_expect_eq(weft_errcode(), -ESTALE);
+    /* The other calls say so too, and change nothing. */
+    cr_expect(!weft_cancel(t, NULL));
+    cr_expect(!weft_task_done(t));
+    cr_expect_str_eq(weft_task_name(t), "(stale task handle)");
+    cr_expect_eq(weft_task_result(t, NULL), -ESTALE);
+    weft_task *pair[2] = {u, t};
+    cr_expect_eq(weft_gather(pair, 2, NULL, NULL, 0), -ESTALE);
+    cr_expect(strstr(weft_errmsg(), "task 1") != NULL, "%s", weft_errmsg());
+    /* The gather gave u up (detached, it runs on): a detached handle cannot be awaited. */
+    cr_expect_eq(weft_await(u, NULL), -ESTALE);
+    /* A fresh task still works, and a detached one refuses to be awaited. */
+    weft_task *v = weft_spawn(return_word, "third");
+    weft_detach(v);
+    cr_expect_eq(weft_await(v, NULL), -ESTALE);
+    cr_expect(strstr(weft_errmsg(), "detached") != NULL, "%s", weft_errmsg());
+    weft_task *w = weft_spawn(return_word, "fourth");
+    cr_expect_eq(weft_await(w, &result), 0);
+    cr_expect_str_eq(result, "fourth");
+    return NULL;
+}
+
+Test(task, a_consumed_handle_is_stale_never_another_tasks)
+{
+    cr_assert_eq(run_virtual(stale_main, NULL, NULL), 0);
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 static int name_number(const char *name)

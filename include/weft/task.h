@@ -52,6 +52,15 @@ WEFT_API weft_task *weft_spawn(weft_fn fn, void *arg);
 WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts);
 
 /*
+ * Handles. A weft_task * is a handle, not a pointer to use: weft recognises a
+ * handle whose task was given up (awaited, gathered, detached) even after its
+ * record went to a new task, and every call given one says so (-ESTALE, or false,
+ * 0, NULL or "(stale task handle)" for the calls without an error code) instead of
+ * answering for another task. (A record's tag repeats after 65535 reuses of that
+ * record: only a handle kept that long could be mistaken.)
+ */
+
+/*
  * weft_await — wait for a task to finish and take its outcome (`await task`).
  * Consumes the handle in every case: do not use `t` afterwards.
  * `result` (may be NULL) receives the task's return value when it succeeded.
@@ -61,7 +70,10 @@ WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_opti
  *   cancelled caller).
  * Errors: the task's error; -ECANCELED (also when a timeout scope expires);
  *   -EINVAL if t is NULL (a failed weft_spawn) or is the calling task itself, or a
- *   child of a weft_group (the group keeps that handle);
+ *   child of a weft_group (the group keeps that handle), or another task already
+ *   awaits it (one consuming await per task: weft_task_wait lets many wait);
+ *   -ESTALE for a handle already given up (awaited, gathered or detached): never
+ *   the outcome of whichever task uses the record now;
  *   WEFT_ENOTINLOOP outside a task (from a callback the task is then detached).
  * On cancel: the awaited task is cancelled too (asyncio's rule) and left to finish
  *   on its own; its outcome is dropped, and the call returns -ECANCELED at once. If

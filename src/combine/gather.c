@@ -98,30 +98,50 @@ int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, cha
                                                  "weft loop (start one with weft_run)");
     if (n > 0 && !tasks)
         return weft__set_errmsg(-EINVAL, "weft_gather: tasks is NULL but n is %zu", n);
-    for (size_t i = 0; i < n; i++) {
-        if (!weft__task_claimable(tasks[i])) {
-            char what[48];
-            snprintf(what, sizeof what, "weft_gather: task %zu", i);
-            int rc = weft__task_claim_refused(tasks[i], what);
-            give_up(tasks, n, i, self);
-            return rc;
-        }
-        weft__task_claim(tasks[i], &marking);
-    }
 
-    /* The children point at the gather's state while the caller waits, so a
-     * compact caller (whose stack moves) keeps it on the heap. */
+    /* The records the handles name, in a list beside the gather's state. The
+     * children point at that state while the caller waits, so a compact caller
+     * (whose stack moves) keeps both on the heap; so does a long list. */
     gather local, *gp = &local;
-    weft_task **list = tasks;
-    if (WEFT__FLAGS(self) & WEFT__COMPACT) {
-        /* The caller's array may be on its stack too: keep a copy beside it. */
-        gp = malloc(sizeof *gp + n * sizeof *tasks);
+    weft_task *few[16];
+    weft_task **list = few;
+    if ((WEFT__FLAGS(self) & WEFT__COMPACT) || n > 16) {
+        gp = malloc(sizeof *gp + n * sizeof *list);
         if (!gp) {
-            give_up(tasks, n, n, self);
+            for (size_t i = 0; i < n; i++)
+                weft_detach(tasks[i]);
             return weft__set_errmsg(-ENOMEM, "weft_gather: out of memory");
         }
         list = (weft_task **)(gp + 1);
-        memcpy(list, tasks, n * sizeof *tasks);
+    }
+    size_t stale_at = n;
+    for (size_t i = 0; i < n; i++) {
+        bool stale;
+        list[i] = weft__task_from(tasks[i], &stale);
+        if (stale && stale_at == n)
+            stale_at = i;
+    }
+    int rc = 0;
+    size_t marked = 0;
+    for (; marked < n; marked++) {
+        char what[48];
+        if (marked == stale_at) {
+            snprintf(what, sizeof what, "weft_gather: task %zu", marked);
+            rc = weft__stale_handle(what);
+            break;
+        }
+        if (!weft__task_claimable(list[marked])) {
+            snprintf(what, sizeof what, "weft_gather: task %zu", marked);
+            rc = weft__task_claim_refused(list[marked], what);
+            break;
+        }
+        weft__task_claim(list[marked], &marking);
+    }
+    if (rc != 0) {
+        give_up(list, n, marked, self);
+        if (gp != &local)
+            free(gp);
+        return rc;
     }
     gather g_init = {.claim = {child_done}, .waiter = self, .tasks = list, .n = n, .flags = flags};
     *gp = g_init;

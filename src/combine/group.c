@@ -171,7 +171,7 @@ weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, const wef
         weft__set_errmsg(-ENOMEM, "weft_group_spawn: out of memory");
         return NULL;
     }
-    weft_task *t = weft_spawn_opts(fn, arg, opts);
+    weft_task *t = weft__spawn(fn, arg, opts);
     if (!t) {
         weft__small_free(&L->small, c, sizeof *c); /* weft_spawn_opts said why */
         return NULL;
@@ -185,7 +185,7 @@ weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, const wef
         g->children = c;
     g->last_child = c;
     g->pending++;
-    return t;
+    return weft__handle(t);
 }
 
 weft_task *weft_group_spawn(weft_group *g, weft_fn fn, void *arg)

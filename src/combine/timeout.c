@@ -282,12 +282,16 @@ static void wait_for_unwait(weft_task *self, int reason)
     weft__task_let_go(child, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-int weft_wait_for(weft_task *t, double timeout, void **result)
+int weft_wait_for(weft_task *h, double timeout, void **result)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
+    bool stale;
+    weft_task *t = weft__task_from(h, &stale);
+    if (stale)
+        return weft__stale_handle("weft_wait_for");
     if (!self)
         return weft_await(t, result); /* it says why, and detaches t */
     int rc = weft__task_check_claim(t, "weft_wait_for");

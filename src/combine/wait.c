@@ -11,6 +11,7 @@
 #include "core/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,15 +88,24 @@ static int find_repeat(weft_task *const *tasks, size_t n, size_t *first, size_t 
     return found;
 }
 
-/* The checks weft_wait and weft_as_completed share: a list, no NULL task, no task
- * twice. Returns 0 or -EINVAL/-ENOMEM with the message set. */
-static int check_tasks(const char *what, weft_task *const *tasks, size_t n)
+/* The checks weft_wait and weft_as_completed share: a list, no NULL task, no stale
+ * handle, no task twice. Writes each handle's record into recs[] (room for n).
+ * Returns 0 or -EINVAL/-ESTALE/-ENOMEM with the message set. */
+static int check_tasks(const char *what, weft_task *const *tasks, size_t n, weft_task **recs)
 {
     if (n > 0 && !tasks)
         return weft__set_errmsg(-EINVAL, "%s: tasks is NULL but n is %zu", what, n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!tasks[i])
             return weft__set_errmsg(-EINVAL, "%s: task %zu is NULL (did weft_spawn fail?)", what, i);
+        bool stale;
+        recs[i] = weft__task_from(tasks[i], &stale);
+        if (stale) {
+            char where[64];
+            snprintf(where, sizeof where, "%s: task %zu", what, i);
+            return weft__stale_handle(where);
+        }
+    }
     size_t first = 0, second = 0;
     int repeat = find_repeat(tasks, n, &first, &second);
     if (repeat < 0)
@@ -191,13 +201,14 @@ static bool wait_condition_holds(weft_task *const *tasks, size_t n, int return_w
     return finished == n;
 }
 
-/* Splits the tasks, in argument order, by whether they have finished. */
-static void wait_split(weft_task *const *tasks, size_t n, weft_task **done, size_t *ndone, weft_task **pending,
-                       size_t *npending)
+/* Splits the tasks (handles as given, records beside them), in argument order, by
+ * whether they have finished. */
+static void wait_split(weft_task *const *recs, weft_task *const *tasks, size_t n, weft_task **done, size_t *ndone,
+                       weft_task **pending, size_t *npending)
 {
     size_t d = 0, p = 0;
     for (size_t i = 0; i < n; i++) {
-        if (WEFT__STATE(tasks[i]) == WEFT__DONE) {
+        if (WEFT__STATE(recs[i]) == WEFT__DONE) {
             if (done)
                 done[d] = tasks[i];
             d++;
@@ -213,8 +224,9 @@ static void wait_split(weft_task *const *tasks, size_t n, weft_task **done, size
         *npending = p;
 }
 
-static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks, size_t n, int return_when,
-                          double timeout, weft_task **done, size_t *ndone, weft_task **pending, size_t *npending);
+static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *recs, weft_task *const *tasks, size_t n,
+                          int return_when, double timeout, weft_task **done, size_t *ndone, weft_task **pending,
+                          size_t *npending);
 
 int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout, weft_task **done, size_t *ndone,
               weft_task **pending, size_t *npending)
@@ -235,29 +247,38 @@ int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout
                                          "WEFT_FIRST_EXCEPTION or WEFT_ALL_COMPLETED", return_when);
     if (isnan(timeout))
         return weft__set_errmsg(-EINVAL, "weft_wait: the timeout is NaN (use WEFT_FOREVER for none)");
-    int rc = check_tasks("weft_wait", tasks, n);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < n; i++)
-        if (tasks[i] == self)
-            return weft__set_errmsg(-EINVAL, "weft_wait: task %zu is the calling task itself, which cannot "
-                                             "finish while it waits", i);
-
-    /* Nothing to wait for (no time, or the condition holds already): still one
-     * suspension, as asyncio.wait always awaits (its done callbacks come through
-     * call_soon), so other ready tasks run first and a cancelled caller stops. */
-    if (timeout <= 0 || wait_condition_holds(tasks, n, return_when)) {
-        rc = weft_yield();
-        if (rc != 0)
-            return rc;
-        wait_split(tasks, n, done, ndone, pending, npending);
-        return 0;
+    /* The records the handles name; only this task reads them, so even a compact
+     * caller may keep a short list on its stack. */
+    weft_task *few[16];
+    weft_task **recs = n <= 16 ? few : malloc(n * sizeof *recs);
+    if (!recs)
+        return weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for %zu tasks", n);
+    int rc = check_tasks("weft_wait", tasks, n, recs);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (recs[i] == self)
+            rc = weft__set_errmsg(-EINVAL, "weft_wait: task %zu is the calling task itself, which cannot "
+                                           "finish while it waits", i);
+    if (rc == 0) {
+        /* Nothing to wait for (no time, or the condition holds already): still one
+         * suspension, as asyncio.wait always awaits (its done callbacks come
+         * through call_soon), so other ready tasks run first and a cancelled
+         * caller stops. */
+        if (timeout <= 0 || wait_condition_holds(recs, n, return_when)) {
+            rc = weft_yield();
+            if (rc == 0)
+                wait_split(recs, tasks, n, done, ndone, pending, npending);
+        } else {
+            rc = wait_suspended(L, self, recs, tasks, n, return_when, timeout, done, ndone, pending, npending);
+        }
     }
-    return wait_suspended(L, self, tasks, n, return_when, timeout, done, ndone, pending, npending);
+    if (recs != few)
+        free(recs);
+    return rc;
 }
 
-static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks, size_t n, int return_when,
-                          double timeout, weft_task **done, size_t *ndone, weft_task **pending, size_t *npending)
+static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *recs, weft_task *const *tasks, size_t n,
+                          int return_when, double timeout, weft_task **done, size_t *ndone, weft_task **pending,
+                          size_t *npending)
 {
     /* Listeners and the timer reach this while the caller sleeps: on the heap. */
     wait_state *s = malloc(sizeof *s + n * sizeof s->watches[0]);
@@ -265,7 +286,7 @@ static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks
         return weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for watching %zu tasks", n);
     *s = (wait_state){.waiter = self, .return_when = return_when, .n = n};
     for (size_t i = 0; i < n; i++)
-        s->watches[i] = (wait_watch){.listener = {.done = wait_task_done}, .owner = s, .task = tasks[i]};
+        s->watches[i] = (wait_watch){.listener = {.done = wait_task_done}, .owner = s, .task = recs[i]};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         wait_watch *w = &s->watches[i];
@@ -289,7 +310,7 @@ static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks
         return weft__cancelled_errmsg(self);
     if (rc != 0)
         return rc;
-    wait_split(tasks, n, done, ndone, pending, npending);
+    wait_split(recs, tasks, n, done, ndone, pending, npending);
     return 0;
 }
 
@@ -303,7 +324,8 @@ static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *tasks
 typedef struct ac_watch {
     weft__listener listener; /* first: the listener is the watch */
     weft_as_completed *owner;
-    weft_task *task;
+    weft_task *task;         /* the record */
+    weft_task *handle;       /* as the caller gave it: what is handed out */
     bool listening;
 } ac_watch;
 
@@ -342,7 +364,8 @@ static void ac_task_done(weft__listener *l, weft_task *t)
     ac_watch *w = (ac_watch *)l;
     weft_as_completed *ac = w->owner;
     w->listening = false;
-    ac->finished[ac->queued++] = t;
+    (void)t;
+    ac->finished[ac->queued++] = w->handle;
     ac->unfinished--;
     if (ac->unfinished == 0 && ac->timer) {
         /* asyncio: once every task is in, the deadline no longer matters. */
@@ -382,11 +405,14 @@ weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, doub
         weft__set_errmsg(-EINVAL, "weft_as_completed_new: the timeout is NaN (use WEFT_FOREVER for none)");
         return NULL;
     }
-    if (check_tasks("weft_as_completed_new", tasks, n) != 0)
-        return NULL;
     weft_as_completed *ac = malloc(sizeof *ac + n * (sizeof ac->watches[0] + sizeof ac->finished[0]));
     if (!ac) {
         weft__set_errmsg(-ENOMEM, "weft_as_completed_new: out of memory for watching %zu tasks", n);
+        return NULL;
+    }
+    /* The records go in finished[] for the check, which is overwritten below. */
+    if (check_tasks("weft_as_completed_new", tasks, n, (weft_task **)&ac->watches[n]) != 0) {
+        free(ac);
         return NULL;
     }
     *ac = (weft_as_completed){.timeout = timeout, .n = n, .finished = (weft_task **)&ac->watches[n]};
@@ -394,11 +420,12 @@ weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, doub
      * still ahead, the others are never handed out, so they need no watching. */
     bool deadline_passed = timeout <= 0;
     for (size_t i = 0; i < n; i++)
-        ac->watches[i] = (ac_watch){.listener = {.done = ac_task_done}, .owner = ac, .task = tasks[i]};
+        ac->watches[i] = (ac_watch){.listener = {.done = ac_task_done}, .owner = ac, .task = ac->finished[i],
+                                    .handle = tasks[i]};
     for (size_t i = 0; i < n; i++) {
         ac_watch *w = &ac->watches[i];
         if (WEFT__STATE(w->task) == WEFT__DONE) {
-            ac->finished[ac->queued++] = w->task;
+            ac->finished[ac->queued++] = w->handle;
             continue;
         }
         ac->unfinished++;
@@ -515,12 +542,16 @@ static void shield_unwait(weft_task *self, int reason)
     weft__task_unlisten(w->task, &w->listener);
 }
 
-int weft_shield(weft_task *t, void **result)
+int weft_shield(weft_task *h, void **result)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
+    bool stale;
+    weft_task *t = weft__task_from(h, &stale);
+    if (stale)
+        return weft__stale_handle("weft_shield");
     if (!self)
         return not_in_task("weft_shield");
     int rc = weft__task_check_claim(t, "weft_shield");
@@ -589,12 +620,16 @@ static void task_watch_unwait(weft_task *self, int reason)
     weft_cancel(w->task, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-int weft_task_wait(weft_task *t, void **result)
+int weft_task_wait(weft_task *h, void **result)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
+    bool stale;
+    weft_task *t = weft__task_from(h, &stale);
+    if (stale)
+        return weft__stale_handle("weft_task_wait");
     if (!self)
         return not_in_task("weft_task_wait");
     if (!t)

@@ -253,6 +253,53 @@ struct weft_task {
 #define WEFT__FLAGS(t) ((t)->node.b2)
 #define WEFT__WAITER_KIND(t) ((t)->node.b3)
 
+/*
+ * Task handles. The weft_task * a user holds is the record's address with a tag
+ * in its top 16 bits (above every user-space address on x86-64 and AArch64),
+ * taken from the task's id, which is new at every use of a record. A handle whose
+ * task has been consumed and freed, or whose record now holds another task, so no
+ * longer matches its record: weft__task_from says "stale" instead of answering for
+ * another task. weft's own code passes untagged record pointers, which are taken
+ * as they are. (A record's tag repeats every 65535 uses of that record: a handle
+ * kept that long could match again; the memory is never another object's.)
+ */
+#define WEFT__TAG_SHIFT 48
+#define WEFT__ADDR_MASK (((uintptr_t)1 << WEFT__TAG_SHIFT) - 1)
+
+static inline uintptr_t weft__handle_tag(const weft_task *t)
+{
+    return (uintptr_t)(t->id % 65535u) + 1;
+}
+
+/* The handle users get for record t (NULL for NULL). */
+static inline weft_task *weft__handle(weft_task *t)
+{
+    return t ? (weft_task *)((uintptr_t)t | weft__handle_tag(t) << WEFT__TAG_SHIFT) : NULL;
+}
+
+/* The record handle h names: h itself if untagged (weft's own pointers), else the
+ * record if the handle still names it, else NULL with *stale set. */
+static inline weft_task *weft__task_from(const weft_task *h, bool *stale)
+{
+    uintptr_t v = (uintptr_t)h;
+    uintptr_t tag = v >> WEFT__TAG_SHIFT;
+    *stale = false;
+    if (WEFT__LIKELY(tag == 0))
+        return (weft_task *)h;
+    weft_task *t = (weft_task *)(v & WEFT__ADDR_MASK);
+    if (WEFT__UNLIKELY(WEFT__STATE(t) == WEFT__FREE || weft__handle_tag(t) != tag)) {
+        *stale = true;
+        return NULL;
+    }
+    return t;
+}
+
+/* weft_spawn_opts without the handle: the record (weft's own callers). */
+weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts);
+
+/* Says that `what` was given a stale handle; returns -ESTALE. */
+int weft__stale_handle(const char *what);
+
 /* ------------------------------------------------------------------------ */
 /* The loop (loop.c)                                                        */
 /* ------------------------------------------------------------------------ */
@@ -487,7 +534,7 @@ typedef struct weft__claim {
  * child, not claimed already. */
 static inline bool weft__task_claimable(const weft_task *t)
 {
-    return t && t != weft__current() && !(WEFT__FLAGS(t) & WEFT__GROUP_CHILD) &&
+    return t && t != weft__current() && !(WEFT__FLAGS(t) & (WEFT__GROUP_CHILD | WEFT__DETACHED)) &&
            WEFT__WAITER_KIND(t) == WEFT__WAITER_NONE;
 }
 /* Says why `what` may not consume t (-EINVAL with a message). */

@@ -15,6 +15,29 @@
 #endif
 
 /* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+int weft__stale_handle(const char *what)
+{
+    return weft__set_errmsg(-ESTALE, "%s: the task handle is stale: its task was already awaited, gathered "
+                                     "or detached (a handle can be given up only once), and its record may "
+                                     "now belong to another task", what);
+}
+
+/* Turns a user's handle argument into its record, or returns from the calling
+ * function with `stale_return` when the handle is stale. */
+#define TASK_ARG(var, handle, stale_return)                    \
+    weft_task *var;                                            \
+    do {                                                       \
+        bool stale_;                                           \
+        var = weft__task_from(handle, &stale_);                \
+        if (WEFT__UNLIKELY(stale_)) {                          \
+            stale_return;                                      \
+        }                                                      \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
 /* Task records                                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -382,6 +405,9 @@ int weft__task_claim_refused(const weft_task *t, const char *what)
     if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD)
         return weft__set_errmsg(-EINVAL, "%s: %s belongs to a weft_group, which waits for it; read its outcome "
                                          "with weft_task_result", what, weft_task_name(t));
+    if (WEFT__FLAGS(t) & WEFT__DETACHED)
+        return weft__set_errmsg(-ESTALE, "%s: %s was detached: its handle was given up and can no longer be "
+                                         "awaited or gathered", what, weft_task_name(t));
     return weft__set_errmsg(-EINVAL, "%s: %s is already being awaited or gathered; a handle can be "
                                      "consumed only once", what, weft_task_name(t));
 }
@@ -450,7 +476,7 @@ void weft__task_drop(weft_loop *L, weft_task *t)
 /* Spawn, await, detach                                                     */
 /* ------------------------------------------------------------------------ */
 
-weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts)
+weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
 {
     weft_loop *L = weft__loop;
     if (!L) {
@@ -502,6 +528,11 @@ weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts
     return t;
 }
 
+weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_options *opts)
+{
+    return weft__handle(weft__spawn(fn, arg, opts));
+}
+
 weft_task *weft_spawn(weft_fn fn, void *arg)
 {
     return weft_spawn_opts(fn, arg, NULL);
@@ -515,11 +546,11 @@ static void await_unwait(weft_task *self, int reason)
     weft__task_let_go(self->wait_obj, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-int weft_task_result(const weft_task *ct, void **result)
+int weft_task_result(const weft_task *h, void **result)
 {
-    weft_task *t = (weft_task *)ct;
     if (result)
         *result = NULL;
+    TASK_ARG(t, h, return weft__stale_handle("weft_task_result"));
     if (!t)
         return weft__set_errmsg(-EINVAL, "weft_task_result: the task is NULL");
     if (WEFT__STATE(t) != WEFT__DONE)
@@ -543,12 +574,13 @@ int weft__cancelled_errmsg(weft_task *self)
     return weft__set_errmsg(-ECANCELED, "%s was cancelled", weft_task_name(self));
 }
 
-int weft_await(weft_task *t, void **result)
+int weft_await(weft_task *h, void **result)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
+    TASK_ARG(t, h, return weft__stale_handle("weft_await"));
     if (!self) {
         if (t && L)
             weft_detach(t);
@@ -571,11 +603,21 @@ int weft_await(weft_task *t, void **result)
     return weft__task_take(L, t, result);
 }
 
-void weft_detach(weft_task *t)
+void weft_detach(weft_task *h)
 {
     weft_loop *L = weft__loop;
+    TASK_ARG(t, h, {
+        weft__report("weft: weft_detach ignored: the task handle is stale (its task was already awaited, "
+                     "gathered or detached)");
+        return;
+    });
     if (!t || !L)
         return;
+    if (WEFT__FLAGS(t) & WEFT__DETACHED) {
+        weft__report("weft: weft_detach(%s) ignored: the task was already detached (a handle can be given up "
+                     "only once)", weft_task_name(t));
+        return;
+    }
     if (WEFT__FLAGS(t) & WEFT__GROUP_CHILD) {
         weft__report("weft: weft_detach(%s) ignored: the task belongs to a weft_group, which owns it",
                      weft_task_name(t));
@@ -595,8 +637,12 @@ void weft_detach(weft_task *t)
 /* Cancellation                                                             */
 /* ------------------------------------------------------------------------ */
 
-bool weft_cancel(weft_task *t, const char *msg)
+bool weft_cancel(weft_task *h, const char *msg)
 {
+    TASK_ARG(t, h, {
+        weft__stale_handle("weft_cancel");
+        return false;
+    });
     if (!t || WEFT__STATE(t) == WEFT__DONE || WEFT__STATE(t) == WEFT__FREE)
         return false;
     if (t->cancelling < UINT16_MAX)
@@ -646,15 +692,17 @@ int weft_uncancel(void)
     return t->cancelling;
 }
 
-unsigned weft_task_cancelling(const weft_task *t)
+unsigned weft_task_cancelling(const weft_task *h)
 {
+    TASK_ARG(t, h, return 0);
     if (!t)
         t = weft__current();
     return t && WEFT__STATE(t) != WEFT__FREE ? t->cancelling : 0;
 }
 
-const char *weft_task_cancel_message(const weft_task *t)
+const char *weft_task_cancel_message(const weft_task *h)
 {
+    TASK_ARG(t, h, return NULL);
     if (!t)
         t = weft__current();
     if (!t || WEFT__STATE(t) == WEFT__FREE || !t->cancelling || !t->extra)
@@ -674,12 +722,13 @@ bool weft_cancelled(void)
 
 weft_task *weft_current(void)
 {
-    return weft__current();
+    return weft__handle(weft__current());
 }
 
-const char *weft_task_name(const weft_task *ct)
+const char *weft_task_name(const weft_task *h)
 {
-    weft_task *t = (weft_task *)(ct ? ct : weft__current());
+    TASK_ARG(named, h, return "(stale task handle)");
+    weft_task *t = named ? named : weft__current();
     if (!t)
         return "(no task)";
     weft__task_extra *x = weft__extra(t);
@@ -692,8 +741,9 @@ const char *weft_task_name(const weft_task *ct)
     return x->default_name;
 }
 
-int weft_task_set_name(weft_task *t, const char *name)
+int weft_task_set_name(weft_task *h, const char *name)
 {
+    TASK_ARG(t, h, return weft__stale_handle("weft_task_set_name"));
     if (!t)
         t = weft__current();
     if (!t || !name)
@@ -707,8 +757,9 @@ int weft_task_set_name(weft_task *t, const char *name)
     return 0;
 }
 
-bool weft_task_done(const weft_task *t)
+bool weft_task_done(const weft_task *h)
 {
+    TASK_ARG(t, h, return false);
     return t && WEFT__STATE(t) == WEFT__DONE;
 }
 
@@ -791,7 +842,7 @@ static void done_callback_run(void *arg)
     weft_task_done_fn cb = d->cb;
     void *cb_arg = d->arg;
     weft__small_free(&L->small, d, sizeof *d);
-    cb(t, cb_arg);
+    cb(weft__handle(t), cb_arg);
     weft__task_unpin(L, t);
 }
 
@@ -807,9 +858,10 @@ static void done_callback_fire(weft__listener *l, weft_task *t)
     done_callback_schedule(weft__loop, (done_callback *)l);
 }
 
-int weft_task_add_done_callback(weft_task *t, weft_task_done_fn cb, void *arg)
+int weft_task_add_done_callback(weft_task *h, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
+    TASK_ARG(t, h, return weft__stale_handle("weft_task_add_done_callback"));
     if (!L)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_task_add_done_callback needs a running weft loop");
     if (!t || !cb)
@@ -830,9 +882,10 @@ int weft_task_add_done_callback(weft_task *t, weft_task_done_fn cb, void *arg)
     return 0;
 }
 
-size_t weft_task_remove_done_callback(weft_task *t, weft_task_done_fn cb, void *arg)
+size_t weft_task_remove_done_callback(weft_task *h, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
+    TASK_ARG(t, h, return 0);
     if (!t || !L || !t->extra)
         return 0;
     size_t removed = 0;

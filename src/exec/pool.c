@@ -863,7 +863,7 @@ static void pools_drain(weft_loop *L)
         port->flush = NULL;
     }
     while (port->outstanding > 0) {
-        weft_task *closer = weft_spawn(wait_for_calls, port);
+        weft_task *closer = weft__spawn(wait_for_calls, port, NULL);
         if (closer) {
             weft__loop_run(L, closer);
             weft__task_free(L, closer);
@@ -966,7 +966,7 @@ static void request_start(void *arg)
                             "not started"));
         return;
     }
-    weft_task *t = weft_spawn(r->fn, r->arg);
+    weft_task *t = weft__spawn(r->fn, r->arg, NULL);
     if (!t) {
         request_answer(r, -ENOMEM, NULL, text(weft_errmsg()));
         return;
