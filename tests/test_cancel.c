@@ -408,3 +408,40 @@ Test(cancel, another_tasks_cancellation_state_is_readable)
 {
     cr_assert_eq(run_virtual(cancelling_main, NULL, NULL), 0);
 }
+
+/* A task that ignores -ECANCELED in a loop used to spin at 100 % CPU forever once
+ * weft_run's main had returned. Now it is named on stderr, stopped, and weft_run
+ * returns WEFT_EDEADLOCK_LOOP. */
+static void *ignores_cancellation(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int rc = weft_sleep(1);
+        (void)rc; /* the bug: the result is ignored */
+    }
+    return NULL;
+}
+
+static void *leaves_a_stubborn_task(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn_opts(ignores_cancellation, NULL, &(weft_spawn_options){.name = "stubborn"});
+    cr_expect_eq(weft_sleep(0.1), 0);
+    weft_detach(t);
+    return NULL;
+}
+
+static int stubborn_body(void)
+{
+    int rc = weft_run(leaves_a_stubborn_task, NULL, NULL);
+    return rc == WEFT_EDEADLOCK_LOOP ? 0 : 1;
+}
+
+Test(cancel, a_task_that_ignores_cancellation_at_the_end_is_named_and_stopped, .timeout = 30)
+{
+    child_outcome out;
+    run_forked(stubborn_body, &out);
+    cr_assert(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %d, stderr: %s", out.status,
+              out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "weft: stubborn ignores its cancellation") != NULL, "%s", out.stderr_text);
+}

@@ -165,6 +165,7 @@ enum weft__task_flags {
     WEFT__COMPACT = 1 << 3,     /* runs on the loop's shared stack (compact.c) */
     WEFT__GROUP_CHILD = 1 << 4, /* owned by a weft_group: no await/detach/gather */
     WEFT__FREE_LATER = 1 << 5,  /* given up while pinned: freed at the last unpin */
+    WEFT__PARKED = 1 << 6,      /* ignored its cancellation at weft_run's end: never runs again */
 };
 
 /* Who has claimed a task's outcome (weft__task_claim*): nobody, a task to wake
@@ -216,6 +217,7 @@ typedef struct weft__task_extra {
     weft_error_group *group; /* the group of the latest error, when it was WEFT_EGROUP */
     weft__listener *listeners;
     uint32_t pins;       /* scheduled done callbacks that will still read the record */
+    uint32_t refused;    /* suspension points that returned -ECANCELED to it, cancelled */
     char default_name[24];
 } weft__task_extra;
 

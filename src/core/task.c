@@ -566,8 +566,45 @@ int weft_task_result(const weft_task *h, void **result)
     return t->err;
 }
 
+/* How many suspension points may refuse a cancelled task before weft says it
+ * ignores its cancellation: a task cleaning up after a cancellation makes a few
+ * calls, one that loops on `weft_sleep` without checking makes thousands a
+ * millisecond. */
+#define REFUSALS_DURING_RUN 100000
+#define REFUSALS_AT_THE_END 10000
+
+/* A cancelled task hits another suspension point: counted, and if it plainly
+ * ignores the cancellation, reported (once); at weft_run's end, when the loop
+ * could otherwise never finish, it is parked for good instead of spinning. */
+static void count_refusal(weft_task *self)
+{
+    weft__task_extra *x = weft__extra(self);
+    if (!x)
+        return;
+    x->refused++;
+    weft_loop *L = weft__loop;
+    if (L->shutting_down && x->refused >= REFUSALS_AT_THE_END) {
+        weft__report("weft: %s ignores its cancellation: weft_run's main has returned and cancelled it, and "
+                     "%u of its suspension points have returned -ECANCELED since without it finishing (does "
+                     "it check what weft_sleep and the other waits return?). It is stopped here for good; "
+                     "weft_run will return WEFT_EDEADLOCK_LOOP", weft_task_name(self), x->refused);
+        WEFT__FLAGS(self) |= WEFT__PARKED;
+        WEFT__STATE(self) = WEFT__WAITING;
+        self->unwait = NULL;
+        self->wait_obj = NULL;
+        weft__suspend(self);
+        abort(); /* a parked task is never resumed */
+    }
+    if (x->refused == REFUSALS_DURING_RUN)
+        weft__report("weft: %s keeps running after it was cancelled: %u of its suspension points have "
+                     "returned -ECANCELED (does it check what weft_sleep and the other waits return?)",
+                     weft_task_name(self), x->refused);
+}
+
 int weft__cancelled_errmsg(weft_task *self)
 {
+    if (self->cancelling)
+        count_refusal(self);
     const char *msg = self->extra && self->extra->cancel_msg ? self->extra->cancel_msg : NULL;
     if (msg)
         return weft__set_errmsg(-ECANCELED, "%s", msg);
@@ -643,6 +680,8 @@ bool weft_cancel(weft_task *h, const char *msg)
         weft__stale_handle("weft_cancel");
         return false;
     });
+    if (t && (WEFT__FLAGS(t) & WEFT__PARKED))
+        return false;
     if (!t || WEFT__STATE(t) == WEFT__DONE || WEFT__STATE(t) == WEFT__FREE)
         return false;
     if (t->cancelling < UINT16_MAX)
@@ -684,10 +723,12 @@ int weft_uncancel(void)
         return 0;
     if (t->cancelling > 0)
         t->cancelling--;
-    if (t->cancelling == 0 && t->extra && t->extra->cancel_msg) {
-        /* Survived: a later cancellation must not report this one's message. */
+    if (t->cancelling == 0 && t->extra) {
+        /* Survived: a later cancellation must not report this one's message,
+         * nor count the refusals of this one. */
         free(t->extra->cancel_msg);
         t->extra->cancel_msg = NULL;
+        t->extra->refused = 0;
     }
     return t->cancelling;
 }
