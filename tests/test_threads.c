@@ -782,6 +782,105 @@ static void run_in_loop_when_the_loop_finishes_first(void)
     CHECK(strstr(a.msg, "finished") != NULL, "message: %s", a.msg);
 }
 
+/* ---- objects of one loop, used from elsewhere ------------------------------------- */
+
+/* A loop's task, queue and future, used from a plain thread and from a second
+ * loop: each call is refused with its own code (WEFT_ENOTINLOOP without a loop,
+ * WEFT_ESTATE from another loop) and changes nothing, where weft_cancel used to
+ * crash, put_nowait to race, and a second loop's put to wake a getter on the wrong
+ * loop. */
+typedef struct foreign_use {
+    weft_loop *owner;
+    weft_task *task;
+    weft_queue *q;
+    weft_future *f;
+    weft_future *done;
+    bool cancel_rc;
+    int cancel_code, put_nowait_rc, set_rc;
+    int second_put_rc, second_set_rc, second_get_rc;
+    char second_put_msg[256];
+    pthread_t thread;
+} foreign_use;
+
+static void *second_loop_main(void *arg)
+{
+    foreign_use *u = arg;
+    u->second_put_rc = weft_queue_put(u->q, "from the second loop");
+    snprintf(u->second_put_msg, sizeof u->second_put_msg, "%s", weft_errmsg());
+    void *item = NULL;
+    u->second_get_rc = weft_queue_get_nowait(u->q, &item);
+    u->second_set_rc = weft_future_set_result(u->f, "from the second loop");
+    return NULL;
+}
+
+static void foreign_done(void *arg)
+{
+    foreign_use *u = arg;
+    weft_future_set_result(u->done, NULL);
+}
+
+static void *foreign_thread(void *arg)
+{
+    foreign_use *u = arg;
+    u->cancel_rc = weft_cancel(u->task, "from a plain thread");
+    u->cancel_code = weft_errcode();
+    u->put_nowait_rc = weft_queue_put_nowait(u->q, "from a plain thread");
+    u->set_rc = weft_future_set_result(u->f, "from a plain thread");
+    weft_run(second_loop_main, u, NULL);
+    weft_call_soon_threadsafe(u->owner, foreign_done, u);
+    return NULL;
+}
+
+static void *sleeps_long(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_sleep(0.5);
+}
+
+static void *foreign_owner_main(void *arg)
+{
+    foreign_use *u = arg;
+    u->owner = weft_loop_current();
+    u->task = weft_spawn(sleeps_long, NULL);
+    u->q = weft_queue_new(4);
+    u->f = weft_future_new();
+    u->done = weft_future_new();
+    if (pthread_create(&u->thread, NULL, foreign_thread, u) != 0)
+        return weft_fail(-EAGAIN, "pthread_create");
+    int rc = weft_future_await(u->done, NULL);
+    pthread_join(u->thread, NULL);
+    if (rc != 0)
+        return weft_fail(rc, "await done: %s", weft_errmsg());
+    /* Nothing changed: the task was not cancelled, no item arrived, the future is pending. */
+    void *result = NULL;
+    rc = weft_await(u->task, &result);
+    if (rc != 0 || (intptr_t)result != 0)
+        return weft_fail(-EIO, "the task was disturbed: rc %d, its sleep gave %ld", rc, (long)(intptr_t)result);
+    if (weft_queue_size(u->q) != 0)
+        return weft_fail(-EIO, "%zu item(s) reached the queue from elsewhere", weft_queue_size(u->q));
+    if (weft_future_done(u->f))
+        return weft_fail(-EIO, "the future was set from elsewhere");
+    weft_queue_free(u->q);
+    weft_future_free(u->f);
+    weft_future_free(u->done);
+    return NULL;
+}
+
+static void objects_refuse_other_threads_and_loops(void)
+{
+    foreign_use u = {0};
+    int rc = weft_run(foreign_owner_main, &u, NULL);
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    CHECK(!u.cancel_rc && u.cancel_code == WEFT_ENOTINLOOP, "weft_cancel from a plain thread: %d, code %d",
+          u.cancel_rc, u.cancel_code);
+    CHECK(u.put_nowait_rc == WEFT_ENOTINLOOP, "put_nowait from a plain thread: %d", u.put_nowait_rc);
+    CHECK(u.set_rc == WEFT_ENOTINLOOP, "future_set_result from a plain thread: %d", u.set_rc);
+    CHECK(u.second_put_rc == WEFT_ESTATE, "put from a second loop: %d", u.second_put_rc);
+    CHECK(strstr(u.second_put_msg, "another thread's loop") != NULL, "message: %s", u.second_put_msg);
+    CHECK(u.second_get_rc == WEFT_ESTATE, "get_nowait from a second loop: %d", u.second_get_rc);
+    CHECK(u.second_set_rc == WEFT_ESTATE, "future_set_result from a second loop: %d", u.second_set_rc);
+}
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 static const struct {
@@ -797,6 +896,7 @@ static const struct {
     {"shutdown_without_wait_from_a_plain_thread", shutdown_without_wait_from_a_plain_thread},
     {"run_in_loop_from_plain_threads", run_in_loop_from_plain_threads},
     {"run_in_loop_when_the_loop_finishes_first", run_in_loop_when_the_loop_finishes_first},
+    {"objects_refuse_other_threads_and_loops", objects_refuse_other_threads_and_loops},
 };
 
 int main(int argc, char **argv)

@@ -36,8 +36,10 @@ WEFT_API weft_future *weft_future_new(void);
  * 0 is -EINVAL) and a printf-style message (fmt may be NULL).
  * Returns: 0 (both).
  * Suspends: never.
- * Errors: WEFT_ESTATE if the future is already done (nothing changes); -EINVAL for a
- *   NULL future.
+ * Errors: WEFT_ESTATE if the future is already done (nothing changes), or belongs to
+ *   another thread's loop; WEFT_ENOTINLOOP from a thread without a loop (post the
+ *   call to the future's loop with weft_call_soon_threadsafe); -EINVAL for a NULL
+ *   future.
  */
 WEFT_API int weft_future_set_result(weft_future *f, void *result);
 WEFT_API int weft_future_set_error(weft_future *f, int code, const char *fmt, ...) WEFT_PRINTF(3, 4);

@@ -17,7 +17,11 @@ extern "C" {
  * Queues of `void *` items between tasks of one loop (asyncio.Queue, LifoQueue,
  * PriorityQueue). maxsize 0 = unbounded. Getters and putters that must wait are
  * served in the order they arrived. A cancelled get takes no item; a cancelled put
- * inserts none. Creating a queue and the _nowait calls need no running loop.
+ * inserts none. Creating a queue needs no running loop; a queue made outside one
+ * belongs to the first loop that uses it. Every other call must come from a task
+ * or callback of that loop: from a thread without a loop it gives
+ * WEFT_ENOTINLOOP, from another loop WEFT_ESTATE, and changes nothing (post the
+ * call to the queue's loop with weft_call_soon_threadsafe).
  */
 typedef struct weft_queue weft_queue;
 

@@ -99,9 +99,11 @@ WEFT_API void weft_detach(weft_task *t);
  * yet never runs its function. `msg` (may be NULL) becomes the task's error message.
  * Does not consume the handle. Cancelling oneself is allowed.
  * Returns: true if the request was made, false if the task had already finished (or
- *   t is NULL).
+ *   t is NULL, or the call was refused).
  * Suspends: never.
- * Errors: none.
+ * Errors: none returned; when it returns false for a misuse, weft_errcode() says
+ *   which: -ESTALE for a handle already given up, WEFT_ENOTINLOOP from a thread
+ *   without a loop (post it to the task's loop with weft_call_soon_threadsafe).
  */
 WEFT_API bool weft_cancel(weft_task *t, const char *msg);
 

@@ -41,6 +41,21 @@ static int not_in_loop(const char *what)
     return weft__set_errmsg(WEFT_ENOTINLOOP, "%s needs a running weft loop", what);
 }
 
+/* A future belongs to the loop that made it: its awaiters and callbacks are that
+ * loop's, and nothing in it is locked. A call from another thread or loop is
+ * refused rather than waking tasks on the wrong loop. */
+static int future_loop_check(const weft_future *f, const char *what)
+{
+    if (WEFT__LIKELY(f->loop == weft__loop))
+        return 0;
+    if (!weft__loop)
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s needs a task or callback of the loop that made the future "
+                                                 "(from another thread: post the call to that loop with "
+                                                 "weft_call_soon_threadsafe)", what);
+    return weft__set_errmsg(WEFT_ESTATE, "%s: the future belongs to another thread's loop; call it there "
+                                         "through weft_call_soon_threadsafe", what);
+}
+
 weft_future *weft_future_new(void)
 {
     weft_loop *L = weft__loop;
@@ -94,6 +109,9 @@ int weft_future_set_result(weft_future *f, void *result)
 {
     if (!f)
         return weft__set_errmsg(-EINVAL, "weft_future_set_result: the future is NULL");
+    int bad = future_loop_check(f, "weft_future_set_result");
+    if (bad)
+        return bad;
     if (f->state != PENDING)
         return already_done("weft_future_set_result");
     f->state = HAS_RESULT;
@@ -106,6 +124,9 @@ int weft_future_set_error(weft_future *f, int code, const char *fmt, ...)
 {
     if (!f)
         return weft__set_errmsg(-EINVAL, "weft_future_set_error: the future is NULL");
+    int bad = future_loop_check(f, "weft_future_set_error");
+    if (bad)
+        return bad;
     if (f->state != PENDING)
         return already_done("weft_future_set_error");
     if (code > 0)
@@ -129,7 +150,7 @@ int weft_future_set_error(weft_future *f, int code, const char *fmt, ...)
 
 bool weft_future_cancel(weft_future *f, const char *msg)
 {
-    if (!f || f->state != PENDING)
+    if (!f || f->state != PENDING || future_loop_check(f, "weft_future_cancel") != 0)
         return false;
     f->state = CANCELLED;
     f->err = -ECANCELED;
@@ -199,6 +220,9 @@ int weft_future_await(weft_future *f, void **result)
                                                  "running weft loop");
     if (!f)
         return weft__set_errmsg(-EINVAL, "weft_future_await: the future is NULL");
+    int bad = future_loop_check(f, "weft_future_await");
+    if (bad)
+        return bad;
     if (f->state == PENDING) {
         f->awaiting++;
         weft__fifo_push(&f->waiters, &self->node);
@@ -219,6 +243,9 @@ int weft_future_add_done_callback(weft_future *f, weft_future_done_fn cb, void *
     if (!f || !cb)
         return weft__set_errmsg(-EINVAL, "weft_future_add_done_callback: the %s is NULL",
                                 f ? "callback" : "future");
+    int bad = future_loop_check(f, "weft_future_add_done_callback");
+    if (bad)
+        return bad;
     future_callback *c = malloc(sizeof *c);
     weft__callback *post = c ? weft__callback_reserve(f->loop) : NULL;
     if (!post) {

@@ -73,7 +73,29 @@ struct weft_queue {
     struct waiter *spare; /* wait records kept for the next waits, chained by link.next */
     uint8_t kind;
     bool shutdown;
+    weft_loop *loop;     /* the loop whose tasks use it: the creator's, or the first user's */
 };
+
+/* A queue is for the tasks of one loop: its waiters are woken onto that loop's
+ * ready queue, and nothing in it is locked. A call from another thread (or from
+ * outside any loop) is refused rather than racing or waking a task on the wrong
+ * loop. A queue made outside a loop belongs to the first loop that uses it. */
+static int queue_loop_check(weft_queue *q, const char *what)
+{
+    weft_loop *L = weft__loop;
+    if (WEFT__LIKELY(q->loop == L && L))
+        return 0;
+    if (!L)
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s needs a task or callback of the loop that uses the queue "
+                                                 "(from another thread: post the call to that loop with "
+                                                 "weft_call_soon_threadsafe)", what);
+    if (!q->loop) {
+        q->loop = L;
+        return 0;
+    }
+    return weft__set_errmsg(WEFT_ESTATE, "%s: the queue belongs to another thread's loop; call it there "
+                                         "through weft_call_soon_threadsafe", what);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Wait lists                                                               */
@@ -321,6 +343,7 @@ static weft_queue *queue_new(const char *what, size_t maxsize, uint8_t kind, wef
     }
     q->kind = kind;
     q->cmp = cmp;
+    q->loop = weft__loop;
     q->maxsize = maxsize;
     q->limit = maxsize ? maxsize : SIZE_MAX;
     update_fast_room(q);
@@ -375,7 +398,7 @@ static int shut_down_put(const char *what)
  * in its ring, not shut down. Returns false (having done nothing) otherwise. */
 static inline bool put_fast(weft_queue *q, void *item)
 {
-    if (!q || q->count >= q->fast_room)
+    if (!q || q->count >= q->fast_room || q->loop != weft__loop)
         return false;
     q->ring[(q->head + q->count) & q->mask] = item;
     q->count++;
@@ -390,6 +413,11 @@ SLOW_PATH static int put_slow(weft_queue *q, void *item)
     static const char what[] = "weft_queue_put";
     if (!q)
         return weft__set_errmsg(-EINVAL, "%s: the queue is NULL", what);
+    int bad = queue_loop_check(q, what);
+    if (bad)
+        return bad;
+    if (put_fast(q, item))
+        return 0;
     bool served = false; /* woken once already: wait again at the front */
     for (;;) {
         if (q->shutdown)
@@ -424,6 +452,9 @@ int weft_queue_put_nowait(weft_queue *q, void *item)
         return 0;
     if (!q)
         return weft__set_errmsg(-EINVAL, "%s: the queue is NULL", what);
+    int bad = queue_loop_check(q, what);
+    if (bad)
+        return bad;
     if (q->shutdown)
         return shut_down_put(what);
     if (q->count >= q->limit)
@@ -447,6 +478,9 @@ SLOW_PATH static int get_slow(weft_queue *q, void **item)
     static const char what[] = "weft_queue_get";
     if (!q || !item)
         return weft__set_errmsg(-EINVAL, "%s: the %s is NULL", what, q ? "item pointer" : "queue");
+    int bad = queue_loop_check(q, what);
+    if (bad)
+        return bad;
     bool served = false; /* woken once already: wait again at the front */
     for (;;) {
         if (q->count) {
@@ -472,7 +506,7 @@ SLOW_PATH static int get_slow(weft_queue *q, void **item)
 
 int weft_queue_get(weft_queue *q, void **item)
 {
-    if (WEFT__LIKELY(q && item && q->count && q->kind == FIFO)) {
+    if (WEFT__LIKELY(q && item && q->count && q->kind == FIFO && q->loop == weft__loop)) {
         *item = q->ring[q->head];
         q->head = (q->head + 1) & q->mask;
         q->count--;
@@ -488,6 +522,9 @@ int weft_queue_get_nowait(weft_queue *q, void **item)
     static const char what[] = "weft_queue_get_nowait";
     if (!q || !item)
         return weft__set_errmsg(-EINVAL, "%s: the %s is NULL", what, q ? "item pointer" : "queue");
+    int bad = queue_loop_check(q, what);
+    if (bad)
+        return bad;
     if (q->count) {
         *item = take(q);
         return 0;
@@ -506,6 +543,9 @@ int weft_queue_task_done(weft_queue *q)
 {
     if (!q)
         return weft__set_errmsg(-EINVAL, "weft_queue_task_done: the queue is NULL");
+    int bad = queue_loop_check(q, "weft_queue_task_done");
+    if (bad)
+        return bad;
     if (q->unfinished == 0)
         return weft__set_errmsg(WEFT_ESTATE, "weft_queue_task_done: called more times than items were put "
                                              "(no item is waiting to be marked done)");
@@ -519,6 +559,9 @@ int weft_queue_join(weft_queue *q)
     static const char what[] = "weft_queue_join";
     if (!q)
         return weft__set_errmsg(-EINVAL, "%s: the queue is NULL", what);
+    int bad = queue_loop_check(q, what);
+    if (bad)
+        return bad;
     if (q->unfinished == 0)
         return 0;
     if (!weft__current())
@@ -533,6 +576,10 @@ void weft_queue_shutdown(weft_queue *q, bool immediate)
 {
     if (!q)
         return;
+    if (queue_loop_check(q, "weft_queue_shutdown") != 0) {
+        weft__report("weft: weft_queue_shutdown ignored: %s", weft_errmsg());
+        return;
+    }
     q->shutdown = true;
     update_fast_room(q);
     if (immediate && q->count) {
