@@ -881,6 +881,54 @@ static void objects_refuse_other_threads_and_loops(void)
     CHECK(u.second_set_rc == WEFT_ESTATE, "future_set_result from a second loop: %d", u.second_set_rc);
 }
 
+/* ---- a loop's handle after its weft_run has returned --------------------------------- */
+
+/* weft_call_soon_threadsafe and weft_run_in_loop with the handle of a loop that
+ * has finished give -ESHUTDOWN safely (they used to read the freed loop: a heap
+ * use-after-free under ASan), and never reach a newer loop that reuses the memory. */
+static weft_loop *old_loop;
+static int posted_to_new_loop;
+static int stale_post_in_new_loop;
+
+static void *remember_loop(void *arg)
+{
+    (void)arg;
+    old_loop = weft_loop_current();
+    return NULL;
+}
+
+static void count_stale_post(void *arg)
+{
+    (void)arg;
+    posted_to_new_loop++;
+}
+
+static void *new_loop_main(void *arg)
+{
+    (void)arg;
+    stale_post_in_new_loop = weft_call_soon_threadsafe(old_loop, count_stale_post, NULL);
+    weft_sleep(0.01);
+    return weft_loop_current() == old_loop ? weft_fail(-EIO, "the new loop has the old handle") : NULL;
+}
+
+static void *stale_never_runs(void *arg)
+{
+    return arg;
+}
+
+static void handles_of_finished_loops_are_refused(void)
+{
+    posted_to_new_loop = 0;
+    CHECK(weft_run(remember_loop, NULL, NULL) == 0, "weft_run: %s", weft_errmsg());
+    CHECK(old_loop != NULL, "no loop handle");
+    CHECK(weft_call_soon_threadsafe(old_loop, count_stale_post, NULL) == -ESHUTDOWN, "post to a finished loop");
+    CHECK(weft_run_in_loop(old_loop, stale_never_runs, NULL, NULL, 1) == -ESHUTDOWN, "run_in_loop: %s", weft_errmsg());
+    int rc = weft_run(new_loop_main, NULL, NULL);
+    CHECK(rc == 0, "second weft_run: %d %s", rc, weft_errmsg());
+    CHECK(stale_post_in_new_loop == -ESHUTDOWN, "old handle inside a new loop: %d", stale_post_in_new_loop);
+    CHECK(posted_to_new_loop == 0, "a call for the finished loop ran in the new one");
+}
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 static const struct {
@@ -897,6 +945,7 @@ static const struct {
     {"run_in_loop_from_plain_threads", run_in_loop_from_plain_threads},
     {"run_in_loop_when_the_loop_finishes_first", run_in_loop_when_the_loop_finishes_first},
     {"objects_refuse_other_threads_and_loops", objects_refuse_other_threads_and_loops},
+    {"handles_of_finished_loops_are_refused", handles_of_finished_loops_are_refused},
 };
 
 int main(int argc, char **argv)

@@ -43,7 +43,7 @@
 #
 # x86-64 and AArch64, with the assembly context switch or the ucontext fallback.
 # Where gdb cannot read thread-local variables (qemu's gdb stub), the loop is found
-# by calling weft_loop_current() in the process, or from $weft_loop if set.
+# by calling weft__debug_loop() in the process, or from $weft_loop if set.
 
 import os
 import struct
@@ -188,8 +188,9 @@ class Task(object):
 def _loop():
     """The selected thread's loop (a weft_loop * value). Found, in this order, in
     $weft_loop if the user set it, in the thread-local weft__loop, or by calling
-    weft_loop_current() in the process: gdb cannot read thread-local variables
-    everywhere (a remote stub such as qemu's has no TLS support)."""
+    weft__debug_loop() in the process: gdb cannot read thread-local variables
+    everywhere (a remote stub such as qemu's has no TLS support). (Not
+    weft_loop_current(): it gives the loop's public handle, not the loop.)"""
     override = gdb.convenience_variable("weft_loop")
     if override is not None:
         loop = override.cast(gdb.lookup_type("weft_loop").pointer())
@@ -198,10 +199,10 @@ def _loop():
             loop = gdb.parse_and_eval("weft__loop")
         except gdb.error as tls_error:
             try:
-                loop = gdb.parse_and_eval("weft_loop_current()")
+                loop = gdb.parse_and_eval("weft__debug_loop()")
             except gdb.error as call_error:
                 raise WeftError("weft: cannot find this thread's loop: reading weft__loop says %s; "
-                                "calling weft_loop_current() says %s. Is the program built with weft's "
+                                "calling weft__debug_loop() says %s. Is the program built with weft's "
                                 "debug information (-g)? Or set it: set $weft_loop = (weft_loop *) ADDRESS"
                                 % (tls_error, call_error))
             loop = loop.cast(gdb.lookup_type("weft_loop").pointer())

@@ -77,8 +77,11 @@ WEFT_API bool weft_call_cancel(weft_call h);
 /*
  * weft_call_soon_threadsafe — from any thread, ask `loop` to run cb(arg) soon, in
  * the order of calls. Wakes the loop if it is waiting; many calls share one wake-up.
- * The loop pointer must come from weft_loop_current() and the caller must know the
- * loop is still running or finishing (weft_run has not returned).
+ * The loop comes from weft_loop_current(); a loop whose weft_run has returned (or
+ * is finishing) refuses safely with -ESHUTDOWN, however long ago it ended.
+ * Not async-signal-safe: it takes a lock, so a signal handler that interrupted a
+ * call to it on the same thread would wait forever (signal handling proper, with
+ * a safe path from handlers, is planned with subprocesses).
  * Returns: 0.
  * Suspends: never (takes the loop's lock for a moment).
  * Errors: -ENOMEM; -ESHUTDOWN if the loop has finished (cb will not run); -EINVAL

@@ -68,7 +68,9 @@ WEFT_API int weft_run_opts(weft_fn main, void *arg, void **result, const weft_op
  */
 WEFT_API double weft_time(void);
 
-/* weft_loop_current — the loop running on this thread, or NULL.
+/* weft_loop_current — the loop running on this thread, or NULL. The value is a
+ * handle, safe to keep: once that loop's weft_run has returned, the calls that
+ * take it say -ESHUTDOWN (never reaching a later loop).
  * Returns: the loop (for weft_call_soon_threadsafe and weft_run_in_loop from other
  *   threads), or NULL outside a loop.
  * Suspends: never.

@@ -12,6 +12,14 @@ WEFT__TLS weft_loop *weft__loop;
 /* Time                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* For debuggers that cannot read thread-local variables (tools/weft-gdb.py):
+ * this thread's loop itself, not its public handle. */
+weft_loop *weft__debug_loop(void);
+weft_loop *weft__debug_loop(void)
+{
+    return weft__loop;
+}
+
 int64_t weft__mono_ns(void)
 {
     struct timespec ts;
@@ -41,7 +49,4 @@ double weft_time(void)
     return (double)ns / 1e9;
 }
 
-weft_loop *weft_loop_current(void)
-{
-    return weft__loop;
-}
+

@@ -396,6 +396,8 @@ struct weft_loop {
     struct weft__fd_table fds;
 
     /* callbacks posted from other threads (threadsafe.c) */
+    struct weft__anchor *anchor;     /* what weft_loop_current hands out; outlives the loop */
+    weft_loop *handle;               /* that handle, as users hold it */
     pthread_mutex_t ts_lock;
     weft__ts_call *ts_calls;
     size_t ts_count, ts_cap;
@@ -516,6 +518,9 @@ void weft__loop_free(weft_loop *L);
 /* Frees every task record left when the loop ends, reporting errors nobody
  * retrieved and tasks destroyed while still pending. */
 void weft__loop_reap(weft_loop *L);
+/* threadsafe.c: the loop a user's weft_loop * names (weft's own pass as they are),
+ * or NULL when that loop has finished. */
+weft_loop *weft__loop_from(weft_loop *handle);
 /* threadsafe.c: runs the callbacks other threads posted (once per iteration). */
 void weft__run_threadsafe_calls(weft_loop *L);
 

@@ -1005,7 +1005,7 @@ int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, doub
         return weft__set_errmsg(-EINVAL, "weft_run_in_loop: the %s is NULL", loop ? "function" : "loop");
     if (isnan(timeout))
         return weft__set_errmsg(-EINVAL, "weft_run_in_loop: the timeout is NaN");
-    if (weft__loop == loop)
+    if (weft__loop && weft__loop == weft__loop_from(loop))
         return weft__set_errmsg(-EDEADLK, "weft_run_in_loop: called from the loop's own thread, which would "
                                           "block waiting for a task only it can run; spawn the function with "
                                           "weft_spawn and await it instead");

@@ -95,7 +95,7 @@ commands+=(
   -ex "source $script"
   -ex 'echo ==== registers before\n' -ex "info registers $registers"
   -ex 'echo ==== bt before\n' -ex 'bt'
-  -ex 'set $weft_loop_for_check = weft_loop_current()'
+  -ex 'set $weft_loop_for_check = weft__debug_loop()'
   -ex "$shared_stack_digest"
   -ex 'echo ==== weft tasks\n' -ex 'weft tasks'
   -ex 'echo ==== weft bt 2\n' -ex 'weft bt 2'
