@@ -342,3 +342,38 @@ Test(stack, compact_tasks_keep_their_frames, .timeout = 60)
     cr_assert_eq(r.wrong_results, 0);
     cr_assert(time_is(r.finished_at, 3 * 0.54), "the last compact task finished at %f", r.finished_at);
 }
+
+/* A plain crash inside a task (a NULL dereference here) names the task on stderr,
+ * then the signal does what it would have done without weft: the process dies of
+ * SIGSEGV. */
+static void *dereferences_null(void *arg)
+{
+    volatile int *volatile p = arg;
+    return (void *)(intptr_t)*p;
+}
+
+static void *crash_main(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn_opts(dereferences_null, NULL, &(weft_spawn_options){.name = "careless"});
+    weft_await(t, NULL);
+    return NULL;
+}
+
+static int crash_body(void)
+{
+    weft_run(crash_main, NULL, NULL);
+    return 0;
+}
+
+Test(stack, a_crash_in_a_task_names_the_task, .timeout = 30)
+{
+    child_outcome out;
+    run_forked(crash_body, &out);
+    /* Killed by the signal (or, under a sanitizer that handles SIGSEGV itself, ended
+     * by its report): never a normal exit. */
+    cr_assert(WIFSIGNALED(out.status) || (WIFEXITED(out.status) && WEXITSTATUS(out.status) != 0), "status %d: %s",
+              out.status, out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "weft: task 'careless' crashed with SIGSEGV") != NULL, "%s", out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "at address 0x0") != NULL, "%s", out.stderr_text);
+}

@@ -296,6 +296,19 @@ static void put_num(msgbuf *m, size_t n)
         m->buf[m->len++] = digits[--i];
 }
 
+static void put_hex(msgbuf *m, uintptr_t v)
+{
+    char digits[2 * sizeof v];
+    int i = 0;
+    do {
+        digits[i++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v && i < (int)sizeof digits);
+    put_str(m, "0x");
+    while (i > 0 && m->len < sizeof m->buf - 1)
+        m->buf[m->len++] = digits[--i];
+}
+
 static void put_task_name(msgbuf *m, const weft_task *t)
 {
     if (t->extra && t->extra->name) {
@@ -331,30 +344,71 @@ void weft__stack_check_canary(const weft__stack *s, const weft_task *t)
                               "vm.max_map_count allows guard pages for, so neighbouring memory may be damaged");
 }
 
-static struct sigaction previous_segv;
+/* The signals a crash in a task raises, and what handled them before weft. */
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+#define CRASH_SIGNALS (sizeof crash_signals / sizeof crash_signals[0])
+static struct sigaction previous_handlers[CRASH_SIGNALS];
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV (an invalid memory access, such as a NULL pointer dereference)";
+    case SIGBUS:
+        return "SIGBUS (a bad memory access)";
+    case SIGFPE:
+        return "SIGFPE (an arithmetic error, such as an integer division by zero)";
+    default:
+        return "SIGILL (an illegal instruction)";
+    }
+}
+
+/* A crash inside a task: says which task, in one write, before the signal goes
+ * on to whatever handled it before (by default: the process dies of it). */
+static void report_crash(int sig, const weft_task *t, const void *addr)
+{
+    msgbuf m = {.len = 0};
+    put_str(&m, "weft: task '");
+    put_task_name(&m, t);
+    put_str(&m, "' crashed with ");
+    put_str(&m, signal_name(sig));
+    if (sig == SIGSEGV || sig == SIGBUS) {
+        put_str(&m, " at address ");
+        put_hex(&m, (uintptr_t)addr);
+    }
+    put_str(&m, "\n");
+    ssize_t w = write(STDERR_FILENO, m.buf, m.len);
+    (void)w;
+}
 /* Faults this far below a stack still count as its overflow: one large frame
  * (a big local array) can jump past the guard page. */
 #define OVERFLOW_REACH ((size_t)64 * 1024)
 
-static void on_segv(int sig, siginfo_t *info, void *uctx)
+static void on_crash(int sig, siginfo_t *info, void *uctx)
 {
     weft_loop *L = weft__loop;
     weft_task *t = L ? L->current : NULL;
-    if (t && t->stack) {
+    if (t && t->stack && sig == SIGSEGV) {
         const weft__stack *s = t->stack;
         char *addr = info->si_addr;
         if (addr < s->lo && addr + OVERFLOW_REACH >= s->lo)
             report_overflow(s, t, s->guarded ? "it hit the guard page" : "it ran below its stack");
     }
-    /* Not ours: hand the fault to whoever handled it before, or let it kill. */
-    if (previous_segv.sa_flags & SA_SIGINFO) {
-        if (previous_segv.sa_sigaction) {
-            previous_segv.sa_sigaction(sig, info, uctx);
+    if (t)
+        report_crash(sig, t, info->si_addr);
+    /* Hand the signal to whoever handled it before, or let it kill. */
+    size_t i = 0;
+    while (i < CRASH_SIGNALS - 1 && crash_signals[i] != sig)
+        i++;
+    const struct sigaction *previous = &previous_handlers[i];
+    if (previous->sa_flags & SA_SIGINFO) {
+        if (previous->sa_sigaction) {
+            previous->sa_sigaction(sig, info, uctx);
             return;
         }
-    } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
-        previous_segv.sa_handler(sig);
+    } else if (previous->sa_handler != SIG_DFL && previous->sa_handler != SIG_IGN) {
+        previous->sa_handler(sig);
         return;
     }
     signal(sig, SIG_DFL); /* returning re-executes the fault, now fatal */
@@ -364,10 +418,11 @@ static void install_process_handler(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_segv;
+    sa.sa_sigaction = on_crash;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &previous_segv);
+    for (size_t i = 0; i < CRASH_SIGNALS; i++)
+        sigaction(crash_signals[i], &sa, &previous_handlers[i]);
 }
 
 /* The handler needs a stack of its own: the faulting one is full. One per thread,
