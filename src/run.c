@@ -110,8 +110,10 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
         weft__loop_run(L, main_task);
     }
     int err = main_task->err;
-    if (result && !err && !deadlock)
+    if (result && !err && !deadlock) {
         *result = main_task->result;
+        main_task->result = NULL;
+    }
     char *msg = main_task->extra ? main_task->extra->es.msg : NULL;
     if (main_task->extra)
         main_task->extra->es.msg = NULL;

@@ -771,3 +771,51 @@ Test(pool, a_call_that_runs_a_task_on_its_own_finishing_loop_is_refused)
     cr_assert_eq(atomic_load(&c.rc), -ESHUTDOWN);
     cr_assert(strstr(c.msg, "main had returned") != NULL, "message: %s", c.msg);
 }
+
+/* A result nobody takes goes to the drop function: a call whose caller was
+ * cancelled while it ran, and one whose caller passed no result pointer; a taken
+ * result is not dropped. (LeakSanitizer checks the malloc'd results too.) */
+static atomic_int drops;
+
+static void drop_block(void *result)
+{
+    atomic_fetch_add(&drops, 1);
+    free(result);
+}
+
+static void *slow_block(void *arg)
+{
+    pause_ms(*(int *)arg);
+    return malloc(64);
+}
+
+static void *cancelled_caller(void *arg)
+{
+    void *result = NULL;
+    int rc = weft_to_thread_drop(slow_block, arg, &result, drop_block);
+    return (void *)(intptr_t)rc;
+}
+
+static void *drop_calls_main(void *arg)
+{
+    (void)arg;
+    static int slow = 100, quick = 1;
+    weft_task *t = weft_spawn(cancelled_caller, &slow);
+    cr_expect_eq(weft_sleep(0.02), 0); /* the call is running in a pool thread */
+    weft_cancel(t, NULL);
+    cr_expect_eq(weft_await(t, NULL), -ECANCELED);
+    cr_expect_eq(weft_to_thread_drop(slow_block, &quick, NULL, drop_block), 0); /* no result pointer */
+    void *result = NULL;
+    cr_expect_eq(weft_to_thread_drop(slow_block, &quick, &result, drop_block), 0);
+    cr_expect_not_null(result);
+    free(result); /* taken: ours */
+    return NULL;
+}
+
+Test(pool, results_nobody_takes_go_to_the_drop_function)
+{
+    atomic_store(&drops, 0);
+    cr_assert_eq(weft_run(drop_calls_main, NULL, NULL), 0);
+    /* weft_run waited for the cancelled call to finish, and dropped its result. */
+    cr_assert_eq(atomic_load(&drops), 2);
+}

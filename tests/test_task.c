@@ -306,6 +306,78 @@ Test(task, a_consumed_handle_is_stale_never_another_tasks)
     cr_assert_eq(run_virtual(stale_main, NULL, NULL), 0);
 }
 
+/* Results nobody takes go to the spawner's drop function (LeakSanitizer checks
+ * the malloc'd ones in the sanitizer build); results taken are never dropped. */
+static int drops;
+
+static void drop_result(void *result)
+{
+    drops++;
+    free(result);
+}
+
+static void *make_result(void *arg)
+{
+    double *seconds = arg;
+    if (seconds && weft_sleep(*seconds) != 0)
+        return NULL;
+    int *value = malloc(sizeof *value);
+    if (value)
+        *value = 7;
+    return value;
+}
+
+static void *fails_soon(void *arg)
+{
+    (void)arg;
+    weft_sleep(0.1);
+    return weft_fail(-EIO, "no");
+}
+
+static void *drop_main(void *arg)
+{
+    (void)arg;
+    static double later = 1;
+    weft_spawn_options dropping = {.drop = drop_result};
+    /* Taken by await: the caller's to free. */
+    void *result = NULL;
+    cr_expect_eq(weft_await(weft_spawn_opts(make_result, NULL, &dropping), &result), 0);
+    cr_expect_eq(drops, 0);
+    free(result);
+    /* Awaited with no result pointer: dropped. */
+    cr_expect_eq(weft_await(weft_spawn_opts(make_result, NULL, &dropping), NULL), 0);
+    cr_expect_eq(drops, 1);
+    /* Detached: dropped when it ends. */
+    weft_detach(weft_spawn_opts(make_result, NULL, &dropping));
+    cr_expect_eq(weft_sleep(0.01), 0);
+    cr_expect_eq(drops, 2);
+    /* Let go by a fail-fast gather: dropped when it ends later. */
+    weft_task *pair[2] = {weft_spawn(fails_soon, NULL), weft_spawn_opts(make_result, &later, &dropping)};
+    cr_expect_eq(weft_gather(pair, 2, NULL, NULL, 0), -EIO);
+    cr_expect_eq(drops, 2);
+    cr_expect_eq(weft_sleep(2), 0);
+    cr_expect_eq(drops, 3);
+    /* Gathered with a results array: taken. */
+    weft_task *two[2] = {weft_spawn_opts(make_result, NULL, &dropping), weft_spawn_opts(make_result, NULL, &dropping)};
+    void *results[2] = {NULL, NULL};
+    cr_expect_eq(weft_gather(two, 2, results, NULL, 0), 0);
+    cr_expect_eq(drops, 3);
+    free(results[0]);
+    free(results[1]);
+    /* Left running when main returns: cancelled, nothing to drop; finished and
+     * never awaited: dropped when weft_run ends. */
+    weft_spawn_opts(make_result, NULL, &dropping);
+    cr_expect_eq(weft_yield(), 0);
+    return NULL;
+}
+
+Test(task, results_nobody_takes_go_to_the_drop_function)
+{
+    drops = 0;
+    cr_assert_eq(run_virtual(drop_main, NULL, NULL), 0);
+    cr_assert_eq(drops, 4);
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 static int name_number(const char *name)

@@ -49,9 +49,21 @@ typedef struct weft_pool weft_pool;
  *   -EINVAL (fn NULL); WEFT_ENOTINLOOP.
  * On cancel: returns -ECANCELED at once. A call that has not started never runs;
  *   one already running runs to completion in its thread and its result is dropped
- *   (if it returns memory the caller would have freed, that memory is not freed).
+ *   (if it returns memory the caller would have freed, use weft_to_thread_drop).
  */
 WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, void **result);
+
+/*
+ * weft_to_thread_drop — weft_to_thread with a way to free a result nobody takes:
+ * drop(result) is called (from the loop, after fn returned; it must not suspend)
+ * when fn succeeded with a non-NULL result and the caller did not take it: it was
+ * cancelled or timed out while fn ran, or passed a NULL result pointer.
+ * Returns: as weft_to_thread.
+ * Suspends: as weft_to_thread.
+ * Errors: as weft_to_thread.
+ * On cancel: as weft_to_thread; the running call's result goes to drop.
+ */
+WEFT_API int weft_to_thread_drop(weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *result));
 
 /* weft_default_pool_size — threads of the default pool (0 = the default,
  * min(32, CPUs + 4)). Any thread.
@@ -85,6 +97,15 @@ WEFT_API weft_pool *weft_pool_new(size_t threads);
  *   pool.
  * On cancel: as weft_to_thread. */
 WEFT_API int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result);
+
+/* weft_pool_run_drop — weft_pool_run with drop(result) for a result nobody takes,
+ * as weft_to_thread_drop.
+ * Returns: as weft_pool_run.
+ * Suspends: as weft_pool_run.
+ * Errors: as weft_pool_run.
+ * On cancel: as weft_pool_run; the running call's result goes to drop. */
+WEFT_API int weft_pool_run_drop(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result,
+                                void (*drop)(void *result));
 
 /*
  * weft_pool_shutdown — refuse new calls (-ESHUTDOWN). With `wait`, wait until every

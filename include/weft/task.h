@@ -28,6 +28,15 @@ typedef struct weft_spawn_options {
      * local variables) while it is suspended. weft's own calls keep that rule.
      * With the portable ucontext backend (WEFT_CTX=ucontext) it has no effect. */
     int compact;
+    /* Non-NULL: how to free the task's result when nobody takes it. weft calls
+     * drop(result) (from the loop; it must not suspend) when it frees a task that
+     * succeeded with a non-NULL result that no weft_await, weft_gather (with a
+     * results array) or weft_wait_for took: a detached task, the tasks a fail-fast
+     * gather let go, an await whose caller was cancelled just after the task
+     * finished or that passed a NULL result pointer, a TaskGroup's children at
+     * weft_group_free, tasks left when weft_run ends. A result read with
+     * weft_task_result or weft_task_wait is lent, not taken. */
+    void (*drop)(void *result);
 } weft_spawn_options;
 
 /*

@@ -190,8 +190,10 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
                 errs[i] = -EINPROGRESS;
             continue;
         }
-        if (results)
+        if (results) {
             results[i] = t->err ? NULL : t->result;
+            t->result = NULL; /* taken: not the drop function's */
+        }
         if (errs)
             errs[i] = t->err;
         char *msg = t->err && t->extra ? t->extra->es.msg : NULL;

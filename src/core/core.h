@@ -218,6 +218,7 @@ typedef struct weft__task_extra {
     weft__listener *listeners;
     uint32_t pins;       /* scheduled done callbacks that will still read the record */
     uint32_t refused;    /* suspension points that returned -ECANCELED to it, cancelled */
+    void (*drop)(void *result); /* weft_spawn_options.drop: frees a result nobody took */
     char default_name[24];
 } weft__task_extra;
 

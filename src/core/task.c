@@ -89,6 +89,9 @@ void weft__task_free(weft_loop *L, weft_task *t)
         return;
     }
     if (t->extra) {
+        /* A result nobody took goes to the drop function the spawner gave. */
+        if (t->extra->drop && WEFT__STATE(t) == WEFT__DONE && t->err == 0 && t->result)
+            t->extra->drop(t->result);
         free(t->extra->name);
         weft__errstate_free(&t->extra->es);
         free(t->extra->cancel_msg);
@@ -450,8 +453,10 @@ int weft__task_take(weft_loop *L, weft_task *t, void **result)
 {
     WEFT__ASSERT(WEFT__STATE(t) == WEFT__DONE);
     int err = t->err;
-    if (result)
+    if (result) {
         *result = err ? NULL : t->result;
+        t->result = NULL; /* taken: not the drop function's */
+    }
     if (err) {
         weft__take_errmsg(err, t->extra ? t->extra->es.msg : NULL);
         if (t->extra) {
@@ -511,6 +516,15 @@ weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
         weft__task_free(L, t);
         weft__set_errmsg(-ENOMEM, "weft_spawn: out of memory for the task's name");
         return NULL;
+    }
+    if (opts && opts->drop) {
+        weft__task_extra *x = weft__extra(t);
+        if (!x) {
+            weft__task_free(L, t);
+            weft__set_errmsg(-ENOMEM, "weft_spawn: out of memory for the task's record");
+            return NULL;
+        }
+        x->drop = opts->drop;
     }
     t->fn = fn;
     t->arg = arg;

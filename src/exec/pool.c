@@ -71,6 +71,7 @@ struct pool_call {
     weft_blocking_fn fn;
     void *arg;
     void *result;
+    void (*drop)(void *result); /* frees a result nobody takes (the _drop calls) */
     char *msg;               /* the blocking function's weft_fail message, malloc'd */
     int err;
     uint8_t fate;            /* why it never ran, if it did not */
@@ -319,6 +320,9 @@ static void port_push(loop_port *port, pool_call *c)
 static void call_free(weft_loop *L, pool_call *c)
 {
     weft_pool *p = c->pool;
+    /* A result nobody took (the caller left, or passed no result pointer). */
+    if (c->drop && c->err == 0 && c->result && c->fate == CALL_RAN)
+        c->drop(c->result);
     free(c->msg);
     weft__small_free(&L->small, c, sizeof *c);
     pool_unref(p);
@@ -606,7 +610,8 @@ static void closer_unwait(weft_task *self, int reason)
     port->closer = NULL;
 }
 
-static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result, const char *what)
+static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *),
+                    const char *what)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
@@ -634,6 +639,7 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
     memset(c, 0, sizeof *c);
     c->fn = fn;
     c->arg = arg;
+    c->drop = drop;
     c->task = self;
     c->port = port;
     c->pool = p;
@@ -658,8 +664,10 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
     if (rc == 0) {
         rc = c->err;
         if (rc == 0) {
-            if (result)
+            if (result) {
                 *result = c->result;
+                c->result = NULL; /* taken: not the drop function's */
+            }
         } else if (c->fate == CALL_DROPPED) {
             weft__set_errmsg(rc, "%s: the pool was shut down without waiting before this call started; it "
                                  "never ran", what);
@@ -683,10 +691,15 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
 
 int weft_to_thread(weft_blocking_fn fn, void *arg, void **result)
 {
-    return run_call(NULL, fn, arg, result, "weft_to_thread");
+    return run_call(NULL, fn, arg, result, NULL, "weft_to_thread");
 }
 
-int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result)
+int weft_to_thread_drop(weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *result))
+{
+    return run_call(NULL, fn, arg, result, drop, "weft_to_thread_drop");
+}
+
+int weft_pool_run_drop(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *result))
 {
     if (!pool) {
         if (result)
@@ -694,7 +707,12 @@ int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result
         return weft__set_errmsg(-EINVAL, "weft_pool_run: the pool is NULL (did weft_pool_new fail? "
                                          "weft_errmsg() said why)");
     }
-    return run_call(pool, fn, arg, result, "weft_pool_run");
+    return run_call(pool, fn, arg, result, drop, "weft_pool_run");
+}
+
+int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result)
+{
+    return weft_pool_run_drop(pool, fn, arg, result, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -952,7 +970,9 @@ static void request_task_done(weft__listener *l, weft_task *t)
         msg = t->extra->es.msg;
         t->extra->es.msg = NULL;
     }
-    request_answer(r, err, t->result, msg);
+    request_answer(r, err, err ? NULL : t->result, msg);
+    if (!err)
+        t->result = NULL; /* handed to the caller */
 }
 
 /* Loop thread, from weft_call_soon_threadsafe: start the task. */
