@@ -690,19 +690,20 @@ void weft_detach(weft_task *h)
 
 bool weft_cancel(weft_task *h, const char *msg)
 {
+    if (WEFT__UNLIKELY(h && !weft__loop)) {
+        /* Waking a task needs its loop's ready queue, and its record is that
+         * loop's to touch: from another thread the cancellation must be posted
+         * to that loop. */
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_cancel must be called from a task or callback of the task's "
+                                          "loop (from another thread: post it with weft_call_soon_threadsafe)");
+        return false;
+    }
     TASK_ARG(t, h, {
         weft__stale_handle("weft_cancel");
         return false;
     });
     if (t && (WEFT__FLAGS(t) & WEFT__PARKED))
         return false;
-    if (WEFT__UNLIKELY(t && !weft__loop)) {
-        /* Waking a task needs its loop's ready queue: from another thread the
-         * cancellation must be posted to that loop. */
-        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_cancel must be called from a task or callback of the task's "
-                                          "loop (from another thread: post it with weft_call_soon_threadsafe)");
-        return false;
-    }
     if (!t || WEFT__STATE(t) == WEFT__DONE || WEFT__STATE(t) == WEFT__FREE)
         return false;
     if (t->cancelling < UINT16_MAX)
