@@ -795,6 +795,8 @@ typedef struct foreign_use {
     weft_queue *q;
     weft_future *f;
     weft_future *done;
+    weft_chan *ch;
+    int second_send_rc;
     bool cancel_rc;
     int cancel_code, put_nowait_rc, set_rc;
     int second_put_rc, second_set_rc, second_get_rc;
@@ -810,6 +812,8 @@ static void *second_loop_main(void *arg)
     void *item = NULL;
     u->second_get_rc = weft_queue_get_nowait(u->q, &item);
     u->second_set_rc = weft_future_set_result(u->f, "from the second loop");
+    int v = 5;
+    u->second_send_rc = weft_chan_send(u->ch, &v);
     return NULL;
 }
 
@@ -845,6 +849,7 @@ static void *foreign_owner_main(void *arg)
     u->q = weft_queue_new(4);
     u->f = weft_future_new();
     u->done = weft_future_new();
+    u->ch = weft_chan_new(sizeof(int), 1);
     if (pthread_create(&u->thread, NULL, foreign_thread, u) != 0)
         return weft_fail(-EAGAIN, "pthread_create");
     int rc = weft_future_await(u->done, NULL);
@@ -860,6 +865,9 @@ static void *foreign_owner_main(void *arg)
         return weft_fail(-EIO, "%zu item(s) reached the queue from elsewhere", weft_queue_size(u->q));
     if (weft_future_done(u->f))
         return weft_fail(-EIO, "the future was set from elsewhere");
+    if (weft_chan_len(u->ch) != 0)
+        return weft_fail(-EIO, "a value reached the channel from another loop");
+    weft_chan_free(u->ch);
     weft_queue_free(u->q);
     weft_future_free(u->f);
     weft_future_free(u->done);
@@ -879,6 +887,7 @@ static void objects_refuse_other_threads_and_loops(void)
     CHECK(strstr(u.second_put_msg, "another thread's loop") != NULL, "message: %s", u.second_put_msg);
     CHECK(u.second_get_rc == WEFT_ESTATE, "get_nowait from a second loop: %d", u.second_get_rc);
     CHECK(u.second_set_rc == WEFT_ESTATE, "future_set_result from a second loop: %d", u.second_set_rc);
+    CHECK(u.second_send_rc == WEFT_ESTATE, "chan_send from a second loop: %d", u.second_send_rc);
 }
 
 /* ---- a loop's handle after its weft_run has returned --------------------------------- */

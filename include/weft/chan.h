@@ -19,7 +19,9 @@ extern "C" {
  */
 typedef struct weft_chan weft_chan;
 
-/* weft_chan_new — a channel. Needs no running loop.
+/* weft_chan_new — a channel. Needs no running loop; a channel belongs to the loop
+ * that made it (or, made outside one, to the first loop that uses it), and the
+ * calls from another thread's loop give WEFT_ESTATE.
  * Returns: the channel, or NULL with weft_errmsg().
  * Suspends: never.
  * Errors (NULL returned): -EINVAL for elem_size 0 or over 1 GiB; -ENOMEM. */
@@ -64,7 +66,9 @@ WEFT_API int weft_chan_recv(weft_chan *ch, void *out);
  * the buffered values are received), waiting senders get WEFT_ECLOSED.
  * Returns: 0.
  * Suspends: never.
- * Errors: WEFT_ESTATE if already closed; -EINVAL for NULL. */
+ * Errors: WEFT_ESTATE if already closed, or if the channel belongs to another
+ *   thread's loop; WEFT_ENOTINLOOP from a thread without a loop once a loop uses
+ *   it; -EINVAL for NULL. */
 WEFT_API int weft_chan_close(weft_chan *ch);
 
 /* weft_chan_len — values buffered now; weft_chan_cap — the buffer's capacity (0:

@@ -93,6 +93,7 @@ struct weft_chan {
     weft__dlist receivers;           /* non-empty only while the ring is empty */
     uint64_t rng;                    /* xorshift state for selects that start here */
     bool closed;
+    weft_loop *loop;                 /* the loop whose tasks use it: the creator's, or the first user's */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -329,7 +330,8 @@ weft_chan *weft_chan_new(size_t elem_size, size_t capacity)
                       .cap = capacity,
                       /* Every channel starts its own sequence from the same seed, so
                        * a program's selects choose the same way on every run. */
-                      .rng = 0x9e3779b97f4a7c15ull};
+                      .rng = 0x9e3779b97f4a7c15ull,
+                      .loop = weft__loop};
     return ch;
 }
 
@@ -354,10 +356,19 @@ int weft_chan_free(weft_chan *ch)
     return 0;
 }
 
+static int chan_loop_check(weft_chan *ch, weft_loop *L, const char *what);
+static int not_in_loop(const char *what);
+
 int weft_chan_close(weft_chan *ch)
 {
     if (!ch)
         return weft__set_errmsg(-EINVAL, "weft_chan_close: the channel is NULL");
+    /* A channel no loop has used yet can be closed anywhere: nobody waits on it. */
+    if (!weft__loop && ch->loop)
+        return not_in_loop("weft_chan_close");
+    int bad = weft__loop ? chan_loop_check(ch, weft__loop, "weft_chan_close") : 0;
+    if (bad)
+        return bad;
     if (ch->closed)
         return weft__set_errmsg(WEFT_ESTATE, "weft_chan_close: the channel is already closed (close a channel "
                                              "once, from the sending side)");
@@ -398,6 +409,24 @@ static int would_wait_outside_task(const char *what)
 
 /* Why a send was refused before it could start: the checks of the fast path, one
  * by one, for the message. */
+/* A channel is for the tasks of one loop (nothing in it is locked): a call from
+ * another thread's loop is refused. One made outside a loop belongs to the first
+ * loop that uses it. Returns 0, or WEFT_ESTATE with the message set. */
+static int chan_loop_check(weft_chan *ch, weft_loop *L, const char *what)
+{
+    if (WEFT__LIKELY(ch->loop == L))
+        return 0;
+    if (!ch->loop) {
+        ch->loop = L;
+        return 0;
+    }
+    return weft__set_errmsg(WEFT_ESTATE, "%s: the channel belongs to another thread's loop; channels connect "
+                                         "the tasks of one loop (between threads, post to the other loop with "
+                                         "weft_call_soon_threadsafe)", what);
+}
+
+static int chan_send_checked(weft_loop *L, weft_chan *ch, const void *elem);
+
 static int send_refused(weft_loop *L, weft_chan *ch, const void *elem)
 {
     if (!L)
@@ -406,6 +435,11 @@ static int send_refused(weft_loop *L, weft_chan *ch, const void *elem)
         return weft__set_errmsg(-EINVAL, "weft_chan_send: the channel is NULL");
     if (!elem)
         return weft__set_errmsg(-EINVAL, "weft_chan_send: elem is NULL; pass the address of the value to send");
+    int bad = chan_loop_check(ch, L, "weft_chan_send");
+    if (bad)
+        return bad;
+    if (!ch->closed)
+        return chan_send_checked(L, ch, elem); /* it was only not bound to this loop yet */
     return weft__set_errmsg(WEFT_ECLOSED, "weft_chan_send: the channel is closed; nothing was sent");
 }
 
@@ -448,8 +482,13 @@ static NOINLINE int send_slow(weft_loop *L, weft_chan *ch, const void *elem)
 int weft_chan_send(weft_chan *ch, const void *elem)
 {
     weft_loop *L = weft__loop;
-    if (WEFT__UNLIKELY(!L || !ch || !elem || ch->closed))
+    if (WEFT__UNLIKELY(!L || !ch || !elem || ch->closed || ch->loop != L))
         return send_refused(L, ch, elem);
+    return chan_send_checked(L, ch, elem);
+}
+
+static int chan_send_checked(weft_loop *L, weft_chan *ch, const void *elem)
+{
     if (WEFT__LIKELY(ch->count < ch->cap && weft__dlist_empty(&ch->receivers))) {
         copy_value(ch->buf + ch->tail * ch->elem_size, elem, ch->elem_size);
         if (++ch->tail == ch->cap)
@@ -513,13 +552,16 @@ int weft_chan_recv(weft_chan *ch, void *out)
             return not_in_loop("weft_chan_recv");
         return weft__set_errmsg(-EINVAL, "weft_chan_recv: the channel is NULL");
     }
-    if (WEFT__LIKELY(ch->count > 0 && weft__dlist_empty(&ch->senders) && out)) {
+    if (WEFT__LIKELY(ch->count > 0 && weft__dlist_empty(&ch->senders) && out && ch->loop == L)) {
         copy_value(out, ch->buf + ch->head * ch->elem_size, ch->elem_size);
         if (++ch->head == ch->cap)
             ch->head = 0;
         ch->count--;
         return 0;
     }
+    int bad = chan_loop_check(ch, L, "weft_chan_recv");
+    if (bad)
+        return bad;
     return recv_slow(L, ch, out);
 }
 
@@ -646,6 +688,9 @@ int weft_select(weft_select_case *cases, size_t n, double timeout)
         if (c->op == WEFT_SEND && !c->elem)
             return weft__set_errmsg(-EINVAL, "weft_select: case %zu sends but its elem is NULL; point it at the "
                                              "value to send", i);
+        int bad = chan_loop_check(c->chan, L, "weft_select");
+        if (bad)
+            return bad;
         if (!chooser)
             chooser = c->chan;
         live++;
