@@ -197,19 +197,16 @@ static void *lock_timeout_main(void *arg)
 {
     (void)arg;
     weft_lock *lock = weft_lock_new();
-    cr_expect_eq(weft_lock_acquire(lock), 0);
-    lock_user u = {lock, 0};
-    weft_task *holder_waiter = spawn_named(lock_user_fn, &u, "late", 0);
-    weft_yield();
-    /* The main task itself waits (not reentrant) behind "late", with a deadline. */
+    lock_user u = {lock, 5};
+    weft_task *holder = spawn_named(lock_user_fn, &u, "holder", 0);
+    weft_yield(); /* the holder has it for 5 s */
     weft_timeout *to = weft_timeout_enter(2);
     int rc = weft_timeout_exit(to, weft_lock_acquire(lock));
     cr_expect_eq(rc, -ETIMEDOUT);
     cr_expect(time_is(weft_time(), 2), "at %g", weft_time());
     cr_expect(!weft_cancelled());
-    cr_expect_eq(weft_lock_release(lock), 0); /* still ours from before: "late" gets it */
-    cr_expect_eq(weft_await(holder_waiter, NULL), 0);
-    cr_expect(!weft_lock_locked(lock));
+    cr_expect_eq(weft_await(holder, NULL), 0);
+    cr_expect(!weft_lock_locked(lock), "the timed-out acquire took the lock after all");
     cr_expect_eq(weft_lock_free(lock), 0);
     return NULL;
 }
@@ -218,7 +215,53 @@ Test(sync, lock_acquire_in_an_expired_timeout_scope_takes_nothing)
 {
     trace_reset();
     cr_assert_eq(run_virtual(lock_timeout_main, NULL, NULL), 0);
-    cr_assert_str_eq(trace_text, "late:0@2");
+    cr_assert_str_eq(trace_text, "holder:0@0");
+}
+
+/* Waits that can never end are refused at once with -EDEADLK, naming the tasks,
+ * where asyncio (and weft before) waited forever: a task acquiring a lock it
+ * holds, two tasks each holding the lock the other wants. */
+static weft_lock *lock_a, *lock_b;
+
+static void *takes_b_then_a(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_lock_acquire(lock_b), 0);
+    weft_sleep(1);
+    int rc = weft_lock_acquire(lock_a); /* main holds a and waits for b */
+    trace("B:%d", rc);
+    if (rc == 0)
+        weft_lock_release(lock_a);
+    weft_lock_release(lock_b);
+    return NULL;
+}
+
+static void *lock_cycle_main(void *arg)
+{
+    (void)arg;
+    lock_a = weft_lock_new();
+    lock_b = weft_lock_new();
+    cr_expect_eq(weft_lock_acquire(lock_a), 0);
+    cr_expect_eq(weft_lock_acquire(lock_a), -EDEADLK);
+    cr_expect(mentions(weft_errmsg(), "already holds this lock"), "message: %s", weft_errmsg());
+    weft_task *b = spawn_named(takes_b_then_a, NULL, "B", 0);
+    weft_yield(); /* B holds b */
+    int rc = weft_lock_acquire(lock_b); /* waits: B does not wait for anything yet */
+    trace("main:%d@%g", rc, weft_time());
+    weft_lock_release(lock_b);
+    weft_lock_release(lock_a);
+    cr_expect_eq(weft_await(b, NULL), 0);
+    weft_lock_free(lock_a);
+    weft_lock_free(lock_b);
+    return NULL;
+}
+
+Test(sync, a_lock_wait_that_could_never_end_is_refused)
+{
+    trace_reset();
+    cr_assert_eq(run_virtual(lock_cycle_main, NULL, NULL), 0);
+    /* B, at 1 s, would wait for a held by main, which waits for b held by B. */
+    cr_assert_str_eq(trace_text, "B:-35 main:0@1");
 }
 
 /* ======================================================================== */

@@ -378,6 +378,56 @@ Test(task, results_nobody_takes_go_to_the_drop_function)
     cr_assert_eq(drops, 4);
 }
 
+/* Two tasks awaiting each other can never finish: the await that closes the
+ * cycle is refused at once with -EDEADLK (asyncio waits forever; a periodic timer
+ * would even hide it from the idle-loop deadlock report). */
+static weft_task *cycle_a;
+static int cycle_rc;
+
+static void *awaits_a(void *arg)
+{
+    (void)arg;
+    cycle_rc = weft_await(cycle_a, NULL);
+    return NULL;
+}
+
+static void *awaits_b(void *arg)
+{
+    weft_task *b = weft_spawn_opts(awaits_a, NULL, &(weft_spawn_options){.name = "b"});
+    (void)arg;
+    return (void *)(intptr_t)weft_await(b, NULL);
+}
+
+static void *tick(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++)
+        weft_sleep(1); /* keeps the loop busy: no idle-loop report */
+    return NULL;
+}
+
+static void *await_cycle_main(void *arg)
+{
+    (void)arg;
+    weft_task *ticker = weft_spawn(tick, NULL);
+    cycle_a = weft_spawn_opts(awaits_b, NULL, &(weft_spawn_options){.name = "a"});
+    void *result = NULL;
+    /* main watches a without claiming it, so b may await it. */
+    cr_expect_eq(weft_task_wait(cycle_a, &result), 0);
+    cr_expect_eq(cycle_rc, -EDEADLK);
+    cr_expect_eq((intptr_t)result, 0, "a's await of b: %ld", (long)(intptr_t)result);
+    /* b's refused await consumed a's handle (as every await does): a is detached. */
+    cr_expect_eq(weft_await(cycle_a, NULL), -ESTALE);
+    cr_expect_eq(weft_await(ticker, NULL), 0);
+    return NULL;
+}
+
+Test(task, an_await_cycle_is_refused)
+{
+    cycle_rc = 1;
+    cr_assert_eq(run_virtual(await_cycle_main, NULL, NULL), 0);
+}
+
 /* ---- names ------------------------------------------------------------------ */
 
 static int name_number(const char *name)

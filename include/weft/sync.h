@@ -51,8 +51,10 @@ WEFT_API int weft_lock_free(weft_lock *lock);
  * Suspends: unless it is free and nobody waits (then it is taken even by a
  *   cancelled task).
  * Errors: -ECANCELED (the lock is not held; if it had just been handed over, it
- *   passes on to the next waiter); -EINVAL (NULL); WEFT_ENOTINLOOP; WEFT_ESTATE (a
- *   lock of another loop).
+ *   passes on to the next waiter); -EDEADLK at once when the wait could never end:
+ *   the caller holds the lock already (locks are not reentrant), or its holder
+ *   waits, through other locks, for one the caller holds; -EINVAL (NULL);
+ *   WEFT_ENOTINLOOP; WEFT_ESTATE (a lock of another loop).
  * On cancel: returns -ECANCELED without the lock; the task leaves the line of
  *   waiters, and a lock handed to it before it could run passes on to the next one.
  */

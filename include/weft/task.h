@@ -82,7 +82,9 @@ WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_opti
  *   child of a weft_group (the group keeps that handle), or another task already
  *   awaits it (one consuming await per task: weft_task_wait lets many wait);
  *   -ESTALE for a handle already given up (awaited, gathered or detached): never
- *   the outcome of whichever task uses the record now;
+ *   the outcome of whichever task uses the record now; -EDEADLK at once when t
+ *   waits, through the tasks it awaits, for the caller (a cycle nothing can break;
+ *   t is then detached);
  *   WEFT_ENOTINLOOP outside a task (from a callback the task is then detached).
  * On cancel: the awaited task is cancelled too (asyncio's rule) and left to finish
  *   on its own; its outcome is dropped, and the call returns -ECANCELED at once. If

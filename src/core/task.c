@@ -554,6 +554,22 @@ weft_task *weft_spawn(weft_fn fn, void *arg)
 
 /* The awaiting task leaves early (cancelled or timed out): the awaited task is
  * cancelled too and finishes on its own, its outcome dropped. */
+static void await_unwait(weft_task *self, int reason);
+
+/* Whether t is waiting in weft_await, directly or along a chain of awaits, for
+ * `self`: then self awaiting t closes a cycle nothing can break. */
+static bool awaits_through(weft_task *t, const weft_task *self)
+{
+    for (int hops = 0; t && hops < 10000; hops++) {
+        if (t == self)
+            return true;
+        if (WEFT__STATE(t) != WEFT__WAITING || t->unwait != await_unwait)
+            return false;
+        t = t->wait_obj; /* the task t awaits */
+    }
+    return false;
+}
+
 static void await_unwait(weft_task *self, int reason)
 {
     (void)reason;
@@ -640,6 +656,15 @@ int weft_await(weft_task *h, void **result)
     int rc = weft__task_check_claim(t, "weft_await");
     if (rc != 0)
         return rc;
+    if (WEFT__STATE(t) != WEFT__DONE && awaits_through(t, self)) {
+        /* t waits (through the tasks it awaits) for this task: neither could
+         * ever finish. asyncio would hang here; weft says so. */
+        weft_detach(t);
+        return weft__set_errmsg(-EDEADLK, "weft_await: %s awaiting %s would wait forever: %s is itself "
+                                          "waiting (through the tasks it awaits) for %s; the handle was "
+                                          "detached", weft_task_name(self), weft_task_name(t),
+                                weft_task_name(t), weft_task_name(self));
+    }
     if (WEFT__STATE(t) != WEFT__DONE) {
         weft__task_claim_wake(t, self);
         rc = weft__wait(await_unwait, t);

@@ -209,6 +209,27 @@ static void lock_unwait(weft_task *self, int reason)
     waitq_remove(&lock->waiters, self);
 }
 
+static void lock_unwait(weft_task *self, int reason);
+
+/* Whether acquiring `lock` would make `self` wait for itself: the lock is held by
+ * self, or by a task that waits to acquire a lock held by ... self. */
+static bool lock_waits_for(const weft_lock *lock, const weft_task *self)
+{
+    for (int hops = 0; lock && hops < 10000; hops++) {
+        if (!lock->locked || lock->handed)
+            return false;
+        const weft_task *owner = lock->owner;
+        if (!owner || WEFT__STATE(owner) == WEFT__FREE || owner->id != lock->owner_id)
+            return false;
+        if (owner == self)
+            return true;
+        if (WEFT__STATE(owner) != WEFT__WAITING || owner->unwait != lock_unwait)
+            return false;
+        lock = owner->wait_obj; /* the lock that owner waits for */
+    }
+    return false;
+}
+
 static bool lock_free_for(const weft_lock *lock)
 {
     return !lock->locked && lock->waiters.count == 0;
@@ -223,6 +244,15 @@ int weft_lock_acquire(weft_lock *lock)
     if (lock_free_for(lock)) {
         lock_take(lock, self);
         return 0;
+    }
+    if (lock_waits_for(lock, self)) {
+        if (lock_held_by(lock, self))
+            return weft__set_errmsg(-EDEADLK, "weft_lock_acquire: %s already holds this lock; weft's locks are "
+                                              "not reentrant (as asyncio's), so it would wait for itself "
+                                              "forever", weft_task_name(self));
+        return weft__set_errmsg(-EDEADLK, "weft_lock_acquire: %s would wait forever: the lock is held by %s, "
+                                          "which waits (through the locks it needs) for a lock %s holds",
+                                weft_task_name(self), weft_task_name(lock->owner), weft_task_name(self));
     }
     lock->in_acquire++;
     weft__fifo_push(&lock->waiters, &self->node);
