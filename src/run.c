@@ -104,9 +104,12 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
 
     int deadlock = weft__loop_run(L, main_task);
     if (deadlock) {
-        weft__report("weft: deadlock: %s is waiting and nothing can wake it (no ready task, no timer, "
-                     "no I/O); cancelling every task", weft_task_name(main_task));
-        weft__loop_cancel_leftovers(L);
+        char names[512];
+        weft__loop_waiting_names(L, names, sizeof names);
+        weft__report("weft: deadlock: every task is waiting and nothing can wake them (no ready task, no "
+                     "timer, no I/O, no call from another thread): %s; cancelling them", names);
+        weft__loop_cancel_leftovers(L, "weft_run: deadlock: every task was waiting and nothing could wake "
+                                       "them; cancelled");
         weft__loop_run(L, main_task);
     }
     int err = main_task->err;
@@ -120,7 +123,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     weft__task_free(L, main_task);
 
     L->shutting_down = 1;
-    weft__loop_cancel_leftovers(L);
+    weft__loop_cancel_leftovers(L, "weft_run: main returned; leftover task cancelled");
     int stuck = weft__loop_run(L, NULL);
     for (size_t i = MODULE_COUNT; i-- > 0;)
         if (modules[i]->drain)

@@ -445,3 +445,42 @@ Test(cancel, a_task_that_ignores_cancellation_at_the_end_is_named_and_stopped, .
               out.stderr_text);
     cr_assert(strstr(out.stderr_text, "weft: stubborn ignores its cancellation") != NULL, "%s", out.stderr_text);
 }
+
+/* When every task waits and nothing can wake them, the report names the tasks
+ * that wait (not only main), and their cancellation does not claim that main
+ * returned. */
+static weft_event *never_set;
+
+static void *waits_for_the_event(void *arg)
+{
+    (void)arg;
+    int rc = weft_event_wait(never_set);
+    if (rc == -ECANCELED && strstr(weft_errmsg(), "main returned"))
+        return weft_fail(-EIO, "told main returned: %s", weft_errmsg());
+    return NULL;
+}
+
+static void *deadlocked_main(void *arg)
+{
+    (void)arg;
+    never_set = weft_event_new();
+    weft_task *w = weft_spawn_opts(waits_for_the_event, NULL, &(weft_spawn_options){.name = "waiter"});
+    int rc = weft_await(w, NULL);
+    fprintf(stderr, "main's await: %s: %s\n", weft_errname(rc), weft_errmsg());
+    return NULL;
+}
+
+static int deadlock_body(void)
+{
+    return weft_run(deadlocked_main, NULL, NULL) == WEFT_EDEADLOCK_LOOP ? 0 : 1;
+}
+
+Test(cancel, a_deadlock_report_names_the_waiting_tasks)
+{
+    child_outcome out;
+    run_forked(deadlock_body, &out);
+    cr_assert(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %d: %s", out.status, out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "weft: deadlock: every task is waiting") != NULL, "%s", out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "Task-1 (main), waiter") != NULL, "%s", out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "main returned") == NULL, "%s", out.stderr_text);
+}

@@ -506,8 +506,10 @@ void weft__task_finish(weft_loop *L, weft_task *t);
 void weft__task_release_stack(weft_loop *L, weft_task *t);
 void weft__task_run_first(weft_loop *L, weft_task *t);
 void weft__task_report_unretrieved(weft_task *t, const char *why);
-/* Cancels tasks left when main returned; returns how many. */
-size_t weft__loop_cancel_leftovers(weft_loop *L);
+/* Cancels every unfinished task with the message `why`; returns how many. */
+size_t weft__loop_cancel_leftovers(weft_loop *L, const char *why);
+/* Writes the names of the unfinished tasks (the first few, "and N more") into buf. */
+void weft__loop_waiting_names(weft_loop *L, char *buf, size_t size);
 
 /* Runs the loop until `until` is DONE (or, when until is NULL, until no task is
  * live). Returns 0, or WEFT_EDEADLOCK_LOOP when nothing can ever make progress. */

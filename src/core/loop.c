@@ -14,6 +14,7 @@
 #include "core/core.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -188,18 +189,57 @@ static void for_each_task(weft_loop *L, void (*fn)(weft_loop *, weft_task *, voi
                 fn(L, &s->tasks[i], arg);
 }
 
-static void cancel_one(weft_loop *L, weft_task *t, void *count)
+typedef struct cancel_pass {
+    const char *why;
+    size_t count;
+} cancel_pass;
+
+static void cancel_one(weft_loop *L, weft_task *t, void *arg)
 {
     (void)L;
-    if (WEFT__STATE(t) != WEFT__DONE && weft_cancel(t, "weft_run: main returned; leftover task cancelled"))
-        ++*(size_t *)count;
+    cancel_pass *pass = arg;
+    if (WEFT__STATE(t) != WEFT__DONE && weft_cancel(t, pass->why))
+        pass->count++;
 }
 
-size_t weft__loop_cancel_leftovers(weft_loop *L)
+size_t weft__loop_cancel_leftovers(weft_loop *L, const char *why)
 {
-    size_t n = 0;
-    for_each_task(L, cancel_one, &n);
-    return n;
+    cancel_pass pass = {why, 0};
+    for_each_task(L, cancel_one, &pass);
+    return pass.count;
+}
+
+typedef struct name_list {
+    char *buf;
+    size_t size, used, listed, more;
+} name_list;
+
+static void add_waiting_name(weft_loop *L, weft_task *t, void *arg)
+{
+    (void)L;
+    name_list *list = arg;
+    if (WEFT__STATE(t) == WEFT__DONE)
+        return;
+    const char *name = weft_task_name(t);
+    size_t need = strlen(name) + (list->listed ? 2 : 0) + (WEFT__FLAGS(t) & WEFT__MAIN ? 7 : 0);
+    if (list->listed >= 8 || list->used + need + 1 >= list->size) {
+        list->more++;
+        return;
+    }
+    int n = snprintf(list->buf + list->used, list->size - list->used, "%s%s%s", list->listed ? ", " : "", name,
+                     WEFT__FLAGS(t) & WEFT__MAIN ? " (main)" : "");
+    if (n > 0)
+        list->used += (size_t)n;
+    list->listed++;
+}
+
+void weft__loop_waiting_names(weft_loop *L, char *buf, size_t size)
+{
+    name_list list = {buf, size, 0, 0, 0};
+    buf[0] = '\0';
+    for_each_task(L, add_waiting_name, &list);
+    if (list.more && list.used + 32 < size)
+        snprintf(buf + list.used, size - list.used, " and %zu more", list.more);
 }
 
 /* A record still in use when the loop is torn down: either a finished task whose
