@@ -164,3 +164,43 @@ Test(compact, deep_frames_are_saved_whole)
     cr_assert_eq(run_virtual(two_deep, NULL, &rc), 0);
     cr_assert_eq((intptr_t)rc, 0);
 }
+
+#ifdef WEFT_TEST_ASSERTS
+/* Debug and sanitizer builds: a compact task spawning a child with a pointer to
+ * its own local (the natural `weft_spawn(child, &local)`) is refused, since the
+ * child would read the shared stack after the parent's frames moved away. */
+static void *reads_int(void *arg)
+{
+    return (void *)(intptr_t)*(int *)arg;
+}
+
+static void *spawns_with_a_local(void *arg)
+{
+    (void)arg;
+    int local = 42;
+    weft_task *t = weft_spawn(reads_int, &local);
+    if (t)
+        return weft_fail(-EIO, "spawned with a pointer into the compact stack");
+    if (!strstr(weft_errmsg(), "points into the stack of compact task"))
+        return weft_fail(-EIO, "message: %s", weft_errmsg());
+    static int in_static = 7;
+    void *result = NULL;
+    int rc = weft_await(weft_spawn(reads_int, &in_static), &result);
+    if (rc != 0 || (intptr_t)result != 7)
+        return weft_fail(-EIO, "static memory refused: %d", rc);
+    return NULL;
+}
+
+static void *compact_local_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_await(weft_spawn_opts(spawns_with_a_local, NULL, &compact), NULL);
+}
+
+Test(compact, a_pointer_into_a_compact_stack_is_refused_in_debug_builds)
+{
+    void *result = NULL;
+    cr_assert_eq(run_virtual(compact_local_main, NULL, &result), 0);
+    cr_assert_eq((intptr_t)result, 0, "%s", weft_errmsg());
+}
+#endif

@@ -25,7 +25,10 @@ typedef struct weft_spawn_options {
      * instead of a page or more: for hundreds of thousands of mostly idle tasks.
      * The price: a copy at each switch between compact tasks, and one rule — no
      * other task or thread may use a pointer into a compact task's stack (its
-     * local variables) while it is suspended. weft's own calls keep that rule.
+     * local variables) while it is suspended. weft's own calls keep that rule;
+     * `weft_spawn(child, &local)` from a compact task breaks it, and Debug and
+     * sanitizer builds refuse that spawn (-EINVAL, with a message). Pass heap or
+     * static memory instead.
      * With the portable ucontext backend (WEFT_CTX=ucontext) it has no effect. */
     int compact;
     /* Non-NULL: how to free the task's result when nobody takes it. weft calls

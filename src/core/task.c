@@ -492,6 +492,22 @@ weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
         weft__set_errmsg(-EINVAL, "weft_spawn: the function is NULL");
         return NULL;
     }
+#ifdef WEFT_ASSERTS
+    /* Debug and sanitizer builds: an argument pointing into a compact task's
+     * stack (`weft_spawn(child, &local)` from a compact task) would be read after
+     * the spawner's frames were copied away and the shared stack reused. */
+    weft_task *self = L->current;
+    if (self && (WEFT__FLAGS(self) & WEFT__COMPACT) && L->shared_stack) {
+        const char *a = arg, *lo = L->shared_stack->lo;
+        if (a >= lo && a < lo + L->shared_stack->size) {
+            weft__set_errmsg(-EINVAL, "weft_spawn: the argument points into the stack of compact task %s, "
+                                      "which is copied away whenever it waits, so the new task would read "
+                                      "another task's memory; pass heap or static memory (this check runs in "
+                                      "Debug and sanitizer builds)", weft_task_name(self));
+            return NULL;
+        }
+    }
+#endif
     size_t stack_kib = 0;
     if (opts && opts->stack_size) {
         if (opts->stack_size < WEFT_STACK_MIN) {
