@@ -56,6 +56,7 @@ struct weft_queue {
     size_t count;        /* items in the queue */
     size_t fast_room;    /* a put with count below this needs neither growth nor a check:
                             min(capacity, maxsize), 0 when shut down or a priority queue */
+    weft_loop *loop;     /* the loop whose tasks use it: the creator's, or the first user's */
     void **ring;         /* FIFO/LIFO: items at (head + i) & mask */
     size_t head;         /* FIFO: the oldest item; LIFO: always 0 */
     size_t mask;         /* capacity - 1 */
@@ -73,7 +74,6 @@ struct weft_queue {
     struct waiter *spare; /* wait records kept for the next waits, chained by link.next */
     uint8_t kind;
     bool shutdown;
-    weft_loop *loop;     /* the loop whose tasks use it: the creator's, or the first user's */
 };
 
 /* A queue is for the tasks of one loop: its waiters are woken onto that loop's
