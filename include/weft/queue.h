@@ -19,9 +19,13 @@ extern "C" {
  * served in the order they arrived. A cancelled get takes no item; a cancelled put
  * inserts none. Creating a queue needs no running loop; a queue made outside one
  * belongs to the first loop that uses it. Every other call must come from a task
- * or callback of that loop: from a thread without a loop it gives
- * WEFT_ENOTINLOOP, from another loop WEFT_ESTATE, and changes nothing (post the
- * call to the queue's loop with weft_call_soon_threadsafe).
+ * or callback of that loop (post calls from elsewhere with
+ * weft_call_soon_threadsafe). The _nowait calls, task_done, join and shutdown
+ * check it, as do put and get whenever they would wait or wake a task: from a
+ * thread without a loop they give WEFT_ENOTINLOOP, from another loop WEFT_ESTATE,
+ * and change nothing. A put or get that finds room (or an item) and nobody waiting
+ * is not checked, to keep it a few instructions: do not count on it to catch a
+ * wrong thread.
  */
 typedef struct weft_queue weft_queue;
 

@@ -379,6 +379,9 @@ struct weft_loop {
     size_t external_refs;            /* calls running on other threads that will post back */
     uint64_t iteration;
     size_t batch_left;               /* items of the current iteration not run yet */
+    /* I/O: watchers and the poller (io/). Here, beside the iteration's counters:
+     * every switch reads io.active (weft__loop_next_direct). */
+    weft__io io;
     weft__stack *shared_stack;       /* compact tasks run here (compact.c) */
     weft_task *shared_owner;         /* whose frames are on it now */
     size_t compact_hint;             /* bytes of frames the last compact task saved */
@@ -391,9 +394,7 @@ struct weft_loop {
     weft_task *free_tasks;
     size_t slab_next_size;
 
-    /* I/O: watchers and the poller (io/), and the descriptors tasks and
-     * weft_add_reader/writer watch by number (fdwait.c) */
-    weft__io io;
+    /* the descriptors tasks and weft_add_reader/writer watch by number (fdwait.c) */
     struct weft__fd_table fds;
 
     /* callbacks posted from other threads (threadsafe.c) */
