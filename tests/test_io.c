@@ -439,3 +439,26 @@ Test(io, a_descriptor_closed_without_forget_is_reported_in_debug_builds)
               out.stderr_text);
 }
 #endif
+
+/* Virtual time with a descriptor waited on: when nothing is ready the loop looks
+ * at the descriptors without waiting and moves time on to the next timer, which
+ * here is what makes the pipe readable. (It used to wait on the pipe forever.) */
+static void *virtual_reader_main(void *arg)
+{
+    (void)arg;
+    weft_task *w = weft_spawn(late_writer, NULL); /* writes after 0.05 s of (virtual) sleep */
+    cr_expect_eq(weft_fd_wait(fds[0], WEFT_READABLE), WEFT_READABLE);
+    cr_expect(weft_time() >= 0.05 - 1e-9, "woke at %f", weft_time());
+    cr_expect_eq(weft_await(w, NULL), 0);
+    weft_fd_forget(fds[0]);
+    return NULL;
+}
+
+Test(io, virtual_time_moves_on_while_a_descriptor_is_waited_on)
+{
+    cr_assert_eq(pipe(fds), 0);
+    trace_reset();
+    cr_assert_eq(run_virtual(virtual_reader_main, NULL, NULL), 0);
+    close(fds[0]);
+    close(fds[1]);
+}

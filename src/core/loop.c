@@ -71,9 +71,19 @@ int weft__loop_run(weft_loop *L, weft_task *until)
         int64_t timeout = 0;
         int must_poll = 0;
         if (L->ready.count == 0 && atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0) {
-            if (L->external_refs > 0 || L->io.active > 0) {
+            if (L->virtual_time && L->external_refs == 0 && L->io.active > 0 && L->timers.count > 0) {
+                /* Virtual time with descriptors watched: look at them without
+                 * waiting; if none is ready, time jumps to the next timer, which
+                 * may be what makes them ready (a task that sleeps, then writes).
+                 * Waiting on the descriptors here would wait forever. */
+                poll_once(L, 0);
+                if (L->ready.count == 0 && atomic_load_explicit(&L->ts_pending, memory_order_acquire) == 0 &&
+                    L->timers.e[0].when > L->now)
+                    L->now = L->timers.e[0].when;
+            } else if (L->external_refs > 0 || L->io.active > 0) {
                 /* Something outside (a thread, I/O) may wake us: wait for it, and
-                 * for the next timer in real time. */
+                 * for the next timer in real time. (In virtual time a thread's
+                 * call is waited for before time moves on.) */
                 timeout = L->timers.count ? L->timers.e[0].when - weft__now(L) : -1;
                 if (L->virtual_time && L->timers.count)
                     timeout = -1;
