@@ -21,6 +21,20 @@
 #define WEFT_PRINTF(f, a)
 #endif
 
+/*
+ * WEFT_WAIT marks the suspension points. Their result says whether the task was
+ * cancelled or timed out, and a task that drops it runs on as if it had waited,
+ * so the compiler warns when one is ignored. Check it, or keep it in a variable
+ * you then look at. (GCC does not let a `(void)` cast silence this warning; define
+ * WEFT_NO_WAIT_WARNINGS before including weft.h to turn it off, as weft's own
+ * tests do where ignoring a result is the point.)
+ */
+#if defined(__GNUC__) && !defined(WEFT_NO_WAIT_WARNINGS)
+#define WEFT_WAIT __attribute__((warn_unused_result))
+#else
+#define WEFT_WAIT
+#endif
+
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0

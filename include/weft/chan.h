@@ -48,7 +48,7 @@ WEFT_API int weft_chan_free(weft_chan *ch);
  *   loop, or from a callback when it would have to wait).
  * On cancel: returns -ECANCELED; nothing is sent (no receiver gets the value).
  */
-WEFT_API int weft_chan_send(weft_chan *ch, const void *elem);
+WEFT_API WEFT_WAIT int weft_chan_send(weft_chan *ch, const void *elem);
 
 /*
  * weft_chan_recv — receive into *out (elem_size bytes), waiting for a value.
@@ -60,7 +60,7 @@ WEFT_API int weft_chan_send(weft_chan *ch, const void *elem);
  *   (as for send).
  * On cancel: returns -ECANCELED; nothing is received and *out is untouched.
  */
-WEFT_API int weft_chan_recv(weft_chan *ch, void *out);
+WEFT_API WEFT_WAIT int weft_chan_recv(weft_chan *ch, void *out);
 
 /* weft_chan_close — close the channel: waiting receivers get WEFT_ECLOSED (after
  * the buffered values are received), waiting senders get WEFT_ECLOSED.
@@ -105,7 +105,7 @@ typedef struct weft_select_case {
  * On cancel: returns -ECANCELED; no case is performed and every `result` is
  *   untouched.
  */
-WEFT_API int weft_select(weft_select_case *cases, size_t n, double timeout);
+WEFT_API WEFT_WAIT int weft_select(weft_select_case *cases, size_t n, double timeout);
 
 #ifdef __cplusplus
 }

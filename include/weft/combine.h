@@ -38,7 +38,7 @@ extern "C" {
  * On cancel: every unfinished task is cancelled and left to finish on its own;
  *   the outcomes of those already finished are dropped; returns -ECANCELED at once.
  */
-WEFT_API int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags);
+WEFT_API WEFT_WAIT int weft_gather(weft_task **tasks, size_t n, void **results, int *errs, unsigned flags);
 
 /*
  * weft_gather_msgs — weft_gather that also keeps every slot's error message, as
@@ -51,7 +51,7 @@ WEFT_API int weft_gather(weft_task **tasks, size_t n, void **results, int *errs,
  *   be copied is NULL.
  * On cancel: as weft_gather; every msgs[i] is NULL.
  */
-WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, char **msgs,
+WEFT_API WEFT_WAIT int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *errs, char **msgs,
                               unsigned flags);
 
 #define WEFT_FIRST_COMPLETED 1 /* return when any task finishes */
@@ -74,7 +74,7 @@ WEFT_API int weft_gather_msgs(weft_task **tasks, size_t n, void **results, int *
  * On cancel: returns -ECANCELED at once; no task is cancelled or consumed, and
  *   *ndone and *npending are 0.
  */
-WEFT_API int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout,
+WEFT_API WEFT_WAIT int weft_wait(weft_task *const *tasks, size_t n, int return_when, double timeout,
                        weft_task **done, size_t *ndone, weft_task **pending, size_t *npending);
 
 /*
@@ -111,7 +111,7 @@ WEFT_API weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_
  * On cancel: returns -ECANCELED; nothing is handed out or cancelled, and the iterator
  *   stays usable: a task that finishes meanwhile is handed out by a later call.
  */
-WEFT_API int weft_as_completed_next(weft_as_completed *ac, weft_task **out);
+WEFT_API WEFT_WAIT int weft_as_completed_next(weft_as_completed *ac, weft_task **out);
 
 /* weft_as_completed_free — release the iterator (the tasks are untouched); also
  * allowed after weft_run has returned. A task waiting in weft_as_completed_next on
@@ -136,7 +136,7 @@ WEFT_API void weft_as_completed_free(weft_as_completed *ac);
  * On cancel: returns -ECANCELED and, as asyncio's `await task` does, cancels t too
  *   if it has not finished. The handle stays with its owner.
  */
-WEFT_API int weft_task_wait(weft_task *t, void **result);
+WEFT_API WEFT_WAIT int weft_task_wait(weft_task *t, void **result);
 
 /*
  * weft_shield — await a task that the caller's cancellation must not cancel
@@ -152,7 +152,7 @@ WEFT_API int weft_task_wait(weft_task *t, void **result);
  * On cancel: returns -ECANCELED at once; the task is not cancelled and runs on, and
  *   the handle is still the caller's (see above).
  */
-WEFT_API int weft_shield(weft_task *t, void **result);
+WEFT_API WEFT_WAIT int weft_shield(weft_task *t, void **result);
 
 #ifdef __cplusplus
 }

@@ -51,7 +51,7 @@ typedef struct weft_pool weft_pool;
  *   one already running runs to completion in its thread and its result is dropped
  *   (if it returns memory the caller would have freed, use weft_to_thread_drop).
  */
-WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, void **result);
+WEFT_API WEFT_WAIT int weft_to_thread(weft_blocking_fn fn, void *arg, void **result);
 
 /*
  * weft_to_thread_drop — weft_to_thread with a way to free a result nobody takes:
@@ -63,7 +63,7 @@ WEFT_API int weft_to_thread(weft_blocking_fn fn, void *arg, void **result);
  * Errors: as weft_to_thread.
  * On cancel: as weft_to_thread; the running call's result goes to drop.
  */
-WEFT_API int weft_to_thread_drop(weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *result));
+WEFT_API WEFT_WAIT int weft_to_thread_drop(weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *result));
 
 /* weft_default_pool_size — threads of the default pool (0 = the default,
  * min(32, CPUs + 4)). Any thread.
@@ -96,7 +96,7 @@ WEFT_API weft_pool *weft_pool_new(size_t threads);
  *   for a queued call a shutdown without waiting dropped) and -EINVAL for a NULL
  *   pool.
  * On cancel: as weft_to_thread. */
-WEFT_API int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result);
+WEFT_API WEFT_WAIT int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result);
 
 /* weft_pool_run_drop — weft_pool_run with drop(result) for a result nobody takes,
  * as weft_to_thread_drop.
@@ -104,7 +104,7 @@ WEFT_API int weft_pool_run(weft_pool *pool, weft_blocking_fn fn, void *arg, void
  * Suspends: as weft_pool_run.
  * Errors: as weft_pool_run.
  * On cancel: as weft_pool_run; the running call's result goes to drop. */
-WEFT_API int weft_pool_run_drop(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result,
+WEFT_API WEFT_WAIT int weft_pool_run_drop(weft_pool *pool, weft_blocking_fn fn, void *arg, void **result,
                                 void (*drop)(void *result));
 
 /*
@@ -145,7 +145,7 @@ WEFT_API void weft_pool_free(weft_pool *pool);
  *   finishes first); -EDEADLK if called from the loop's own thread; -ENOMEM;
  *   -EINVAL (loop or fn NULL, NaN timeout).
  */
-WEFT_API int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, double timeout);
+WEFT_API WEFT_WAIT int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, double timeout);
 
 /* ======================================================================== */
 /* Executors: processes                                                     */
@@ -202,7 +202,7 @@ WEFT_API weft_procpool *weft_procpool_new(size_t workers);
  *   one already sent runs to completion in its worker and its result is dropped
  *   (read and discarded by the worker's next call).
  */
-WEFT_API int weft_procpool_run(weft_procpool *pool, weft_proc_fn fn, const void *in, size_t in_len, void **out,
+WEFT_API WEFT_WAIT int weft_procpool_run(weft_procpool *pool, weft_proc_fn fn, const void *in, size_t in_len, void **out,
                                size_t *out_len);
 
 /* weft_procpool_free — stop the workers (after their current calls), reap every

@@ -60,7 +60,7 @@ extern "C" {
  * On cancel: returns -ECANCELED at once, still watching nothing for this task;
  *   nothing is read or written.
  */
-WEFT_API int weft_fd_wait(int fd, unsigned events);
+WEFT_API WEFT_WAIT int weft_fd_wait(int fd, unsigned events);
 
 /*
  * weft_add_reader — call cb(arg) from the loop whenever `fd` is readable, each loop

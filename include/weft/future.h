@@ -75,7 +75,7 @@ WEFT_API bool weft_future_cancelled(const weft_future *f);
  *   task already cancelled that awaits a pending future cancels it as well. Every
  *   other awaiter then gets -ECANCELED.
  */
-WEFT_API int weft_future_await(weft_future *f, void **result);
+WEFT_API WEFT_WAIT int weft_future_await(weft_future *f, void **result);
 
 /*
  * weft_future_result — the outcome of a done future without waiting

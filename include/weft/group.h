@@ -75,7 +75,7 @@ WEFT_API weft_task *weft_group_spawn_opts(weft_group *g, weft_fn fn, void *arg, 
  * An owner that returns without calling it is reported on stderr; its children run
  * on unsupervised (their errors are reported) and new spawns are refused.
  */
-WEFT_API int weft_group_wait(weft_group *g, int body_rc);
+WEFT_API WEFT_WAIT int weft_group_wait(weft_group *g, int body_rc);
 
 /* weft_group_free — release a group that has been left, and its children's
  * records, on the group's loop before weft_run returns. A group not left yet is not

@@ -67,7 +67,7 @@ WEFT_API int weft_queue_free(weft_queue *q);
  * On cancel: returns -ECANCELED; nothing is inserted, and a free slot it had been
  *   woken for passes to the next putter.
  */
-WEFT_API int weft_queue_put(weft_queue *q, void *item);
+WEFT_API WEFT_WAIT int weft_queue_put(weft_queue *q, void *item);
 
 /* weft_queue_put_nowait — add without waiting.
  * Returns: 0.
@@ -88,7 +88,7 @@ WEFT_API int weft_queue_put_nowait(weft_queue *q, void *item);
  * On cancel: returns -ECANCELED; no item is taken: an item it had been woken for
  *   stays in the queue, and the wake-up passes to the next getter.
  */
-WEFT_API int weft_queue_get(weft_queue *q, void **item);
+WEFT_API WEFT_WAIT int weft_queue_get(weft_queue *q, void **item);
 
 /* weft_queue_get_nowait — take without waiting.
  * Returns: 0 with the item in *item.
@@ -116,7 +116,7 @@ WEFT_API int weft_queue_task_done(weft_queue *q);
  * Errors: -ECANCELED; -ENOMEM; -EINVAL; WEFT_ENOTINLOOP.
  * On cancel: returns -ECANCELED; the queue and its count of unfinished items are
  *   unchanged. */
-WEFT_API int weft_queue_join(weft_queue *q);
+WEFT_API WEFT_WAIT int weft_queue_join(weft_queue *q);
 
 /*
  * weft_queue_shutdown — no more puts (asyncio 3.13 Queue.shutdown): blocked and later

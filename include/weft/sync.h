@@ -58,7 +58,7 @@ WEFT_API int weft_lock_free(weft_lock *lock);
  * On cancel: returns -ECANCELED without the lock; the task leaves the line of
  *   waiters, and a lock handed to it before it could run passes on to the next one.
  */
-WEFT_API int weft_lock_acquire(weft_lock *lock);
+WEFT_API WEFT_WAIT int weft_lock_acquire(weft_lock *lock);
 
 /* weft_lock_release — release it; the first waiter gets it next. Any task or callback
  * of the loop may release it, not only the holder (as in asyncio).
@@ -110,7 +110,7 @@ WEFT_API bool weft_event_is_set(const weft_event *ev);
  * On cancel: returns -ECANCELED and leaves the wait, also when the event was set
  *   just before the cancellation and the task had not run again yet; other waiters
  *   are not affected. */
-WEFT_API int weft_event_wait(weft_event *ev);
+WEFT_API WEFT_WAIT int weft_event_wait(weft_event *ev);
 
 /*
  * weft_cond_new — a condition variable (asyncio.Condition) over `lock` (NULL: a
@@ -149,7 +149,7 @@ WEFT_API weft_lock *weft_cond_lock(weft_cond *cond);
  *   received passes to the next waiter; a task already cancelled when it calls gets
  *   -ECANCELED at once, the lock kept.
  */
-WEFT_API int weft_cond_wait(weft_cond *cond);
+WEFT_API WEFT_WAIT int weft_cond_wait(weft_cond *cond);
 
 /*
  * weft_cond_wait_for — wait until pred(arg) is true (checked at once, then after
@@ -159,7 +159,7 @@ WEFT_API int weft_cond_wait(weft_cond *cond);
  * Errors: as weft_cond_wait; -EINVAL for a NULL pred.
  * On cancel: as weft_cond_wait (-ECANCELED with the lock held).
  */
-WEFT_API int weft_cond_wait_for(weft_cond *cond, bool (*pred)(void *arg), void *arg);
+WEFT_API WEFT_WAIT int weft_cond_wait_for(weft_cond *cond, bool (*pred)(void *arg), void *arg);
 
 /* weft_cond_notify — wake up to n waiters (n = 0 wakes none); weft_cond_notify_all —
  * all. The caller must hold the lock.
@@ -195,7 +195,7 @@ WEFT_API int weft_sem_free(weft_sem *sem);
  *   (another loop's semaphore).
  * On cancel: returns -ECANCELED with no permit taken; a permit handed to it before it
  *   could run goes on to the next waiter. */
-WEFT_API int weft_sem_acquire(weft_sem *sem);
+WEFT_API WEFT_WAIT int weft_sem_acquire(weft_sem *sem);
 
 /* weft_sem_release — give a permit back (to the first waiter if any).
  * Returns: 0.
@@ -240,7 +240,7 @@ WEFT_API int weft_barrier_free(weft_barrier *b);
  *   let through, cancelled before it ran again, also gets -ECANCELED: its index is
  *   lost.
  */
-WEFT_API int weft_barrier_wait(weft_barrier *b);
+WEFT_API WEFT_WAIT int weft_barrier_wait(weft_barrier *b);
 
 /* weft_barrier_reset — back to the empty state; current waiters get WEFT_EBROKEN.
  * weft_barrier_abort — break it: current and future waits get WEFT_EBROKEN until a

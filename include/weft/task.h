@@ -93,7 +93,7 @@ WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_opti
  *   on its own; its outcome is dropped, and the call returns -ECANCELED at once. If
  *   it had finished just before the caller was cancelled, its outcome is dropped too.
  */
-WEFT_API int weft_await(weft_task *t, void **result);
+WEFT_API WEFT_WAIT int weft_await(weft_task *t, void **result);
 
 /*
  * weft_detach — give up the handle: the task runs on and is freed when it finishes
@@ -231,7 +231,7 @@ WEFT_API size_t weft_task_remove_done_callback(weft_task *t, weft_task_done_fn c
  *   expires); -ENOMEM (no memory for the timer); WEFT_ENOTINLOOP outside a task.
  * On cancel: returns -ECANCELED at once; the timer is gone.
  */
-WEFT_API int weft_sleep(double seconds);
+WEFT_API WEFT_WAIT int weft_sleep(double seconds);
 
 /* weft_yield — weft_sleep(0): let every other ready task run once.
  * Returns: 0.
@@ -239,7 +239,7 @@ WEFT_API int weft_sleep(double seconds);
  * Errors: -ECANCELED; WEFT_ENOTINLOOP outside a task.
  * On cancel: returns -ECANCELED (at once if already cancelled, else when it
  *   resumes). */
-WEFT_API int weft_yield(void);
+WEFT_API WEFT_WAIT int weft_yield(void);
 
 #ifdef __cplusplus
 }

@@ -89,7 +89,7 @@ WEFT_API int weft_timeout_exit(weft_timeout *to, int rc);
  *   detached and runs on).
  * On cancel: as weft_await (the task is cancelled and left to finish on its own).
  */
-WEFT_API int weft_wait_for(weft_task *t, double timeout, void **result);
+WEFT_API WEFT_WAIT int weft_wait_for(weft_task *t, double timeout, void **result);
 
 #ifdef __cplusplus
 }
