@@ -796,7 +796,8 @@ typedef struct foreign_use {
     weft_future *f;
     weft_future *done;
     weft_chan *ch;
-    int second_send_rc;
+    int second_send_rc, second_cancel_code, second_await_rc;
+    bool second_cancel_rc;
     bool cancel_rc;
     int cancel_code, put_nowait_rc, set_rc;
     int second_put_rc, second_set_rc, second_get_rc;
@@ -814,6 +815,10 @@ static void *second_loop_main(void *arg)
     u->second_set_rc = weft_future_set_result(u->f, "from the second loop");
     int v = 5;
     u->second_send_rc = weft_chan_send(u->ch, &v);
+    /* The first loop's task: refused before its record is touched. */
+    u->second_cancel_rc = weft_cancel(u->task, NULL);
+    u->second_cancel_code = weft_errcode();
+    u->second_await_rc = weft_await(u->task, NULL);
     return NULL;
 }
 
@@ -888,6 +893,9 @@ static void objects_refuse_other_threads_and_loops(void)
     CHECK(u.second_get_rc == WEFT_ESTATE, "get_nowait from a second loop: %d", u.second_get_rc);
     CHECK(u.second_set_rc == WEFT_ESTATE, "future_set_result from a second loop: %d", u.second_set_rc);
     CHECK(u.second_send_rc == WEFT_ESTATE, "chan_send from a second loop: %d", u.second_send_rc);
+    CHECK(!u.second_cancel_rc && u.second_cancel_code == WEFT_ESTATE, "weft_cancel from a second loop: %d, %d",
+          u.second_cancel_rc, u.second_cancel_code);
+    CHECK(u.second_await_rc == WEFT_ESTATE, "weft_await from a second loop: %d", u.second_await_rc);
 }
 
 /* ---- a loop's handle after its weft_run has returned --------------------------------- */

@@ -256,7 +256,9 @@ def _find_task(loop, spec):
         if t.name == spec:
             return t
     try:
-        address = _u64(gdb.parse_and_eval(spec))
+        # A user's handle carries tags (the task's id in the top 16 bits, its
+        # loop's serial in the low 3): the record is the address without them.
+        address = _u64(gdb.parse_and_eval(spec)) & ((1 << 48) - 1) & ~7
     except gdb.error:
         address = None
     for t in tasks:

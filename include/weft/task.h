@@ -68,8 +68,11 @@ WEFT_API weft_task *weft_spawn_opts(weft_fn fn, void *arg, const weft_spawn_opti
  * handle whose task was given up (awaited, gathered, detached) even after its
  * record went to a new task, and every call given one says so (-ESTALE, or false,
  * 0, NULL or "(stale task handle)" for the calls without an error code) instead of
- * answering for another task. (A record's tag repeats after 65535 reuses of that
- * record: only a handle kept that long could be mistaken.)
+ * answering for another task. A handle used from another thread's loop gets
+ * WEFT_ESTATE (from a thread without a loop, WEFT_ENOTINLOOP) before its task is
+ * touched. (A record's tag repeats after 65535 reuses of that record, and loop
+ * serials after 7 loops: only a handle kept that long, or one of the 8th loop
+ * running at once, could be mistaken.)
  */
 
 /*

@@ -256,51 +256,11 @@ struct weft_task {
 #define WEFT__FLAGS(t) ((t)->node.b2)
 #define WEFT__WAITER_KIND(t) ((t)->node.b3)
 
-/*
- * Task handles. The weft_task * a user holds is the record's address with a tag
- * in its top 16 bits (above every user-space address on x86-64 and AArch64),
- * taken from the task's id, which is new at every use of a record. A handle whose
- * task has been consumed and freed, or whose record now holds another task, so no
- * longer matches its record: weft__task_from says "stale" instead of answering for
- * another task. weft's own code passes untagged record pointers, which are taken
- * as they are. (A record's tag repeats every 65535 uses of that record: a handle
- * kept that long could match again; the memory is never another object's.)
- */
-#define WEFT__TAG_SHIFT 48
-#define WEFT__ADDR_MASK (((uintptr_t)1 << WEFT__TAG_SHIFT) - 1)
-
-static inline uintptr_t weft__handle_tag(const weft_task *t)
-{
-    return (uintptr_t)(t->id % 65535u) + 1;
-}
-
-/* The handle users get for record t (NULL for NULL). */
-static inline weft_task *weft__handle(weft_task *t)
-{
-    return t ? (weft_task *)((uintptr_t)t | weft__handle_tag(t) << WEFT__TAG_SHIFT) : NULL;
-}
-
-/* The record handle h names: h itself if untagged (weft's own pointers), else the
- * record if the handle still names it, else NULL with *stale set. */
-static inline weft_task *weft__task_from(const weft_task *h, bool *stale)
-{
-    uintptr_t v = (uintptr_t)h;
-    uintptr_t tag = v >> WEFT__TAG_SHIFT;
-    *stale = false;
-    if (WEFT__LIKELY(tag == 0))
-        return (weft_task *)h;
-    weft_task *t = (weft_task *)(v & WEFT__ADDR_MASK);
-    if (WEFT__UNLIKELY(WEFT__STATE(t) == WEFT__FREE || weft__handle_tag(t) != tag)) {
-        *stale = true;
-        return NULL;
-    }
-    return t;
-}
-
 /* weft_spawn_opts without the handle: the record (weft's own callers). */
 weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts);
 
-/* Says that `what` was given a stale handle; returns -ESTALE. */
+/* Says why `what` was given a handle it cannot use (weft__handle_fault): -ESTALE
+ * for a stale one, WEFT_ESTATE for another loop's, WEFT_ENOTINLOOP without a loop. */
 int weft__stale_handle(const char *what);
 
 /* ------------------------------------------------------------------------ */
@@ -374,6 +334,7 @@ struct weft_loop {
     int64_t real_origin;             /* unused in real mode */
     uint8_t virtual_time;
     uint8_t shutting_down;           /* main returned: leftovers being cancelled */
+    uint8_t serial;                  /* 1..7, in the low bits of its task handles */
     uint32_t next_task_id;
     size_t live_tasks;               /* spawned and not DONE */
     size_t external_refs;            /* calls running on other threads that will post back */
@@ -426,6 +387,62 @@ static inline weft_task *weft__current(void)
 }
 
 int64_t weft__mono_ns(void);       /* CLOCK_MONOTONIC in ns */
+
+/*
+ * Task handles. The weft_task * a user holds is the record's address with a tag:
+ * in its top 16 bits (above every user-space address on x86-64 and AArch64) one
+ * taken from the task's id, which is new at every use of a record, and in its low
+ * 3 bits (records are 8-byte aligned) the serial of the task's loop. A handle
+ * whose task has been consumed and freed, or whose record now holds another task,
+ * no longer matches its record; one from another loop (or used from a thread
+ * without a loop) does not match the caller's loop and is refused before its
+ * record is touched. weft__task_from says which (weft__handle_fault) instead of
+ * answering for another task. weft's own code passes untagged record pointers,
+ * which are taken as they are. (A record's tag repeats every 65535 uses of that
+ * record, and loop serials repeat every 7 loops: a handle kept that long, or of
+ * the 8th loop running at once, could match again.)
+ */
+#define WEFT__TAG_SHIFT 48
+#define WEFT__ADDR_MASK ((((uintptr_t)1 << WEFT__TAG_SHIFT) - 1) & ~(uintptr_t)7)
+
+enum { WEFT__HANDLE_STALE = 1, WEFT__HANDLE_FOREIGN, WEFT__HANDLE_NO_LOOP };
+/* Why this thread's latest weft__task_from refused a handle. */
+extern WEFT__TLS uint8_t weft__handle_fault;
+
+static inline uintptr_t weft__handle_tag(const weft_task *t)
+{
+    return (uintptr_t)(t->id % 65535u) + 1;
+}
+
+/* The handle users get for record t (NULL for NULL), made on t's own loop. */
+static inline weft_task *weft__handle(weft_task *t)
+{
+    return t ? (weft_task *)((uintptr_t)t | weft__handle_tag(t) << WEFT__TAG_SHIFT | weft__loop->serial) : NULL;
+}
+
+/* The record handle h names: h itself if untagged (weft's own pointers), else the
+ * record if the handle still names it on the caller's loop, else NULL with *stale
+ * set and weft__handle_fault saying why. */
+static inline weft_task *weft__task_from(const weft_task *h, bool *stale)
+{
+    uintptr_t v = (uintptr_t)h;
+    *stale = false;
+    if (WEFT__LIKELY((v >> WEFT__TAG_SHIFT) == 0 && (v & 7) == 0))
+        return (weft_task *)h;
+    weft_loop *L = weft__loop;
+    if (WEFT__UNLIKELY(!L || (v & 7) != L->serial)) {
+        weft__handle_fault = L ? WEFT__HANDLE_FOREIGN : WEFT__HANDLE_NO_LOOP;
+        *stale = true;
+        return NULL;
+    }
+    weft_task *t = (weft_task *)(v & WEFT__ADDR_MASK);
+    if (WEFT__UNLIKELY(WEFT__STATE(t) == WEFT__FREE || weft__handle_tag(t) != v >> WEFT__TAG_SHIFT)) {
+        weft__handle_fault = WEFT__HANDLE_STALE;
+        *stale = true;
+        return NULL;
+    }
+    return t;
+}
 
 /* The loop's time in ns. */
 static inline int64_t weft__now(weft_loop *L)

@@ -122,9 +122,12 @@ int weft__loop_run(weft_loop *L, weft_task *until)
 
 weft_loop *weft__loop_alloc(const weft_options *opts)
 {
+    static atomic_uint next_serial;
     weft_loop *L = calloc(1, sizeof *L);
-    if (L)
+    if (L) {
         L->virtual_time = opts && opts->virtual_time;
+        L->serial = (uint8_t)(atomic_fetch_add(&next_serial, 1) % 7 + 1);
+    }
     return L;
 }
 

@@ -18,8 +18,18 @@
 /* Handles                                                                  */
 /* ------------------------------------------------------------------------ */
 
+WEFT__TLS uint8_t weft__handle_fault;
+
 int weft__stale_handle(const char *what)
 {
+    if (weft__handle_fault == WEFT__HANDLE_FOREIGN)
+        return weft__set_errmsg(WEFT_ESTATE, "%s: the task belongs to another thread's loop; a task is waited "
+                                             "for, cancelled and read by the tasks of its own loop (from "
+                                             "another thread: weft_call_soon_threadsafe, weft_run_in_loop)",
+                                what);
+    if (weft__handle_fault == WEFT__HANDLE_NO_LOOP)
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s needs a task or callback of the task's loop (from another "
+                                                 "thread: weft_call_soon_threadsafe)", what);
     return weft__set_errmsg(-ESTALE, "%s: the task handle is stale: its task was already awaited, gathered "
                                      "or detached (a handle can be given up only once), and its record may "
                                      "now belong to another task", what);
