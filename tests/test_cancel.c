@@ -374,7 +374,7 @@ Test(cancel, cancelling_main_makes_run_return_ecanceled)
 
 /* Another task's cancellation state is readable without changing it
  * (asyncio's task.cancelling()). */
-static void *stubborn(void *arg)
+static void *survives_two_cancels(void *arg)
 {
     (void)arg;
     cr_expect_eq(weft_sleep(1), -ECANCELED);
@@ -390,7 +390,7 @@ static void *stubborn(void *arg)
 static void *cancelling_main(void *arg)
 {
     (void)arg;
-    weft_task *t = weft_spawn(stubborn, NULL);
+    weft_task *t = weft_spawn(survives_two_cancels, NULL);
     cr_expect_eq(weft_task_cancelling(t), 0);
     cr_expect_null(weft_task_cancel_message(t));
     cr_expect_eq(weft_sleep(0.5), 0);
@@ -422,28 +422,28 @@ static void *ignores_cancellation(void *arg)
     return NULL;
 }
 
-static void *leaves_a_stubborn_task(void *arg)
+static void *leaves_a_task_ignoring_cancellation(void *arg)
 {
     (void)arg;
-    weft_task *t = weft_spawn_opts(ignores_cancellation, NULL, &(weft_spawn_options){.name = "stubborn"});
+    weft_task *t = weft_spawn_opts(ignores_cancellation, NULL, &(weft_spawn_options){.name = "deaf"});
     cr_expect_eq(weft_sleep(0.1), 0);
     weft_detach(t);
     return NULL;
 }
 
-static int stubborn_body(void)
+static int ignoring_body(void)
 {
-    int rc = weft_run(leaves_a_stubborn_task, NULL, NULL);
+    int rc = weft_run(leaves_a_task_ignoring_cancellation, NULL, NULL);
     return rc == WEFT_EDEADLOCK_LOOP ? 0 : 1;
 }
 
 Test(cancel, a_task_that_ignores_cancellation_at_the_end_is_named_and_stopped, .timeout = 30)
 {
     child_outcome out;
-    run_forked(stubborn_body, &out);
+    run_forked(ignoring_body, &out);
     cr_assert(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %d, stderr: %s", out.status,
               out.stderr_text);
-    cr_assert(strstr(out.stderr_text, "weft: stubborn ignores its cancellation") != NULL, "%s", out.stderr_text);
+    cr_assert(strstr(out.stderr_text, "weft: deaf ignores its cancellation") != NULL, "%s", out.stderr_text);
 }
 
 /* When every task waits and nothing can wake them, the report names the tasks

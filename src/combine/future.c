@@ -105,15 +105,23 @@ static int already_done(const char *what)
     return weft__set_errmsg(WEFT_ESTATE, "%s: the future is already done", what);
 }
 
-int weft_future_set_result(weft_future *f, void *result)
+/* The checks before completing a future: it exists, it is this loop's, it is
+ * still pending. Returns 0 or the error, with its message. */
+static int completable(const weft_future *f, const char *what)
 {
     if (!f)
-        return weft__set_errmsg(-EINVAL, "weft_future_set_result: the future is NULL");
-    int bad = future_loop_check(f, "weft_future_set_result");
+        return weft__set_errmsg(-EINVAL, "%s: the future is NULL", what);
+    int bad = future_loop_check(f, what);
     if (bad)
         return bad;
-    if (f->state != PENDING)
-        return already_done("weft_future_set_result");
+    return f->state == PENDING ? 0 : already_done(what);
+}
+
+int weft_future_set_result(weft_future *f, void *result)
+{
+    int bad = completable(f, "weft_future_set_result");
+    if (bad)
+        return bad;
     f->state = HAS_RESULT;
     f->result = result;
     complete(f);
@@ -122,13 +130,9 @@ int weft_future_set_result(weft_future *f, void *result)
 
 int weft_future_set_error(weft_future *f, int code, const char *fmt, ...)
 {
-    if (!f)
-        return weft__set_errmsg(-EINVAL, "weft_future_set_error: the future is NULL");
-    int bad = future_loop_check(f, "weft_future_set_error");
+    int bad = completable(f, "weft_future_set_error");
     if (bad)
         return bad;
-    if (f->state != PENDING)
-        return already_done("weft_future_set_error");
     if (code > 0)
         code = -code;
     if (code == 0)

@@ -288,10 +288,7 @@ int weft_wait_for(weft_task *h, double timeout, void **result)
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
-    bool stale;
-    weft_task *t = weft__task_from(h, &stale);
-    if (stale)
-        return weft__stale_handle("weft_wait_for");
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_wait_for"));
     if (!self)
         return weft_await(t, result); /* it says why, and detaches t */
     int rc = weft__task_check_claim(t, "weft_wait_for");

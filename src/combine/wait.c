@@ -548,10 +548,7 @@ int weft_shield(weft_task *h, void **result)
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
-    bool stale;
-    weft_task *t = weft__task_from(h, &stale);
-    if (stale)
-        return weft__stale_handle("weft_shield");
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_shield"));
     if (!self)
         return not_in_task("weft_shield");
     int rc = weft__task_check_claim(t, "weft_shield");
@@ -626,10 +623,7 @@ int weft_task_wait(weft_task *h, void **result)
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
-    bool stale;
-    weft_task *t = weft__task_from(h, &stale);
-    if (stale)
-        return weft__stale_handle("weft_task_wait");
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_task_wait"));
     if (!self)
         return not_in_task("weft_task_wait");
     if (!t)

@@ -259,6 +259,18 @@ struct weft_task {
 /* weft_spawn_opts without the handle: the record (weft's own callers). */
 weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts);
 
+/* Turns a user's handle argument into its record `var`, or runs `stale_return`
+ * (which returns from the calling function) when the handle cannot be used. */
+#define WEFT__TASK_ARG(var, handle, stale_return)                    \
+    weft_task *var;                                            \
+    do {                                                       \
+        bool stale_;                                           \
+        var = weft__task_from(handle, &stale_);                \
+        if (WEFT__UNLIKELY(stale_)) {                          \
+            stale_return;                                      \
+        }                                                      \
+    } while (0)
+
 /* Says why `what` was given a handle it cannot use (weft__handle_fault): -ESTALE
  * for a stale one, WEFT_ESTATE for another loop's, WEFT_ENOTINLOOP without a loop. */
 int weft__stale_handle(const char *what);

@@ -293,25 +293,17 @@ static int add_callback(const char *what, int fd, weft_callback_fn cb, void *arg
                                 weft_task_name(reading ? f->reader : f->writer), fd,
                                 reading ? "readable" : "writable");
     check_same_file(L, f, fd);
-    weft_callback_fn old_cb = reading ? f->on_read : f->on_write;
-    void *old_arg = reading ? f->read_arg : f->write_arg;
+    weft_callback_fn *slot_cb = reading ? &f->on_read : &f->on_write;
+    void **slot_arg = reading ? &f->read_arg : &f->write_arg;
+    weft_callback_fn old_cb = *slot_cb;
+    void *old_arg = *slot_arg;
     /* As asyncio: a second add replaces the first. */
-    if (reading) {
-        f->on_read = cb;
-        f->read_arg = arg;
-    } else {
-        f->on_write = cb;
-        f->write_arg = arg;
-    }
+    *slot_cb = cb;
+    *slot_arg = arg;
     rc = weft__watcher_want(&L->io, &f->w, fd_interest(f));
     if (rc != 0) {
-        if (reading) {
-            f->on_read = old_cb;
-            f->read_arg = old_arg;
-        } else {
-            f->on_write = old_cb;
-            f->write_arg = old_arg;
-        }
+        *slot_cb = old_cb;
+        *slot_arg = old_arg;
         return fd_refused(what, fd, rc);
     }
     return 0;

@@ -35,17 +35,6 @@ int weft__stale_handle(const char *what)
                                      "now belong to another task", what);
 }
 
-/* Turns a user's handle argument into its record, or returns from the calling
- * function with `stale_return` when the handle is stale. */
-#define TASK_ARG(var, handle, stale_return)                    \
-    weft_task *var;                                            \
-    do {                                                       \
-        bool stale_;                                           \
-        var = weft__task_from(handle, &stale_);                \
-        if (WEFT__UNLIKELY(stale_)) {                          \
-            stale_return;                                      \
-        }                                                      \
-    } while (0)
 
 /* ------------------------------------------------------------------------ */
 /* Task records                                                             */
@@ -606,7 +595,7 @@ int weft_task_result(const weft_task *h, void **result)
 {
     if (result)
         *result = NULL;
-    TASK_ARG(t, h, return weft__stale_handle("weft_task_result"));
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_task_result"));
     if (!t)
         return weft__set_errmsg(-EINVAL, "weft_task_result: the task is NULL");
     if (WEFT__STATE(t) != WEFT__DONE)
@@ -673,7 +662,7 @@ int weft_await(weft_task *h, void **result)
     weft_task *self = weft__current();
     if (result)
         *result = NULL;
-    TASK_ARG(t, h, return weft__stale_handle("weft_await"));
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_await"));
     if (!self) {
         if (t && L)
             weft_detach(t);
@@ -708,7 +697,7 @@ int weft_await(weft_task *h, void **result)
 void weft_detach(weft_task *h)
 {
     weft_loop *L = weft__loop;
-    TASK_ARG(t, h, {
+    WEFT__TASK_ARG(t, h, {
         weft__report("weft: weft_detach ignored: the task handle is stale (its task was already awaited, "
                      "gathered or detached)");
         return;
@@ -749,7 +738,7 @@ bool weft_cancel(weft_task *h, const char *msg)
                                           "loop (from another thread: post it with weft_call_soon_threadsafe)");
         return false;
     }
-    TASK_ARG(t, h, {
+    WEFT__TASK_ARG(t, h, {
         weft__stale_handle("weft_cancel");
         return false;
     });
@@ -808,7 +797,7 @@ int weft_uncancel(void)
 
 unsigned weft_task_cancelling(const weft_task *h)
 {
-    TASK_ARG(t, h, return 0);
+    WEFT__TASK_ARG(t, h, return 0);
     if (!t)
         t = weft__current();
     return t && WEFT__STATE(t) != WEFT__FREE ? t->cancelling : 0;
@@ -816,7 +805,7 @@ unsigned weft_task_cancelling(const weft_task *h)
 
 const char *weft_task_cancel_message(const weft_task *h)
 {
-    TASK_ARG(t, h, return NULL);
+    WEFT__TASK_ARG(t, h, return NULL);
     if (!t)
         t = weft__current();
     if (!t || WEFT__STATE(t) == WEFT__FREE || !t->cancelling || !t->extra)
@@ -841,7 +830,7 @@ weft_task *weft_current(void)
 
 const char *weft_task_name(const weft_task *h)
 {
-    TASK_ARG(named, h, return "(stale task handle)");
+    WEFT__TASK_ARG(named, h, return "(stale task handle)");
     weft_task *t = named ? named : weft__current();
     if (!t)
         return "(no task)";
@@ -857,7 +846,7 @@ const char *weft_task_name(const weft_task *h)
 
 int weft_task_set_name(weft_task *h, const char *name)
 {
-    TASK_ARG(t, h, return weft__stale_handle("weft_task_set_name"));
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_task_set_name"));
     if (!t)
         t = weft__current();
     if (!t || !name)
@@ -873,7 +862,7 @@ int weft_task_set_name(weft_task *h, const char *name)
 
 bool weft_task_done(const weft_task *h)
 {
-    TASK_ARG(t, h, return false);
+    WEFT__TASK_ARG(t, h, return false);
     return t && WEFT__STATE(t) == WEFT__DONE;
 }
 
@@ -975,7 +964,7 @@ static void done_callback_fire(weft__listener *l, weft_task *t)
 int weft_task_add_done_callback(weft_task *h, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
-    TASK_ARG(t, h, return weft__stale_handle("weft_task_add_done_callback"));
+    WEFT__TASK_ARG(t, h, return weft__stale_handle("weft_task_add_done_callback"));
     if (!L)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_task_add_done_callback needs a running weft loop");
     if (!t || !cb)
@@ -999,7 +988,7 @@ int weft_task_add_done_callback(weft_task *h, weft_task_done_fn cb, void *arg)
 size_t weft_task_remove_done_callback(weft_task *h, weft_task_done_fn cb, void *arg)
 {
     weft_loop *L = weft__loop;
-    TASK_ARG(t, h, return 0);
+    WEFT__TASK_ARG(t, h, return 0);
     if (!t || !L || !t->extra)
         return 0;
     size_t removed = 0;

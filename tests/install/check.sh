@@ -30,8 +30,9 @@ run_hello() {
   step "ran $(basename "$1"): ok"
 }
 
-# Tells whether a program loads libweft.so at run time. (Not `ldd | grep -q`: under
-# pipefail, grep -q exiting at the first match kills ldd with SIGPIPE at random.)
+# Tells whether a program loads libweft.so at run time. ldd's output is captured
+# whole first: under pipefail, a reader that quits at the first match would kill
+# ldd with SIGPIPE at random and fail the check.
 links_shared_weft() {
   local libs
   libs=$(ldd "$1" 2>/dev/null) || true
