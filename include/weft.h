@@ -43,5 +43,6 @@
 #include "weft/queue.h"    /* Queue, LifoQueue, PriorityQueue */
 #include "weft/chan.h"     /* channels and select */
 #include "weft/exec.h"     /* thread pools, run_in_loop, process pools */
+#include "weft/net.h"      /* getaddrinfo, streams, servers */
 
 #endif /* WEFT_H */

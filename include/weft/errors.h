@@ -28,7 +28,12 @@ extern "C" {
     X(WEFT_EEMPTY, -10007, "the queue is empty")                                      \
     X(WEFT_EBROKEN, -10008, "the barrier is broken (aborted or reset)")               \
     X(WEFT_ECLOSED, -10009, "the channel is closed")                                  \
-    X(WEFT_EBROKENPOOL, -10010, "a worker process of the pool died during the call")
+    X(WEFT_EBROKENPOOL, -10010, "a worker process of the pool died during the call")  \
+    X(WEFT_EINCOMPLETE, -10011, "the stream ended before the bytes asked for came")   \
+    X(WEFT_ELIMIT, -10012, "the separator was not found within the stream's limit")  \
+    X(WEFT_ENONAME, -10013, "the host name is not known")                             \
+    X(WEFT_ENAMETEMP, -10014, "the name could not be resolved now; try again later")  \
+    X(WEFT_ERESOLVE, -10015, "name resolution failed")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,
