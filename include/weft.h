@@ -44,5 +44,6 @@
 #include "weft/chan.h"     /* channels and select */
 #include "weft/exec.h"     /* thread pools, run_in_loop, process pools */
 #include "weft/net.h"      /* getaddrinfo, streams, servers */
+#include "weft/udp.h"      /* UDP datagram endpoints */
 
 #endif /* WEFT_H */

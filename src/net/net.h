@@ -13,6 +13,7 @@
 #define WEFT__SRC_NET_H
 
 #include "exec/exec.h"
+#include "util/dlist.h"
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -28,5 +29,26 @@ int weft__connect_tcp(const char *host, int port, const weft_connect_options *o)
 /* The resolver's error (EAI_*, with errno for EAI_SYSTEM) as a weft code, with the
  * message naming host and the resolver's text. */
 int weft__resolve_error(int eai, int err, const char *host, int port);
+
+/*
+ * The network's per-loop state (slots[WEFT__SLOT_NET]), made at first use. Its
+ * module (datagram.c) frees it when the loop ends, after the thread pools'
+ * drain: by then no lookup is still running on a pool thread.
+ */
+typedef struct weft__net_loop {
+    weft__dlist datagrams;        /* open endpoints (datagram.c), reported if left open */
+    struct weft__dgram *free_dgrams; /* closed endpoint records, kept for stale handles */
+    weft__dlist orphans;          /* lookups whose caller left before they ran (resolve.c) */
+} weft__net_loop;
+
+/* The current loop's network state, made on first use; NULL on ENOMEM. */
+weft__net_loop *weft__net_state(weft_loop *L);
+/* resolve.c: frees the lookups left on net->orphans (the loop is ending). */
+void weft__resolve_term(weft__net_loop *net);
+/* datagram.c: the loop's network module. */
+extern const weft__module weft__module_net;
+
+/* weft_format_address for a getaddrinfo entry. */
+char *weft__format_ai(const struct addrinfo *ai, char *buf, size_t size);
 
 #endif
