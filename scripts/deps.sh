@@ -10,7 +10,9 @@
 # install the tools yourself).
 set -euo pipefail
 
-build_packages=(cmake gcc make pkg-config libc6-dev)
+# libcurl4-openssl-dev builds examples/net/fetch (libcurl's multi interface on weft's
+# descriptor watchers); without it that one example is left out of the build.
+build_packages=(cmake gcc make pkg-config libc6-dev libcurl4-openssl-dev)
 demo_packages=("${build_packages[@]}")
 # Criterion runs the tests; the AArch64 cross compiler, its libc and qemu-user run them
 # for the second architecture; python3 runs helper scripts; gdb and valgrind are used by
