@@ -77,13 +77,21 @@ static long fail(int code, const char *fmt, ...)
 /* Completion                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Takes t out of the multi handle and wakes its task. The future may already be
- * cancelled (its task was cancelled and has not run yet): setting it then fails
- * harmlessly, and the task finds the transfer already out of the multi. */
-static void finish(struct transfer *t)
+/* The handle's list of transfers in flight, which fail_all and weft_curl_free need. */
+static void link_transfer(struct transfer *t)
 {
     weft_curl *cw = t->cw;
-    curl_multi_remove_handle(cw->multi, t->easy);
+    t->in_multi = true;
+    t->prev = NULL;
+    t->next = cw->transfers;
+    if (cw->transfers)
+        cw->transfers->prev = t;
+    cw->transfers = t;
+}
+
+static void unlink_transfer(struct transfer *t)
+{
+    weft_curl *cw = t->cw;
     t->in_multi = false;
     if (t->prev)
         t->prev->next = t->next;
@@ -92,6 +100,15 @@ static void finish(struct transfer *t)
     if (t->next)
         t->next->prev = t->prev;
     t->prev = t->next = NULL;
+}
+
+/* Takes t out of the multi handle and wakes its task. The future may already be
+ * cancelled (its task was cancelled and has not run yet): setting it then fails
+ * harmlessly, and the task finds the transfer already out of the multi. */
+static void finish(struct transfer *t)
+{
+    curl_multi_remove_handle(t->cw->multi, t->easy);
+    unlink_transfer(t);
     (void)weft_future_set_result(t->done, NULL);
 }
 
@@ -420,11 +437,7 @@ long weft_curl_get(weft_curl *cw, const char *url, double timeout_s, struct weft
         int err = mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
         status = fail(err, "GET %s: %s", url, curl_multi_strerror(mc));
     } else {
-        t->in_multi = true;
-        t->next = cw->transfers;
-        if (cw->transfers)
-            cw->transfers->prev = t;
-        cw->transfers = t;
+        link_transfer(t);
         /* curl's timer callback has scheduled the first socket action; the loop does the
          * rest while this task waits. */
         status = weft_future_await(t->done, NULL);
@@ -437,13 +450,7 @@ long weft_curl_get(weft_curl *cw, const char *url, double timeout_s, struct weft
      * callback can reach it once it is freed below. */
     if (t->in_multi) {
         curl_multi_remove_handle(cw->multi, easy);
-        t->in_multi = false;
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            cw->transfers = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
+        unlink_transfer(t);
     }
 
     if (status == -ETIMEDOUT)
