@@ -4,8 +4,10 @@ user of it sees: every status and byte count, concurrent time well under sequent
 with the limit honoured, a per-request timeout that cuts a slow response short, a refused
 port reported as such, an HTTP error and bad usage giving a non-zero exit.
 
-    fetch_test.py PATH/TO/fetch
+    fetch_test.py PATH/TO/fetch [PATH/TO/curl_cancel]
 
+With curl_cancel (tests/net/curl_cancel.c), also checks weft_curl_get cancelled from
+outside: by weft_cancel and by a timeout scope around the call.
 Loopback only: the server listens on 127.0.0.1 on an ephemeral port (start_server is
 the one place that knows which server; weft's own HTTP showcase will take its place).
 Bounded: each run of fetch is killed after RUN_TIMEOUT seconds, and the server stops by
@@ -206,9 +208,26 @@ def test_usage(fetch):
               out + err)
 
 
+def test_cancel_from_outside(curl_cancel, base):
+    """curl_cancel cancels weft_curl_get with weft_cancel and with a timeout scope around
+    the call: each ends at once, the handle still works, weft_curl_free finds nothing left."""
+    slow = f"{base}/delay/4000/bytes/10"
+    fast = f"{base}/delay/10/bytes/10"
+    rc, out, _, took = run_fetch(curl_cancel, [slow, fast])
+    expected = [r"ok: cancelled by weft_cancel: ECANCELED after 0\.[23] s",
+                r"ok: cut by a timeout scope around the call: ETIMEDOUT after 0\.[34] s",
+                r"ok: the next request on the same handle: 200 after 0\.\d s",
+                r"ok: weft_curl_free: no transfer left: 0 after 0\.0 s"]
+    lines = out.splitlines()
+    check(rc == 0 and len(lines) == len(expected) and
+          all(re.fullmatch(e, line) for e, line in zip(expected, lines)),
+          "weft_curl_get cancelled from outside ends at once and leaves nothing behind", out)
+    check(took < 3.5, f"curl_cancel took {took:.2f} s, not the slow response's 4 s", out)
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: fetch_test.py PATH/TO/fetch")
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: fetch_test.py PATH/TO/fetch [PATH/TO/curl_cancel]")
     fetch = sys.argv[1]
     server, base = start_server()
     try:
@@ -218,6 +237,8 @@ def main():
         test_refused(fetch)
         test_http_error(fetch, base)
         test_usage(fetch)
+        if len(sys.argv) == 3:
+            test_cancel_from_outside(sys.argv[2], base)
     finally:
         stop_server(server)
     if failures:
