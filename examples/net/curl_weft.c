@@ -121,8 +121,9 @@ static void collect_done(weft_curl *cw)
     while ((msg = curl_multi_info_read(cw->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        struct transfer *t = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        char *private = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &private);
+        struct transfer *t = (struct transfer *)private;
         t->result = msg->data.result; /* msg is invalid once the handle is removed */
         finish(t);
     }
@@ -138,13 +139,15 @@ static void fail_all(weft_curl *cw, CURLMcode mc)
     }
 }
 
-/* Tells curl what happened on fd (or that its timer expired), then collects results. */
+/* Tells curl what happened on fd (or that its timer expired), then collects results.
+ * CURLM_BAD_SOCKET only says curl no longer knows fd (a readiness report that arrived
+ * after curl let the socket go): nothing is wrong with the transfers then. */
 static void drive(weft_curl *cw, curl_socket_t fd, int flags)
 {
     int running = 0;
     CURLMcode mc = curl_multi_socket_action(cw->multi, fd, flags, &running);
     collect_done(cw);
-    if (mc != CURLM_OK)
+    if (mc != CURLM_OK && mc != CURLM_BAD_SOCKET)
         fail_all(cw, mc);
 }
 
