@@ -16,8 +16,8 @@ build_packages=(cmake gcc make pkg-config libc6-dev libcurl4-openssl-dev)
 demo_packages=("${build_packages[@]}")
 # Criterion runs the tests; the AArch64 cross compiler, its libc and qemu-user run them
 # for the second architecture; python3 runs helper scripts; gdb and valgrind are used by
-# the debugging tests.
-test_packages=("${build_packages[@]}" libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user python3 gdb valgrind)
+# the debugging tests; clang-14 and its runtime build the libFuzzer targets.
+test_packages=("${build_packages[@]}" libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user python3 gdb valgrind clang-14 libclang-rt-14-dev)
 
 if [ $# -eq 0 ]; then
   echo "usage: $0 build|demo|test|PACKAGE..." >&2

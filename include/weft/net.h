@@ -100,7 +100,7 @@ typedef struct weft_connect_options {
  * raced as happy_eyeballs_delay says; the first to connect wins and the others are
  * closed. A timeout scope around the call bounds the whole of it.
  * Returns: the connected stream (the caller gives it up with weft_stream_close or
- *   weft_stream_abort), or NULL with weft_error() set.
+ *   weft_stream_abort), or NULL with weft_errcode() saying why.
  * Suspends: always: while resolving and while connecting.
  * Errors: the resolver's (WEFT_ENONAME, WEFT_ENAMETEMP, WEFT_ERESOLVE);
  *   -ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, -ETIMEDOUT: the error of the last
@@ -117,7 +117,7 @@ WEFT_API WEFT_WAIT weft_stream *weft_open_connection(const char *host, int port,
  * weft_open_unix_connection — connect to a Unix-domain stream socket
  * (asyncio.open_unix_connection). A path starting with '@' names Linux's abstract
  * namespace ("@name" is "\0name").
- * Returns: the stream, or NULL with weft_error() set.
+ * Returns: the stream, or NULL with weft_errcode() saying why.
  * Suspends: always, until connected.
  * Errors: -ENOENT (no such socket), -ECONNREFUSED (nobody listens), -EACCES,
  *   -ENAMETOOLONG (longer than sockaddr_un allows), -EINVAL (NULL path),
@@ -130,7 +130,7 @@ WEFT_API WEFT_WAIT weft_stream *weft_open_unix_connection(const char *path, cons
  * weft_stream_from_fd — make a stream of a connected descriptor the caller opened: a
  * socket (TCP, Unix, socketpair) or a pipe. weft makes it non-blocking and owns it
  * from here on: weft_stream_close closes it.
- * Returns: the stream, or NULL with weft_error() set (fd is then still the caller's).
+ * Returns: the stream, or NULL with weft_errcode() saying why (fd is then still the caller's).
  * Suspends: never.
  * Errors: -EBADF (not open), -EPERM (a regular file or anything the poller refuses),
  *   -EINVAL (opts inconsistent: low_water above high_water), -ENOMEM; WEFT_ENOTINLOOP.
@@ -380,7 +380,7 @@ typedef struct weft_server_options {
  * (weft_server_port tells it). SO_REUSEADDR is set; IPv6 sockets are IPv6-only, so
  * that "::" and "0.0.0.0" can both be bound.
  * Returns: the listening server (given up by weft_server_wait_closed), or NULL with
- *   weft_error() set.
+ *   weft_errcode() saying why.
  * Suspends: while resolving host (a numeric address or NULL does not suspend).
  * Errors: the resolver's (WEFT_ENONAME, ...); -EADDRINUSE; -EACCES (a port below
  *   1024); -EADDRNOTAVAIL; -EINVAL (NULL handler, port outside 0..65535); -EMFILE;
@@ -393,7 +393,7 @@ WEFT_API WEFT_WAIT weft_server *weft_start_server(weft_connection_fn handler, vo
 /* weft_start_unix_server — as weft_start_server, on a Unix-domain path ('@' first:
  * the abstract namespace). A stale socket file left by an earlier server is removed
  * first (asyncio does the same); any other file at path is an error.
- * Returns: the server, or NULL with weft_error() set.
+ * Returns: the server, or NULL with weft_errcode() saying why.
  * Suspends: never.
  * Errors: -EADDRINUSE (path is some other file, or a live server's); -ENAMETOOLONG;
  *   -EACCES; -EINVAL; -EMFILE; -ENOMEM; WEFT_ENOTINLOOP. */

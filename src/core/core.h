@@ -298,7 +298,7 @@ typedef struct weft__module {
 
 enum weft__slot {
     WEFT__SLOT_POOLS,                /* exec/pool.c: the loop's port to the thread pools */
-    WEFT__SLOT_NET,                  /* net/: the loop's datagram endpoints, abandoned lookups */
+    WEFT__SLOT_NET,                  /* net/: the loop's streams, servers, datagram endpoints, lookups */
     WEFT__SLOT_COUNT
 };
 

@@ -39,14 +39,6 @@ typedef struct weft__dgram {
 /* The loop's network module                                                */
 /* ------------------------------------------------------------------------ */
 
-weft__net_loop *weft__net_state(weft_loop *L)
-{
-    weft__net_loop *net = L->slots[WEFT__SLOT_NET];
-    if (!net && (net = calloc(1, sizeof *net)))
-        L->slots[WEFT__SLOT_NET] = net;
-    return net;
-}
-
 static void dgram_shut(weft_loop *L, weft__dgram *d)
 {
     int fd = d->f.w.fd;
@@ -56,13 +48,9 @@ static void dgram_shut(weft_loop *L, weft__dgram *d)
     d->gen++;
 }
 
-/* After every task has finished and the pools have drained (no lookup is out):
- * endpoints still open were forgotten by their program. */
-static void net_term(weft_loop *L)
+/* The loop ends (net.c): endpoints still open were forgotten by their program. */
+void weft__datagrams_term(weft_loop *L, weft__net_loop *net)
 {
-    weft__net_loop *net = L->slots[WEFT__SLOT_NET];
-    if (!net)
-        return;
     for (weft__dlink *l; (l = weft__dlist_pop_front(&net->datagrams));) {
         weft__dgram *d = WEFT__CONTAINER_OF(l, weft__dgram, link);
         weft__report("weft: unclosed datagram endpoint %s (socket %d): closed as its loop ended; close it with "
@@ -74,12 +62,8 @@ static void net_term(weft_loop *L)
         next = d->next_free;
         free(d);
     }
-    weft__resolve_term(net);
-    free(net);
-    L->slots[WEFT__SLOT_NET] = NULL;
 }
 
-const weft__module weft__module_net = {"network", NULL, NULL, net_term};
 
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                  */
@@ -494,7 +478,7 @@ int weft_datagram_close(weft_datagram *h)
     if (!d)
         return rc;
     weft_loop *L = weft__loop;
-    weft__net_loop *net = L->slots[WEFT__SLOT_NET];
+    weft__net_loop *net = weft__net_state(L);
     weft__dlist_unlink(&net->datagrams, &d->link);
     dgram_shut(L, d);
     d->next_free = net->free_dgrams;

@@ -3,6 +3,7 @@
  * builds asyncio's streams, servers and datagram endpoints on the core's
  * descriptor watchers and suspensions, and resolves names on the thread pool.
  *
+ *   net.c       the layer's loop module and handle checks
  *   resolve.c   weft_getaddrinfo: getaddrinfo on the default pool, errors mapped
  *   connect.c   connecting a TCP socket to host:port: every address, happy eyeballs
  *   stream.c    weft_stream: buffered reading and writing, drain, close
@@ -19,6 +20,87 @@
 #include <sys/socket.h>
 
 /*
+ * Handles of the layer's objects (streams, servers, datagram endpoints), checked as
+ * task handles are (core.h): the record's address tagged with the record's
+ * generation in the top 16 bits and its loop's serial in the low 3. Records are
+ * never given back to malloc while their loop runs (a freed one waits on a free
+ * list with a new generation), so a stale handle reads valid memory and is refused;
+ * one of another loop is refused before its record is touched.
+ */
+typedef struct weft__net_obj {
+    uint16_t gen;      /* 1..65535, new at each use of the record; 0 = free */
+    uint8_t kind;      /* WEFT__NET_STREAM, ... */
+} weft__net_obj;
+
+enum { WEFT__NET_STREAM = 1, WEFT__NET_SERVER, WEFT__NET_DATAGRAM };
+
+/* The handle of a live record. */
+static inline void *weft__net_handle(weft_loop *L, weft__net_obj *o)
+{
+    return (void *)((uintptr_t)o | (uintptr_t)o->gen << WEFT__TAG_SHIFT | L->serial);
+}
+
+/* The record a handle names, or NULL with the error in *err (and the message set,
+ * naming `what`): -EINVAL for NULL, WEFT_ENOTINLOOP without a loop, WEFT_ESTATE for
+ * another loop's, -ESTALE for a record given up. */
+void *weft__net_from(const void *h, uint8_t kind, const char *what, int *err);
+/* A new generation for a record being given up or reused. */
+static inline void weft__net_retire(weft__net_obj *o)
+{
+    o->gen = (uint16_t)(o->gen % 65535u + 1u);
+    o->kind = 0;
+}
+
+/*
+ * The loop's network state (slots[WEFT__SLOT_NET]), made when the loop starts and
+ * freed by the network's module (net.c) when it ends, after the thread pools'
+ * drain (no lookup still runs on a pool thread then). Each file keeps its own
+ * part and ends it in its *_term, which net.c calls: servers first (their
+ * connections' tasks have finished), then streams, datagram endpoints, lookups.
+ */
+typedef struct weft__net_loop {
+    weft__dlist streams;             /* live streams (stream.c), reported if never closed */
+    struct weft_stream *free_streams; /* given-up stream records, kept for stale handles */
+    size_t free_count;
+    weft__dlist servers;             /* live servers (server.c) */
+    struct weft_server *free_servers; /* given-up server records, kept for stale handles */
+    weft__dlist datagrams;           /* open endpoints (datagram.c), reported if left open */
+    struct weft__dgram *free_dgrams; /* closed endpoint records, kept for stale handles */
+    weft__dlist orphans;             /* lookups whose caller left before they ran (resolve.c) */
+} weft__net_loop;
+
+/* The loop's network state. */
+static inline weft__net_loop *weft__net_state(weft_loop *L)
+{
+    return (weft__net_loop *)L->slots[WEFT__SLOT_NET];
+}
+
+/* net.c: the loop's network module. */
+extern const weft__module weft__module_net;
+/* Each file's end of a loop (see weft__net_loop). */
+void weft__servers_term(weft_loop *L, weft__net_loop *net);
+void weft__streams_term(weft_loop *L, weft__net_loop *net);
+void weft__datagrams_term(weft_loop *L, weft__net_loop *net);
+void weft__resolve_term(weft_loop *L, weft__net_loop *net);
+
+/* resolve.c: weft_format_address for a getaddrinfo entry. */
+char *weft__format_ai(const struct addrinfo *ai, char *buf, size_t size);
+
+/* stream.c: a stream for a connected non-blocking descriptor (taken over: closed
+ * on failure too when `own_on_failure`). NULL with the error in *err (no message). */
+struct weft_stream *weft__stream_new(weft_loop *L, int fd, const weft_stream_options *o, int *err);
+/* stream.c: the user's handle of s; for server.c, marks s as its connection's. */
+weft_stream *weft__stream_user_handle(struct weft_stream *s);
+void weft__stream_mark_server_owned(struct weft_stream *s);
+/* stream.c: fills a Unix socket address ('@' first: abstract). 0, -EINVAL, -ENAMETOOLONG. */
+struct sockaddr_un;
+int weft__unix_address(const char *path, struct sockaddr_un *sun, socklen_t *len);
+/* stream.c: for server.c — closes s for good when its handler has returned. */
+void weft__stream_server_done(struct weft_stream *s);
+/* stream.c: close_clients (abort false) and abort_clients (abort true). */
+void weft__stream_close_from_server(struct weft_stream *s, bool abort);
+
+/*
  * Connects a TCP socket to host:port as weft_open_connection describes (resolving,
  * every address tried, happy eyeballs, local address, TCP_NODELAY unless o->nagle).
  * o may be NULL. Returns the connected, non-blocking, close-on-exec descriptor, or a
@@ -29,26 +111,5 @@ int weft__connect_tcp(const char *host, int port, const weft_connect_options *o)
 /* The resolver's error (EAI_*, with errno for EAI_SYSTEM) as a weft code, with the
  * message naming host and the resolver's text. */
 int weft__resolve_error(int eai, int err, const char *host, int port);
-
-/*
- * The network's per-loop state (slots[WEFT__SLOT_NET]), made at first use. Its
- * module (datagram.c) frees it when the loop ends, after the thread pools'
- * drain: by then no lookup is still running on a pool thread.
- */
-typedef struct weft__net_loop {
-    weft__dlist datagrams;        /* open endpoints (datagram.c), reported if left open */
-    struct weft__dgram *free_dgrams; /* closed endpoint records, kept for stale handles */
-    weft__dlist orphans;          /* lookups whose caller left before they ran (resolve.c) */
-} weft__net_loop;
-
-/* The current loop's network state, made on first use; NULL on ENOMEM. */
-weft__net_loop *weft__net_state(weft_loop *L);
-/* resolve.c: frees the lookups left on net->orphans (the loop is ending). */
-void weft__resolve_term(weft__net_loop *net);
-/* datagram.c: the loop's network module. */
-extern const weft__module weft__module_net;
-
-/* weft_format_address for a getaddrinfo entry. */
-char *weft__format_ai(const struct addrinfo *ai, char *buf, size_t size);
 
 #endif

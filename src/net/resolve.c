@@ -102,8 +102,9 @@ static void lookup_drop(void *result)
     lookup_free(lk);
 }
 
-void weft__resolve_term(weft__net_loop *net)
+void weft__resolve_term(weft_loop *L, weft__net_loop *net)
 {
+    (void)L;
     for (weft__dlink *l; (l = weft__dlist_pop_front(&net->orphans));)
         lookup_free(WEFT__CONTAINER_OF(l, lookup, orphan));
 }

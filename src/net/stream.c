@@ -1,0 +1,1246 @@
+/*
+ * stream.c — weft_stream, asyncio's StreamReader and StreamWriter in one object: a
+ * connected non-blocking descriptor (TCP, Unix socket, socketpair, pipe) with a
+ * read buffer for the separator reads, a write buffer the loop flushes in the
+ * background, drain's high and low water marks, and closing. Also the layer's
+ * handle checks and its loop module, which closes what is left when a loop ends.
+ *
+ * How the descriptor is watched: the stream owns one watcher (io.h). It wants
+ * POLL_IN only while a task waits to read and POLL_OUT only while bytes wait to be
+ * sent, so an idle connection costs the kernel nothing but its registration, which
+ * persists. A reader is woken by the watcher and does its own read(2): weft_stream_read
+ * with nothing buffered reads straight into the caller's buffer (no copy), and the
+ * buffer is used only by readexactly / readuntil / readline, which need to look
+ * ahead. A write goes to the socket at once when nothing is queued before it; what
+ * the socket does not take is copied into the write buffer and sent by the watcher
+ * when the socket is writable, in order, with writev.
+ *
+ * Reading ahead without waiting: a read that filled the space it was given may have
+ * left more in the socket, so the next read tries the socket first; one that came
+ * back short emptied it, so the next read waits for readiness first instead of
+ * spending a system call to learn EAGAIN.
+ */
+#include "net/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_LIMIT (64 * 1024)
+#define DEFAULT_HIGH (64 * 1024)
+/* The read buffer's first size, and the least free space a fill reads into. */
+#define READ_CHUNK (16 * 1024)
+/* Streams kept for reuse per loop; more are freed. */
+#define FREE_STREAMS_MAX 256
+
+/* A task waiting in drain, close or wait_closed; lives on that task's stack. */
+typedef struct stream_waiter {
+    weft__dlink link;
+    weft_task *task;
+} stream_waiter;
+
+struct weft_stream {
+    weft__net_obj obj;
+    weft__watcher w;
+    weft_loop *loop;
+    weft__dlink link;            /* on the loop's list of live streams */
+    struct weft_stream *next_free;
+
+    bool is_socket;
+    bool read_more;              /* the last read filled its space: try the socket first */
+    bool eof;                    /* the peer closed its side (a read returned 0) */
+    bool closing;                /* no more writes: write_eof, close, close_clients */
+    bool close_when_flushed;     /* close the descriptor once the write buffer is empty */
+    bool shut_when_flushed;      /* write_eof: shutdown(SHUT_WR) once flushed */
+    bool given_up;               /* the user's handle is given up (close/abort done) */
+    bool server_owned;           /* a server's connection: the server frees it */
+    bool closed;                 /* the descriptor is closed (fd == -1) */
+    int rerr;                    /* the read side's sticky error (-ECONNRESET, ...) */
+    int werr;                    /* the write side's sticky error: unsent bytes are dropped */
+    size_t partial;              /* weft_stream_partial */
+
+    bool read_closed;            /* reads give WEFT_ECLOSED: close, close_clients */
+    bool sendfile_waits;         /* a sendfile waits (among drainers) for POLL_OUT */
+    weft_task *reader;           /* waiting for POLL_IN */
+    weft__dlist drainers;        /* stream_waiter: drain, sendfile */
+    weft__dlist closers;         /* stream_waiter: close, wait_closed */
+
+    char *rb;                    /* read buffer: bytes [rstart, rend) unread */
+    size_t rstart, rend, rcap;
+    char *wb;                    /* write buffer: bytes [wstart, wend) unsent */
+    size_t wstart, wend, wcap;
+
+    size_t limit, high, low;
+};
+
+static weft_stream *user_handle(weft_stream *s)
+{
+    return weft__net_handle(s->loop, &s->obj);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Decodes handle h into s, or returns the error from the enclosing function. */
+#define STREAM_ARG(s, h, what)                                                 \
+    int s##_err_;                                                              \
+    weft_stream *s = weft__net_from((h), WEFT__NET_STREAM, (what), &s##_err_); \
+    if (!s)                                                                    \
+        return s##_err_;
+
+/* ------------------------------------------------------------------------ */
+/* Interest, waking and closing                                             */
+/* ------------------------------------------------------------------------ */
+
+static size_t wbuffered(const weft_stream *s)
+{
+    return s->wend - s->wstart;
+}
+
+static size_t rbuffered(const weft_stream *s)
+{
+    return s->rend - s->rstart;
+}
+
+static void update_interest(weft_stream *s)
+{
+    if (s->closed)
+        return;
+    unsigned want = (s->reader ? WEFT__POLL_IN : 0) | (wbuffered(s) || s->sendfile_waits ? WEFT__POLL_OUT : 0);
+    /* Shrinking or re-asking for a registered descriptor is queued, never refused;
+     * the first registration's refusal was seen by weft__stream_new. */
+    (void)weft__watcher_want(&s->loop->io, &s->w, want);
+}
+
+static void wake_all(weft__dlist *list, int reason)
+{
+    weft__dlink *n;
+    while ((n = weft__dlist_pop_front(list)) != NULL) {
+        stream_waiter *wt = WEFT__CONTAINER_OF(n, stream_waiter, link);
+        wt->link.next = wt->link.prev = NULL;
+        weft__wake(wt->task, reason);
+    }
+}
+
+/* Suspends the current task on `list` until woken; returns the wake reason. */
+static int wait_on(weft__dlist *list);
+
+static void free_buffers(weft_stream *s)
+{
+    free(s->rb);
+    free(s->wb);
+    s->rb = s->wb = NULL;
+    s->rstart = s->rend = s->rcap = 0;
+    s->wstart = s->wend = s->wcap = 0;
+}
+
+/* Closes the descriptor (once): the watcher goes first, as io.h requires. Waiting
+ * readers wake with `reason`, drainers with the write error or `reason`, closers
+ * with 0 (their wait is over). */
+static void close_fd(weft_stream *s, int reason)
+{
+    if (s->closed)
+        return;
+    weft__watcher_forget(&s->loop->io, &s->w);
+    close(s->w.fd);
+    s->w.fd = -1;
+    s->closed = true;
+    s->closing = true;
+    if (s->reader) {
+        weft_task *t = s->reader;
+        s->reader = NULL;
+        weft__wake(t, reason);
+    }
+    wake_all(&s->drainers, s->werr ? s->werr : reason);
+    wake_all(&s->closers, 0);
+}
+
+/* The record goes back to the loop's free list with a new generation. */
+static void stream_free(weft_stream *s)
+{
+    weft__net_loop *net = weft__net_state(s->loop);
+    WEFT__ASSERT(s->closed && !s->reader && weft__dlist_empty(&s->drainers) && weft__dlist_empty(&s->closers));
+    weft__dlist_unlink(&net->streams, &s->link);
+    free_buffers(s);
+    weft__net_retire(&s->obj);
+    if (net->free_count < FREE_STREAMS_MAX) {
+        s->next_free = net->free_streams;
+        net->free_streams = s;
+        net->free_count++;
+    } else {
+        /* Stale handles to it may remain: an older record is let go instead, so
+         * that this one's generation keeps protecting them. */
+        weft_stream *old = net->free_streams;
+        s->next_free = old->next_free;
+        net->free_streams = s;
+        free(old);
+    }
+}
+
+/* The user gave the handle up: the record goes once nothing else holds it. */
+static void give_up(weft_stream *s)
+{
+    s->given_up = true;
+    if (!s->server_owned && s->closed)
+        stream_free(s);
+    else
+        weft__net_retire(&s->obj);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing to the descriptor                                                */
+/* ------------------------------------------------------------------------ */
+
+/* writev without SIGPIPE: sendmsg with MSG_NOSIGNAL for a socket; for a pipe, the
+ * signal is blocked around the write and a SIGPIPE it raised is taken back, so a
+ * reader that left is -EPIPE, never a killed process. */
+static ssize_t send_iov(weft_stream *s, const struct iovec *iov, int count)
+{
+    if (s->is_socket) {
+        struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count};
+        ssize_t n = sendmsg(s->w.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return n < 0 ? -errno : n;
+    }
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    ssize_t n = writev(s->w.fd, iov, count);
+    int e = errno;
+    if (n < 0 && e == EPIPE && !sigismember(&old, SIGPIPE)) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return n < 0 ? -e : n;
+}
+
+static int write_error(weft_stream *s, int e, const char *what)
+{
+    if (e == -EPIPE || e == -ECONNRESET)
+        return weft__set_errmsg(e, "%s: the peer closed the connection (%s); unsent bytes are lost", what,
+                                strerror(-e));
+    (void)s;
+    return weft__set_errmsg(e, "%s: %s", what, strerror(-e));
+}
+
+/* The write side failed for good: unsent bytes are dropped, drainers told. */
+static void fail_writes(weft_stream *s, int e)
+{
+    if (!s->werr)
+        s->werr = e;
+    s->wstart = s->wend = 0;
+    wake_all(&s->drainers, e);
+}
+
+/* What the write buffer does once it is empty: shutdown for write_eof, close for
+ * close and close_clients. */
+static void after_flush(weft_stream *s)
+{
+    if (s->shut_when_flushed && !s->closed) {
+        s->shut_when_flushed = false;
+        if (s->is_socket)
+            shutdown(s->w.fd, SHUT_WR);
+    }
+    if (s->close_when_flushed) {
+        close_fd(s, WEFT_ECLOSED);
+        /* Closed from a callback, or by its server: nobody else will free it. */
+        if (s->given_up && !s->server_owned)
+            stream_free(s);
+    }
+}
+
+/* Sends as much of the write buffer as the socket takes. */
+static void flush(weft_stream *s)
+{
+    while (wbuffered(s) > 0) {
+        struct iovec iov = {s->wb + s->wstart, wbuffered(s)};
+        ssize_t n = send_iov(s, &iov, 1);
+        if (n == -EINTR)
+            continue;
+        if (n == -EAGAIN || n == -EWOULDBLOCK)
+            break;
+        if (n < 0) {
+            fail_writes(s, (int)n);
+            break;
+        }
+        s->wstart += (size_t)n;
+    }
+    if (wbuffered(s) == 0)
+        s->wstart = s->wend = 0;
+    if (wbuffered(s) <= s->low)
+        wake_all(&s->drainers, s->werr);
+    if (wbuffered(s) == 0 || s->werr)
+        after_flush(s);
+    else
+        update_interest(s);
+}
+
+/* Appends bytes to the write buffer. -ENOMEM leaves it as it was. */
+static int wbuf_append(weft_stream *s, const struct iovec *iov, int count, size_t skip)
+{
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    total -= skip;
+    if (s->wstart > 0 && s->wend + total > s->wcap) {
+        memmove(s->wb, s->wb + s->wstart, wbuffered(s));
+        s->wend -= s->wstart;
+        s->wstart = 0;
+    }
+    if (s->wend + total > s->wcap) {
+        size_t cap = s->wcap ? s->wcap : READ_CHUNK;
+        while (cap < s->wend + total)
+            cap *= 2;
+        char *wb = realloc(s->wb, cap);
+        if (!wb)
+            return -ENOMEM;
+        s->wb = wb;
+        s->wcap = cap;
+    }
+    for (int i = 0; i < count; i++) {
+        size_t len = iov[i].iov_len;
+        const char *p = iov[i].iov_base;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(s->wb + s->wend, p + skip, len - skip);
+        s->wend += len - skip;
+        skip = 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The watcher                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void stream_ready(weft__watcher *w, unsigned events)
+{
+    weft_stream *s = WEFT__CONTAINER_OF(w, weft_stream, w);
+    if (s->reader && (events & (WEFT__POLL_IN | WEFT__POLL_ERR))) {
+        weft_task *t = s->reader;
+        s->reader = NULL;
+        weft__wake(t, 0);
+    }
+    if (s->sendfile_waits && (events & (WEFT__POLL_OUT | WEFT__POLL_ERR))) {
+        s->sendfile_waits = false;
+        wake_all(&s->drainers, 0);
+    }
+    if (wbuffered(s) && (events & (WEFT__POLL_OUT | WEFT__POLL_ERR)))
+        flush(s); /* may close s's descriptor: nothing below may need it */
+    else
+        update_interest(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waiting                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A waiter and the list it is on, for its unwait hook. */
+typedef struct list_wait {
+    stream_waiter w;
+    weft__dlist *list;
+} list_wait;
+
+static void list_wait_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    list_wait *lw = self->wait_obj;
+    if (lw->w.link.next || lw->w.link.prev || lw->list->head == &lw->w.link)
+        weft__dlist_unlink(lw->list, &lw->w.link);
+}
+
+static int wait_on(weft__dlist *list)
+{
+    list_wait lw = {{{NULL, NULL}, weft__current()}, list};
+    weft__dlist_push_back(list, &lw.w.link);
+    return weft__wait(list_wait_unwait, &lw);
+}
+
+static void reader_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    weft_stream *s = self->wait_obj;
+    if (s->reader == self) {
+        s->reader = NULL;
+        update_interest(s);
+    }
+}
+
+/* Suspends the reading task until the descriptor is readable (or failed). */
+static int wait_readable(weft_stream *s)
+{
+    s->reader = weft__current();
+    update_interest(s);
+    return weft__wait(reader_unwait, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading from the descriptor                                              */
+/* ------------------------------------------------------------------------ */
+
+static int read_error(weft_stream *s, const char *what)
+{
+    if (s->rerr == -ECONNRESET)
+        return weft__set_errmsg(s->rerr, "%s: the peer reset the connection", what);
+    return weft__set_errmsg(s->rerr, "%s: %s", what, strerror(-s->rerr));
+}
+
+/*
+ * One read(2) into [p, p + n), waiting for readiness as needed. Returns the
+ * count (0 at end of file), or a negative error with the message set. The caller
+ * holds the reader's place (s->reader is free).
+ */
+static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
+{
+    for (;;) {
+        if (s->rerr)
+            return read_error(s, what);
+        if (s->eof)
+            return 0;
+        if (s->closed || s->read_closed)
+            return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream was closed", what);
+        if (!s->read_more) {
+            int rc = wait_readable(s);
+            if (rc == -ECANCELED)
+                return weft__cancelled_errmsg(weft__current());
+            if (rc < 0)
+                return weft__set_errmsg(rc, "%s: %s", what,
+                                        rc == WEFT_ECLOSED ? "the stream was closed while the task read"
+                                                           : weft_strerror(rc));
+        }
+        ssize_t got = read(s->w.fd, p, n);
+        if (got > 0) {
+            s->read_more = (size_t)got == n;
+            return got;
+        }
+        if (got == 0) {
+            s->eof = true;
+            return 0;
+        }
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+            s->read_more = false;
+            continue;
+        }
+        s->rerr = -e;
+        return read_error(s, what);
+    }
+}
+
+/* Room for at least `need` more bytes at the end of the read buffer. */
+static int rbuf_reserve(weft_stream *s, size_t need)
+{
+    if (s->rstart == s->rend)
+        s->rstart = s->rend = 0;
+    if (s->rcap - s->rend >= need)
+        return 0;
+    if (s->rstart > 0) {
+        memmove(s->rb, s->rb + s->rstart, rbuffered(s));
+        s->rend -= s->rstart;
+        s->rstart = 0;
+        if (s->rcap - s->rend >= need)
+            return 0;
+    }
+    size_t cap = s->rcap ? s->rcap : READ_CHUNK;
+    while (cap - s->rend < need)
+        cap *= 2;
+    char *rb = realloc(s->rb, cap);
+    if (!rb)
+        return -ENOMEM;
+    s->rb = rb;
+    s->rcap = cap;
+    return 0;
+}
+
+/* Reads more into the buffer. Returns bytes added, 0 at end of file, or an error. */
+static ssize_t fill(weft_stream *s, const char *what)
+{
+    if (rbuf_reserve(s, READ_CHUNK / 4) != 0)
+        return weft__set_errmsg(-ENOMEM, "%s: no memory for the read buffer", what);
+    ssize_t got = read_some(s, s->rb + s->rend, s->rcap - s->rend, what);
+    if (got > 0)
+        s->rend += (size_t)got;
+    return got;
+}
+
+/* Claims the reader's place: one reading task at a time. */
+static int begin_read(weft_stream *s, const char *what)
+{
+    if (WEFT__UNLIKELY(!weft__current()))
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task (it may suspend)", what);
+    if (WEFT__UNLIKELY(s->reader))
+        return weft__set_errmsg(-EBUSY, "%s: task %s is already reading this stream; one task reads a stream "
+                                        "at a time",
+                                what, weft_task_name(s->reader));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading, public                                                          */
+/* ------------------------------------------------------------------------ */
+
+ssize_t weft_stream_read(weft_stream *h, void *buf, size_t n)
+{
+    STREAM_ARG(s, h, "weft_stream_read");
+    int rc = begin_read(s, "weft_stream_read");
+    if (rc)
+        return rc;
+    if (n == 0)
+        return 0;
+    size_t have = rbuffered(s);
+    if (have > 0) {
+        size_t take = have < n ? have : n;
+        memcpy(buf, s->rb + s->rstart, take);
+        s->rstart += take;
+        return (ssize_t)take;
+    }
+    /* Nothing buffered: straight into the caller's buffer. */
+    return read_some(s, buf, n, "weft_stream_read");
+}
+
+ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
+{
+    STREAM_ARG(s, h, "weft_stream_readexactly");
+    int rc = begin_read(s, "weft_stream_readexactly");
+    if (rc)
+        return rc;
+    /* Everything goes through the buffer, so that a cancelled or failed call
+     * consumes nothing: the bytes stay for the next read. */
+    while (rbuffered(s) < n) {
+        size_t missing = n - rbuffered(s);
+        if (rbuf_reserve(s, missing < READ_CHUNK ? READ_CHUNK / 4 : missing) != 0)
+            return weft__set_errmsg(-ENOMEM, "weft_stream_readexactly: no memory to buffer %zu bytes", n);
+        ssize_t got = read_some(s, s->rb + s->rend, s->rcap - s->rend, "weft_stream_readexactly");
+        if (got < 0)
+            return got;
+        if (got == 0) {
+            size_t have = rbuffered(s);
+            memcpy(buf, s->rb + s->rstart, have);
+            s->rstart = s->rend = 0;
+            s->partial = have;
+            return weft__set_errmsg(WEFT_EINCOMPLETE, "weft_stream_readexactly: the stream ended after %zu of "
+                                                      "%zu bytes (they are in the buffer given)",
+                                    have, n);
+        }
+        s->rend += (size_t)got;
+    }
+    memcpy(buf, s->rb + s->rstart, n);
+    s->rstart += n;
+    return (ssize_t)n;
+}
+
+ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, const char **data)
+{
+    STREAM_ARG(s, h, "weft_stream_readuntil");
+    int rc = begin_read(s, "weft_stream_readuntil");
+    if (rc)
+        return rc;
+    if (!sep || seplen == 0 || !data)
+        return weft__set_errmsg(-EINVAL, "weft_stream_readuntil: %s", !data ? "data is NULL"
+                                                                            : "the separator is empty");
+    size_t from = 0; /* where the next search starts, relative to rstart */
+    for (;;) {
+        size_t have = rbuffered(s);
+        const char *base = s->rb + s->rstart;
+        const char *at = have >= seplen ? memmem(base + from, have - from, sep, seplen) : NULL;
+        if (at) {
+            size_t isep = (size_t)(at - base);
+            if (isep > s->limit) {
+                s->partial = isep;
+                return weft__set_errmsg(WEFT_ELIMIT, "weft_stream_readuntil: the separator was found %zu bytes "
+                                                     "in, beyond the stream's limit of %zu bytes; nothing was "
+                                                     "consumed",
+                                        isep, s->limit);
+            }
+            size_t len = isep + seplen;
+            *data = base;
+            s->rstart += len;
+            return (ssize_t)len;
+        }
+        from = have + 1 > seplen ? have + 1 - seplen : 0;
+        if (from > s->limit) {
+            s->partial = from;
+            return weft__set_errmsg(WEFT_ELIMIT, "weft_stream_readuntil: %zu bytes buffered without the "
+                                                 "separator, more than the stream's limit of %zu bytes; "
+                                                 "nothing was consumed",
+                                    have, s->limit);
+        }
+        ssize_t got = fill(s, "weft_stream_readuntil");
+        if (got < 0)
+            return got;
+        if (got == 0) {
+            have = rbuffered(s);
+            *data = s->rb + s->rstart;
+            s->rstart = s->rend = 0;
+            s->partial = have;
+            return weft__set_errmsg(WEFT_EINCOMPLETE, "weft_stream_readuntil: the stream ended after %zu bytes "
+                                                      "without the separator",
+                                    have);
+        }
+    }
+}
+
+ssize_t weft_stream_readline(weft_stream *h, const char **data)
+{
+    ssize_t n = weft_stream_readuntil(h, "\n", 1, data);
+    if (n == WEFT_EINCOMPLETE) {
+        /* asyncio's readline: the last bytes without "\n", then empty. */
+        int err;
+        weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_readline", &err);
+        weft_error_clear();
+        return s ? (ssize_t)s->partial : err;
+    }
+    return n;
+}
+
+ssize_t weft_stream_read_to_eof(weft_stream *h, char **out)
+{
+    STREAM_ARG(s, h, "weft_stream_read_to_eof");
+    int rc = begin_read(s, "weft_stream_read_to_eof");
+    if (rc)
+        return rc;
+    if (!out)
+        return weft__set_errmsg(-EINVAL, "weft_stream_read_to_eof: out is NULL");
+    for (;;) {
+        ssize_t got = fill(s, "weft_stream_read_to_eof");
+        if (got < 0)
+            return got;
+        if (got == 0)
+            break;
+    }
+    size_t have = rbuffered(s);
+    char *p = malloc(have + 1);
+    if (!p)
+        return weft__set_errmsg(-ENOMEM, "weft_stream_read_to_eof: no memory for %zu bytes (they stay buffered)",
+                                have);
+    memcpy(p, s->rb + s->rstart, have);
+    p[have] = '\0';
+    s->rstart = s->rend = 0;
+    *out = p;
+    return (ssize_t)have;
+}
+
+size_t weft_stream_partial(weft_stream *h)
+{
+    int err;
+    weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_partial", &err);
+    return s ? s->partial : 0;
+}
+
+bool weft_stream_at_eof(weft_stream *h)
+{
+    int err;
+    weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_at_eof", &err);
+    return s && s->eof && rbuffered(s) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing, public                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int write_iov(weft_stream *s, const struct iovec *iov, int count, const char *what)
+{
+    if (s->werr)
+        return write_error(s, s->werr, what);
+    if (s->closing)
+        return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream is closing (write_eof, close or the server's "
+                                              "close_clients came first)",
+                                what);
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    size_t sent = 0;
+    if (wbuffered(s) == 0) {
+        /* Nothing queued before: straight to the socket. */
+        for (;;) {
+            ssize_t n = send_iov(s, iov, count > IOV_MAX ? IOV_MAX : count);
+            if (n == -EINTR)
+                continue;
+            if (n == -EAGAIN || n == -EWOULDBLOCK)
+                break;
+            if (n < 0) {
+                fail_writes(s, (int)n);
+                return write_error(s, (int)n, what);
+            }
+            sent = (size_t)n;
+            break;
+        }
+        if (sent == total)
+            return 0;
+    }
+    if (wbuf_append(s, iov, count, sent) != 0) {
+        if (sent > 0) {
+            /* Part went out: the stream can no longer keep its order. */
+            fail_writes(s, -ENOMEM);
+        }
+        return weft__set_errmsg(-ENOMEM, "%s: no memory to queue %zu bytes%s", what, total - sent,
+                                sent ? " (the stream is broken: part of the write was sent)" : "");
+    }
+    update_interest(s);
+    return 0;
+}
+
+int weft_stream_write(weft_stream *h, const void *buf, size_t n)
+{
+    STREAM_ARG(s, h, "weft_stream_write");
+    if (!buf && n)
+        return weft__set_errmsg(-EINVAL, "weft_stream_write: buf is NULL");
+    struct iovec iov = {(void *)buf, n};
+    return write_iov(s, &iov, 1, "weft_stream_write");
+}
+
+int weft_stream_writev(weft_stream *h, const struct iovec *iov, int count)
+{
+    STREAM_ARG(s, h, "weft_stream_writev");
+    if (count < 0 || (count > 0 && !iov))
+        return weft__set_errmsg(-EINVAL, "weft_stream_writev: %s", count < 0 ? "negative count" : "iov is NULL");
+    return write_iov(s, iov, count, "weft_stream_writev");
+}
+
+int weft_stream_drain(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_drain");
+    if (s->werr)
+        return write_error(s, s->werr, "weft_stream_drain");
+    if (wbuffered(s) <= s->high)
+        return 0;
+    if (!weft__current())
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_drain must be called from a task (it may suspend)");
+    int rc = wait_on(&s->drainers);
+    if (rc == -ECANCELED)
+        return weft__cancelled_errmsg(weft__current());
+    if (rc < 0)
+        return write_error(s, rc, "weft_stream_drain");
+    return 0;
+}
+
+int weft_stream_set_write_buffer_limits(weft_stream *h, size_t high, size_t low)
+{
+    STREAM_ARG(s, h, "weft_stream_set_write_buffer_limits");
+    high = high ? high : DEFAULT_HIGH;
+    low = low ? low : high / 4;
+    if (low > high)
+        return weft__set_errmsg(-EINVAL, "weft_stream_set_write_buffer_limits: low (%zu) is above high (%zu)", low,
+                                high);
+    s->high = high;
+    s->low = low;
+    if (wbuffered(s) <= s->low)
+        wake_all(&s->drainers, 0);
+    return 0;
+}
+
+size_t weft_stream_write_buffer_size(weft_stream *h)
+{
+    int err;
+    weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_write_buffer_size", &err);
+    return s ? wbuffered(s) : 0;
+}
+
+int weft_stream_write_eof(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_write_eof");
+    if (!s->is_socket)
+        return weft__set_errmsg(-ENOTSUP, "weft_stream_write_eof: only a socket can close one direction; close "
+                                          "the stream instead");
+    if (s->closing)
+        return 0;
+    s->closing = true;
+    if (wbuffered(s) == 0) {
+        if (!s->closed)
+            shutdown(s->w.fd, SHUT_WR);
+    } else {
+        s->shut_when_flushed = true;
+    }
+    return 0;
+}
+
+ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t count)
+{
+    STREAM_ARG(s, h, "weft_stream_sendfile");
+    if (!weft__current())
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_sendfile must be called from a task");
+    if (s->closing)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream is closing");
+    /* What was written before goes first. */
+    while (wbuffered(s) > 0 && !s->werr) {
+        int rc = wait_on(&s->drainers);
+        if (rc == -ECANCELED)
+            return weft__cancelled_errmsg(weft__current());
+        if (rc < 0)
+            break;
+        if (wbuffered(s) > 0)
+            flush(s);
+    }
+    if (s->werr)
+        return write_error(s, s->werr, "weft_stream_sendfile");
+    size_t done = 0;
+    while (done < count) {
+        off_t off = offset + (off_t)done;
+        ssize_t n = sendfile(s->w.fd, file_fd, &off, count - done);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break; /* the file ended */
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN) {
+            /* Wait for room, among the drainers, woken when the socket is writable. */
+            s->sendfile_waits = true;
+            update_interest(s);
+            int rc = wait_on(&s->drainers);
+            if (rc == -ECANCELED)
+                return weft__cancelled_errmsg(weft__current());
+            if (rc < 0)
+                return write_error(s, rc, "weft_stream_sendfile");
+            continue;
+        }
+        if (e == EPIPE || e == ECONNRESET) {
+            fail_writes(s, -e);
+            return write_error(s, -e, "weft_stream_sendfile");
+        }
+        return weft__set_errmsg(-e, "weft_stream_sendfile: %s", strerror(e));
+    }
+    return (ssize_t)done;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Wakes a task reading s: the stream is closing under it. */
+static void stop_reader(weft_stream *s)
+{
+    s->read_closed = true;
+    if (s->reader) {
+        weft_task *t = s->reader;
+        s->reader = NULL;
+        update_interest(s);
+        weft__wake(t, WEFT_ECLOSED);
+    }
+}
+
+static void abort_now(weft_stream *s)
+{
+    s->wstart = s->wend = 0;
+    if (!s->closed && s->is_socket) {
+        /* A reset, not an orderly end: the peer learns the data was dropped. */
+        struct linger lg = {1, 0};
+        setsockopt(s->w.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close_fd(s, WEFT_ECLOSED);
+}
+
+int weft_stream_close(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_close");
+    s->closing = true;
+    stop_reader(s);
+    int rc = 0;
+    if (!s->closed && wbuffered(s) > 0 && !s->werr) {
+        s->close_when_flushed = true;
+        update_interest(s);
+        if (weft__current()) {
+            int w = wait_on(&s->closers);
+            if (w == -ECANCELED) {
+                rc = weft__cancelled_errmsg(weft__current());
+                abort_now(s);
+            }
+        }
+    }
+    if (rc == 0 && s->werr)
+        rc = write_error(s, s->werr, "weft_stream_close");
+    if (!s->closed && (wbuffered(s) == 0 || s->werr))
+        close_fd(s, WEFT_ECLOSED);
+    if (!s->closed && !weft__current()) {
+        /* From a callback: nobody can wait, the loop finishes the flush and close. */
+        weft__net_retire(&s->obj);
+        s->given_up = true;
+        return 0;
+    }
+    give_up(s);
+    return rc;
+}
+
+int weft_stream_abort(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_abort");
+    abort_now(s);
+    give_up(s);
+    return 0;
+}
+
+bool weft_stream_is_closing(weft_stream *h)
+{
+    int err;
+    weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_is_closing", &err);
+    return !s || s->closing || s->closed || s->rerr || s->werr;
+}
+
+int weft_stream_wait_closed(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_wait_closed");
+    if (s->closed)
+        return 0;
+    if (!weft__current())
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_wait_closed must be called from a task");
+    int rc = wait_on(&s->closers);
+    if (rc == -ECANCELED)
+        return weft__cancelled_errmsg(weft__current());
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Addresses                                                                */
+/* ------------------------------------------------------------------------ */
+
+int weft_stream_peername(weft_stream *h, struct sockaddr *addr, socklen_t *len)
+{
+    STREAM_ARG(s, h, "weft_stream_peername");
+    if (s->closed)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_peername: the stream is closed");
+    if (getpeername(s->w.fd, addr, len) != 0)
+        return weft__set_errmsg(-errno, "weft_stream_peername: %s", strerror(errno));
+    return 0;
+}
+
+int weft_stream_sockname(weft_stream *h, struct sockaddr *addr, socklen_t *len)
+{
+    STREAM_ARG(s, h, "weft_stream_sockname");
+    if (s->closed)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sockname: the stream is closed");
+    if (getsockname(s->w.fd, addr, len) != 0)
+        return weft__set_errmsg(-errno, "weft_stream_sockname: %s", strerror(errno));
+    return 0;
+}
+
+int weft_stream_fd(weft_stream *h)
+{
+    STREAM_ARG(s, h, "weft_stream_fd");
+    if (s->closed)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_fd: the stream is closed");
+    return s->w.fd;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Making streams                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int options_check(const weft_stream_options *o, size_t *limit, size_t *high, size_t *low)
+{
+    *limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
+    *high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
+    *low = o && o->low_water ? o->low_water : *high / 4;
+    return *low > *high ? -EINVAL : 0;
+}
+
+weft_stream *weft__stream_new(weft_loop *L, int fd, const weft_stream_options *o, int *err)
+{
+    weft__net_loop *net = weft__net_state(L);
+    size_t limit, high, low;
+    if (options_check(o, &limit, &high, &low) != 0) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    weft_stream *s = net->free_streams;
+    if (s) {
+        net->free_streams = s->next_free;
+        net->free_count--;
+    } else {
+        s = calloc(1, sizeof *s);
+        if (!s) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+    }
+    weft__net_obj obj = s->obj;
+    memset(s, 0, sizeof *s);
+    s->obj.gen = obj.gen ? obj.gen : 1;
+    s->obj.kind = WEFT__NET_STREAM;
+    s->loop = L;
+    s->limit = limit;
+    s->high = high;
+    s->low = low;
+    s->read_more = true;
+    int type = 0;
+    socklen_t tl = sizeof type;
+    s->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0;
+    weft__watcher_init(&s->w, fd, stream_ready);
+    /* Registered now, wanting nothing yet: a descriptor the poller refuses (a
+     * regular file) is this call's error, and later interest costs no epoll_ctl
+     * of its own when it changes back and forth before a poll. */
+    int rc = weft__watcher_want(&L->io, &s->w, WEFT__POLL_IN);
+    if (rc == 0)
+        rc = weft__watcher_want(&L->io, &s->w, 0);
+    if (rc != 0) {
+        weft__watcher_forget(&L->io, &s->w);
+        weft__net_retire(&s->obj);
+        s->next_free = net->free_streams;
+        net->free_streams = s;
+        net->free_count++;
+        *err = rc;
+        return NULL;
+    }
+    weft__dlist_push_back(&net->streams, &s->link);
+    return s;
+}
+
+weft_stream *weft_stream_from_fd(int fd, const weft_stream_options *opts)
+{
+    weft_loop *L = weft__loop;
+    if (!L) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_from_fd needs a running loop");
+        return NULL;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (fd < 0 || flags < 0) {
+        weft__set_errmsg(-EBADF, "weft_stream_from_fd: descriptor %d is not open", fd);
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        weft__set_errmsg(-EPERM, "weft_stream_from_fd: descriptor %d is a regular file or directory, which "
+                                 "is always ready; read it with weft_to_thread",
+                         fd);
+        return NULL;
+    }
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        weft__set_errmsg(-errno, "weft_stream_from_fd: cannot make descriptor %d non-blocking: %s", fd,
+                         strerror(errno));
+        return NULL;
+    }
+    int err = 0;
+    weft_stream *s = weft__stream_new(L, fd, opts, &err);
+    if (!s) {
+        if (!(flags & O_NONBLOCK))
+            fcntl(fd, F_SETFL, flags);
+        weft__set_errmsg(err, "weft_stream_from_fd: %s",
+                         err == -EINVAL ? "low_water is above high_water" : weft_strerror(err));
+        return NULL;
+    }
+    return user_handle(s);
+}
+
+weft_stream *weft_open_connection(const char *host, int port, const weft_connect_options *opts)
+{
+    weft_loop *L = weft__loop;
+    if (!L || !weft__current()) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_open_connection must be called from a task");
+        return NULL;
+    }
+    size_t limit, high, low;
+    if (options_check(opts ? &opts->stream : NULL, &limit, &high, &low) != 0) {
+        weft__set_errmsg(-EINVAL, "weft_open_connection: low_water is above high_water");
+        return NULL;
+    }
+    int fd = weft__connect_tcp(host, port, opts);
+    if (fd < 0)
+        return NULL;
+    int err = 0;
+    weft_stream *s = weft__stream_new(L, fd, opts ? &opts->stream : NULL, &err);
+    if (!s) {
+        close(fd);
+        weft__set_errmsg(err, "weft_open_connection: %s", weft_strerror(err));
+        return NULL;
+    }
+    return user_handle(s);
+}
+
+/* Fills a sockaddr_un for path ('@' first: the abstract namespace). */
+int weft__unix_address(const char *path, struct sockaddr_un *sun, socklen_t *len)
+{
+    size_t n = strlen(path);
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (n == 0 || n >= sizeof sun->sun_path)
+        return n == 0 ? -EINVAL : -ENAMETOOLONG;
+    memcpy(sun->sun_path, path, n);
+    if (path[0] == '@') {
+        sun->sun_path[0] = '\0';
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        *len = (socklen_t)sizeof *sun;
+    }
+    return 0;
+}
+
+weft_stream *weft_open_unix_connection(const char *path, const weft_stream_options *opts)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (!L || !self) {
+        weft__set_errmsg(WEFT_ENOTINLOOP, "weft_open_unix_connection must be called from a task");
+        return NULL;
+    }
+    size_t limit, high, low;
+    struct sockaddr_un sun;
+    socklen_t len = 0;
+    int rc = path ? weft__unix_address(path, &sun, &len) : -EINVAL;
+    if (rc == 0 && options_check(opts, &limit, &high, &low) != 0)
+        rc = -EINVAL;
+    if (rc != 0) {
+        weft__set_errmsg(rc, "weft_open_unix_connection: %s",
+                         !path ? "path is NULL"
+                         : rc == -ENAMETOOLONG ? "the path is longer than a Unix socket address allows"
+                         : rc == -EINVAL && !*path ? "the path is empty" : "low_water is above high_water");
+        return NULL;
+    }
+    if (self->cancelling) {
+        weft__cancelled_errmsg(self);
+        return NULL;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        weft__set_errmsg(-errno, "weft_open_unix_connection: socket: %s", strerror(errno));
+        return NULL;
+    }
+    int e = connect(fd, (struct sockaddr *)&sun, len) == 0 ? 0 : errno;
+    if (e == EINPROGRESS || e == EAGAIN) {
+        /* A Unix listener with a full backlog: wait for room. */
+        rc = weft_fd_wait(fd, WEFT_WRITABLE);
+        if (rc > 0) {
+            socklen_t el = sizeof e;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+                e = errno;
+        } else {
+            weft_fd_close(fd);
+            if (rc == -ECANCELED)
+                weft__cancelled_errmsg(self);
+            return NULL;
+        }
+        weft_fd_forget(fd);
+    }
+    if (e != 0) {
+        close(fd);
+        weft__set_errmsg(-e, "weft_open_unix_connection: %s: %s", path, strerror(e));
+        return NULL;
+    }
+    int err = 0;
+    weft_stream *s = weft__stream_new(L, fd, opts, &err);
+    if (!s) {
+        close(fd);
+        weft__set_errmsg(err, "weft_open_unix_connection: %s", weft_strerror(err));
+        return NULL;
+    }
+    /* Asyncio semantics: an awaited call yields at least once. */
+    if (e == 0 && self) {
+        int y = weft_yield();
+        if (y == -ECANCELED) {
+            abort_now(s);
+            give_up(s);
+            weft__cancelled_errmsg(self);
+            return NULL;
+        }
+    }
+    return user_handle(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* For servers                                                              */
+/* ------------------------------------------------------------------------ */
+
+weft_stream *weft__stream_user_handle(weft_stream *s)
+{
+    return user_handle(s);
+}
+
+void weft__stream_mark_server_owned(weft_stream *s)
+{
+    s->server_owned = true;
+}
+
+void weft__stream_close_from_server(weft_stream *s, bool abort)
+{
+    s->closing = true;
+    if (abort || wbuffered(s) == 0 || s->werr) {
+        if (abort)
+            abort_now(s);
+        else
+            close_fd(s, WEFT_ECLOSED);
+    } else {
+        s->close_when_flushed = true;
+        stop_reader(s);
+        update_interest(s);
+    }
+}
+
+/* The handler returned: send what it left, close, free. From the connection's
+ * task, which may suspend here to flush. */
+void weft__stream_server_done(weft_stream *s)
+{
+    s->server_owned = false;
+    if (!s->given_up) {
+        s->closing = true;
+        stop_reader(s);
+        if (!s->closed && wbuffered(s) > 0 && !s->werr) {
+            s->close_when_flushed = true;
+            update_interest(s);
+            if (wait_on(&s->closers) == -ECANCELED)
+                abort_now(s);
+        }
+        weft__net_retire(&s->obj);
+        s->given_up = true;
+    }
+    if (!s->closed)
+        close_fd(s, WEFT_ECLOSED);
+    stream_free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop's end                                                           */
+/* ------------------------------------------------------------------------ */
+
+void weft__streams_term(weft_loop *L, weft__net_loop *net)
+{
+    (void)L;
+    weft__dlink *n;
+    while ((n = weft__dlist_pop_front(&net->streams)) != NULL) {
+        weft_stream *s = WEFT__CONTAINER_OF(n, weft_stream, link);
+        if (!s->given_up && !s->server_owned) {
+            char addr[128] = "";
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            if (!s->closed && getpeername(s->w.fd, (struct sockaddr *)&ss, &len) == 0)
+                weft_format_address((struct sockaddr *)&ss, len, addr, sizeof addr);
+            weft__report("weft: a stream%s%s was never closed; weft closes it as its loop ends (close it with "
+                         "weft_stream_close or weft_stream_abort)",
+                         addr[0] ? " to " : "", addr);
+        }
+        if (!s->closed) {
+            weft__watcher_forget(&s->loop->io, &s->w);
+            close(s->w.fd);
+        }
+        free_buffers(s);
+        free(s);
+    }
+    while (net->free_streams) {
+        weft_stream *s = net->free_streams;
+        net->free_streams = s->next_free;
+        free(s);
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds a libFuzzer target with clang (the library's sources compiled into it, with
+# AddressSanitizer and UndefinedBehaviorSanitizer) and runs it for a bounded time
+# (ctest fuzz_stream). The project's compiler may be gcc, which has no libFuzzer, so
+# the target is built here, its objects in parallel, into the build tree.
+#
+#   run_fuzz.sh TARGET_SOURCE OUT_DIR SECONDS SOURCE_ROOT DEFINES -- LIBRARY_SOURCES...
+#
+# Exits non-zero when the fuzzer finds a failing input (it is saved in OUT_DIR, and
+# printed in base64 by libFuzzer) or when the build fails. Longer runs by hand:
+#   OUT_DIR/fuzz_stream -max_total_time=600 OUT_DIR/corpus
+set -euo pipefail
+target_source=$1 out=$2 seconds=$3 root=$4 defines=$5
+shift 5
+[ "$1" = -- ] && shift
+clang=$(command -v clang-14 || command -v clang || true)
+if [ -z "$clang" ]; then
+  echo "run_fuzz: clang is not installed (make test installs clang-14 and libclang-rt-14-dev)" >&2
+  exit 1
+fi
+name=$(basename "$target_source" .c)
+mkdir -p "$out/obj-$name" "$out/corpus-$name"
+flags=(-g -O1 -fsanitize=fuzzer-no-link,address,undefined -D_GNU_SOURCE -I"$root/include" -I"$root/src")
+for d in $defines; do flags+=("-D$d"); done
+objects=()
+for src in "$@"; do
+  objects+=("$out/obj-$name/$(echo "$src" | tr '/' '_').o")
+done
+# Compile what changed, two at a time.
+running=0
+for src in "$@"; do
+  obj="$out/obj-$name/$(echo "$src" | tr '/' '_').o"
+  if [ -f "$obj" ] && [ ! "$src" -nt "$obj" ]; then continue; fi
+  "$clang" "${flags[@]}" -c "$src" -o "$obj" &
+  running=$((running + 1))
+  if [ "$running" -ge 2 ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+while [ "$running" -gt 0 ]; do
+  wait -n
+  running=$((running - 1))
+done
+"$clang" -g -O1 -fsanitize=fuzzer,address,undefined -I"$root/include" "$target_source" "${objects[@]}" -lpthread \
+  -o "$out/$name"
+echo "run_fuzz: running $name for $seconds s"
+# Each input runs a whole weft loop; the pipe and the stream are closed at its end.
+exec "$out/$name" -max_total_time="$seconds" -rss_limit_mb=2048 -artifact_prefix="$out/" "$out/corpus-$name"

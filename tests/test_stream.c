@@ -1,0 +1,515 @@
+/*
+ * test_stream.c — weft_stream over real sockets (src/net/stream.c): reading with
+ * asyncio's semantics (read, readexactly and its incomplete-read error, readuntil
+ * and readline with the limit error that leaves the buffer intact, read_to_eof,
+ * at_eof), writing (write never suspends, drain suspends above the high-water mark
+ * and resumes at the low one, write_eof), a peer that resets, one reader at a
+ * time, a cancelled read that keeps what was buffered, stale handles, sendfile.
+ * Real time on socketpairs and loopback: I/O is real.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+TestSuite(stream, .timeout = 30);
+
+/* A stream on one end of a socketpair; the other end, blocking, in *peer. */
+static weft_stream *pair_stream(int *peer, const weft_stream_options *o)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    weft_stream *s = weft_stream_from_fd(sv[0], o);
+    cr_assert(s, "weft_stream_from_fd: %s", weft_errmsg());
+    *peer = sv[1];
+    return s;
+}
+
+static void send_all(int fd, const char *text)
+{
+    size_t n = strlen(text);
+    cr_assert_eq(write(fd, text, n), (ssize_t)n);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void *reads_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    send_all(peer, "hello world\nsecond line\nHEAD\r\n\r\nbody");
+    char buf[64];
+    cr_expect_eq(weft_stream_read(s, buf, 5), 5);
+    cr_expect_eq(memcmp(buf, "hello", 5), 0);
+    const char *p;
+    ssize_t n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, 7, "readline gave %zd", n);
+    cr_expect_eq(memcmp(p, " world\n", 7), 0);
+    n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, 12);
+    cr_expect_eq(memcmp(p, "second line\n", 12), 0);
+    n = weft_stream_readuntil(s, "\r\n\r\n", 4, &p);
+    cr_expect_eq(n, 8);
+    cr_expect_eq(memcmp(p, "HEAD\r\n\r\n", 8), 0);
+    cr_expect_eq(weft_stream_readexactly(s, buf, 4), 4);
+    cr_expect_eq(memcmp(buf, "body", 4), 0);
+    cr_expect(!weft_stream_at_eof(s));
+    /* readexactly past the end: the partial bytes are given and counted. */
+    send_all(peer, "abc");
+    shutdown(peer, SHUT_WR);
+    memset(buf, 0, sizeof buf);
+    n = weft_stream_readexactly(s, buf, 10);
+    cr_expect_eq(n, WEFT_EINCOMPLETE, "readexactly gave %zd", n);
+    cr_expect_eq(weft_stream_partial(s), 3);
+    cr_expect_str_eq(buf, "abc");
+    cr_expect(strstr(weft_errmsg(), "3 of 10"), "message: %s", weft_errmsg());
+    cr_expect(weft_stream_at_eof(s));
+    cr_expect_eq(weft_stream_read(s, buf, sizeof buf), 0);
+    cr_expect_eq(weft_stream_readline(s, &p), 0);
+    cr_expect_eq(weft_stream_close(s), 0);
+    close(peer);
+    return NULL;
+}
+
+Test(stream, reads_follow_asyncio_streamreader)
+{
+    cr_assert_eq(weft_run(reads_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *late_writer_main(void *arg)
+{
+    int peer = *(int *)arg;
+    weft_sleep(0.02);
+    send_all(peer, "partial ");
+    weft_sleep(0.02);
+    send_all(peer, "line\nrest");
+    weft_sleep(0.02);
+    close(peer);
+    return NULL;
+}
+
+static void *waits_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    weft_task *w = weft_spawn(late_writer_main, &peer);
+    const char *p;
+    double start = weft_time();
+    ssize_t n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, 13);
+    cr_expect_eq(memcmp(p, "partial line\n", 13), 0);
+    cr_expect(weft_time() - start >= 0.035, "readline returned after %f s", weft_time() - start);
+    /* The last line has no newline: readline gives it, then 0. */
+    n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, 4, "gave %zd: %s", n, weft_errmsg());
+    cr_expect_eq(memcmp(p, "rest", 4), 0);
+    cr_expect_eq(weft_stream_readline(s, &p), 0);
+    cr_expect_eq(weft_await(w, NULL), 0);
+    cr_expect_eq(weft_stream_close(s), 0);
+    return NULL;
+}
+
+Test(stream, reads_suspend_until_the_data_comes)
+{
+    cr_assert_eq(weft_run(waits_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *limit_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, &(weft_stream_options){.limit = 16});
+    /* 20 bytes, no separator: more than the limit. */
+    send_all(peer, "aaaaaaaaaaaaaaaaaaaa");
+    const char *p;
+    ssize_t n = weft_stream_readuntil(s, "\n", 1, &p);
+    cr_expect_eq(n, WEFT_ELIMIT, "gave %zd", n);
+    cr_expect_eq(weft_stream_partial(s), 20, "asyncio's consumed: %zu", weft_stream_partial(s));
+    cr_expect(strstr(weft_errmsg(), "limit of 16"), "message: %s", weft_errmsg());
+    /* Nothing was consumed: the bytes are all still there. */
+    char buf[32];
+    cr_expect_eq(weft_stream_readexactly(s, buf, 20), 20);
+    /* A separator found beyond the limit: consumed is where it starts. */
+    send_all(peer, "bbbbbbbbbbbbbbbbbbbbbbbbb\nok\n");
+    n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, WEFT_ELIMIT, "gave %zd", n);
+    size_t skip = weft_stream_partial(s);
+    cr_expect_eq(skip, 25);
+    cr_expect_eq(weft_stream_readexactly(s, buf, skip + 1), (ssize_t)skip + 1);
+    n = weft_stream_readline(s, &p);
+    cr_expect_eq(n, 3);
+    cr_expect_eq(memcmp(p, "ok\n", 3), 0);
+    /* readuntil at end of file without the separator: incomplete, with what came. */
+    send_all(peer, "tail");
+    close(peer);
+    n = weft_stream_readuntil(s, "\r\n", 2, &p);
+    cr_expect_eq(n, WEFT_EINCOMPLETE);
+    cr_expect_eq(weft_stream_partial(s), 4);
+    cr_expect_eq(memcmp(p, "tail", 4), 0);
+    cr_expect_eq(weft_stream_readuntil(s, "", 0, &p), -EINVAL);
+    cr_expect_eq(weft_stream_close(s), 0);
+    return NULL;
+}
+
+Test(stream, the_limit_error_leaves_the_buffer_intact)
+{
+    cr_assert_eq(weft_run(limit_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *to_eof_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    /* More than a read buffer's worth, in pieces. */
+    static char big[200000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        size_t off = 0;
+        while (off < sizeof big) {
+            ssize_t n = write(peer, big + off, sizeof big - off < 7000 ? sizeof big - off : 7000);
+            if (n <= 0)
+                _exit(1);
+            off += (size_t)n;
+        }
+        _exit(0);
+    }
+    close(peer);
+    char *all = NULL;
+    ssize_t n = weft_stream_read_to_eof(s, &all);
+    cr_expect_eq(n, (ssize_t)sizeof big, "read_to_eof gave %zd: %s", n, weft_errmsg());
+    cr_expect(all && memcmp(all, big, sizeof big) == 0);
+    cr_expect(all && all[n] == '\0');
+    free(all);
+    cr_expect(weft_stream_at_eof(s));
+    int status;
+    waitpid(pid, &status, 0);
+    cr_expect_eq(weft_stream_close(s), 0);
+    return NULL;
+}
+
+Test(stream, read_to_eof_gathers_everything)
+{
+    cr_assert_eq(weft_run(to_eof_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+/* ---- one reader, cancellation, stale handles ------------------------------ */
+
+static void *second_reader(void *arg)
+{
+    char c;
+    return (void *)(intptr_t)weft_stream_read(arg, &c, 1);
+}
+
+static void *cancelled_reader(void *arg)
+{
+    char buf[8];
+    return (void *)(intptr_t)weft_stream_readexactly(arg, buf, 8);
+}
+
+static void *readers_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    /* A task reads; a second reader is refused while it waits. */
+    weft_task *a = weft_spawn(cancelled_reader, s);
+    cr_expect_eq(weft_sleep(0.01), 0);
+    void *r = NULL;
+    weft_task *b = weft_spawn(second_reader, s);
+    cr_expect_eq(weft_await(b, &r), 0);
+    cr_expect_eq((intptr_t)r, -EBUSY);
+    /* 5 of the 8 bytes it wants come, then it is cancelled: they are kept. */
+    send_all(peer, "12345");
+    cr_expect_eq(weft_sleep(0.01), 0);
+    cr_expect(weft_cancel(a, "enough"));
+    cr_expect_eq(weft_await(a, &r), -ECANCELED);
+    char buf[8] = {0};
+    cr_expect_eq(weft_stream_read(s, buf, sizeof buf), 5);
+    cr_expect_str_eq(buf, "12345");
+    /* After close the handle is stale: -ESTALE, never another stream's data. */
+    cr_expect_eq(weft_stream_close(s), 0);
+    cr_expect_eq(weft_stream_read(s, buf, 1), -ESTALE);
+    cr_expect(strstr(weft_errmsg(), "stale"), "message: %s", weft_errmsg());
+    cr_expect_eq(weft_stream_write(s, "x", 1), -ESTALE);
+    cr_expect_eq(weft_stream_close(s), -ESTALE);
+    int peer2;
+    weft_stream *s2 = pair_stream(&peer2, NULL);
+    cr_expect_eq(weft_stream_write(s, "x", 1), -ESTALE, "the old handle must not reach the new stream");
+    cr_expect_eq(weft_stream_abort(s2), 0);
+    cr_expect_eq(weft_stream_read(NULL, buf, 1), -EINVAL);
+    close(peer);
+    close(peer2);
+    return NULL;
+}
+
+Test(stream, one_reader_at_a_time_and_a_cancelled_read_keeps_its_bytes)
+{
+    cr_assert_eq(weft_run(readers_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+/* ---- writing and drain ------------------------------------------------------ */
+
+typedef struct slow_reader {
+    int fd;
+    size_t total;
+    size_t got;
+} slow_reader;
+
+static void *slow_reader_main(void *arg)
+{
+    slow_reader *r = arg;
+    char buf[4096];
+    while (r->got < r->total) {
+        cr_expect_eq(weft_sleep(0.005), 0);
+        ssize_t n = read(r->fd, buf, sizeof buf);
+        if (n > 0)
+            r->got += (size_t)n;
+        else if (n == 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    weft_stream *s = weft_stream_from_fd(sv[0], &(weft_stream_options){.high_water = 16384, .low_water = 4096});
+    cr_assert(s);
+    static char chunk[8192];
+    memset(chunk, 'z', sizeof chunk);
+    size_t total = 0;
+    /* write never suspends: the socket takes a little, the buffer the rest. */
+    double t0 = weft_time();
+    for (int i = 0; i < 8; i++) {
+        cr_expect_eq(weft_stream_write(s, chunk, sizeof chunk), 0);
+        total += sizeof chunk;
+    }
+    cr_expect(weft_time() - t0 < 0.005);
+    size_t queued = weft_stream_write_buffer_size(s);
+    cr_expect(queued > 16384, "queued %zu", queued);
+    slow_reader r = {sv[1], total, 0};
+    weft_task *reader = weft_spawn(slow_reader_main, &r);
+    /* drain suspends above the high-water mark, returns at or below the low one. */
+    cr_expect_eq(weft_stream_drain(s), 0);
+    cr_expect(weft_stream_write_buffer_size(s) <= 4096, "after drain %zu", weft_stream_write_buffer_size(s));
+    cr_expect(weft_time() - t0 >= 0.005, "drain suspended");
+    /* Below the high-water mark drain returns at once. */
+    cr_expect_eq(weft_stream_drain(s), 0);
+    /* close sends every byte before it closes. */
+    cr_expect_eq(weft_stream_close(s), 0);
+    cr_expect_eq(weft_await(reader, NULL), 0);
+    cr_expect_eq(r.got, total, "the reader got %zu of %zu", r.got, total);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(stream, drain_suspends_for_a_slow_reader_and_close_sends_everything)
+{
+    cr_assert_eq(weft_run(drain_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *write_eof_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    cr_expect_eq(weft_stream_write(s, "last words", 10), 0);
+    cr_expect_eq(weft_stream_write_eof(s), 0);
+    cr_expect(weft_stream_is_closing(s));
+    cr_expect_eq(weft_stream_write(s, "more", 4), WEFT_ECLOSED);
+    char buf[32] = {0};
+    ssize_t n = read(peer, buf, sizeof buf);
+    cr_expect_eq(n, 10);
+    cr_expect_eq(read(peer, buf, sizeof buf), 0, "the peer sees end of file");
+    /* Reading goes on after write_eof. */
+    send_all(peer, "reply");
+    cr_expect_eq(weft_stream_readexactly(s, buf, 5), 5);
+    cr_expect_eq(weft_stream_close(s), 0);
+    close(peer);
+    return NULL;
+}
+
+Test(stream, write_eof_half_closes)
+{
+    cr_assert_eq(weft_run(write_eof_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+/* ---- a peer that resets ------------------------------------------------------ */
+
+static int tcp_pair(int *server_side)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(l, 1), 0);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    *server_side = accept(l, NULL, NULL);
+    close(l);
+    return c;
+}
+
+static void *reset_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    int c = tcp_pair(&peer);
+    weft_stream *s = weft_stream_from_fd(c, NULL);
+    cr_assert(s);
+    send_all(peer, "some");
+    struct linger lg = {1, 0};
+    setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(peer); /* a reset */
+    char buf[16];
+    ssize_t n = weft_stream_read(s, buf, sizeof buf);
+    /* The bytes before the reset may or may not survive it; the reset is seen. */
+    if (n == 4)
+        n = weft_stream_read(s, buf, sizeof buf);
+    cr_expect_eq(n, -ECONNRESET, "read gave %zd (%s)", n, weft_errmsg());
+    cr_expect(strstr(weft_errmsg(), "reset"), "message: %s", weft_errmsg());
+    /* Writing to it fails too, clearly, and again on drain. */
+    int rc = weft_stream_write(s, "x", 1);
+    if (rc == 0)
+        rc = weft_stream_write(s, "y", 1);
+    cr_expect(rc == -EPIPE || rc == -ECONNRESET, "write gave %d", rc);
+    cr_expect(weft_stream_is_closing(s));
+    cr_expect_eq(weft_stream_drain(s), rc);
+    cr_expect_eq(weft_stream_abort(s), 0);
+    return NULL;
+}
+
+Test(stream, a_peer_reset_is_a_clear_error)
+{
+    cr_assert_eq(weft_run(reset_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+/* ---- sendfile, pipes, bad descriptors ---------------------------------------- */
+
+typedef struct exact_job {
+    weft_stream *r;
+    char *buf;
+    size_t n;
+} exact_job;
+
+static void *exact_reader_main(void *arg)
+{
+    exact_job *j = arg;
+    return (void *)(intptr_t)weft_stream_readexactly(j->r, j->buf, j->n);
+}
+
+static void *sendfile_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    weft_stream *reader = weft_stream_from_fd(peer, NULL);
+    cr_assert(reader);
+    char path[] = "/tmp/weft-sendfile-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert(f >= 0);
+    unlink(path);
+    static char content[300000];
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (char)(i * 7);
+    cr_assert_eq(write(f, content, sizeof content), (ssize_t)sizeof content);
+    /* The socketpair holds far less than 300 kB: sendfile waits for room while
+     * another task reads. What was written before goes first. */
+    static char got[4 + 300000 - 1000];
+    exact_job j = {reader, got, sizeof got};
+    weft_task *t = weft_spawn(exact_reader_main, &j);
+    cr_expect_eq(weft_stream_write(s, "head", 4), 0);
+    ssize_t n = weft_stream_sendfile(s, f, 1000, sizeof content);
+    cr_expect_eq(n, (ssize_t)(sizeof content - 1000), "sendfile gave %zd: %s", n, weft_errmsg());
+    void *r = NULL;
+    cr_expect_eq(weft_await(t, &r), 0);
+    cr_expect_eq((intptr_t)r, (intptr_t)sizeof got, "the reader got %zd", (ssize_t)(intptr_t)r);
+    cr_expect_eq(memcmp(got, "head", 4), 0);
+    cr_expect_eq(memcmp(got + 4, content + 1000, sizeof content - 1000), 0);
+    close(f);
+    cr_expect_eq(weft_stream_close(s), 0);
+    cr_expect_eq(weft_stream_close(reader), 0);
+    return NULL;
+}
+
+Test(stream, sendfile_sends_a_file_range_after_what_was_written)
+{
+    cr_assert_eq(weft_run(sendfile_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *pipe_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    weft_stream *w = weft_stream_from_fd(p[1], NULL);
+    weft_stream *r = weft_stream_from_fd(p[0], NULL);
+    cr_assert(w && r);
+    cr_expect_eq(weft_stream_write(w, "through a pipe\n", 15), 0);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(r, &line), 15);
+    cr_expect_eq(weft_stream_write_eof(w), -ENOTSUP);
+    /* The reader leaves: writing is -EPIPE, never a SIGPIPE that kills us. */
+    cr_expect_eq(weft_stream_close(r), 0);
+    cr_expect_eq(weft_stream_write(w, "x", 1), -EPIPE);
+    cr_expect_eq(weft_stream_abort(w), 0);
+    /* A regular file is refused; so is a closed descriptor. */
+    char path[] = "/tmp/weft-stream-XXXXXX";
+    int f = mkstemp(path);
+    unlink(path);
+    cr_expect_null(weft_stream_from_fd(f, NULL));
+    cr_expect_eq(weft_errcode(), -EPERM);
+    close(f);
+    cr_expect_null(weft_stream_from_fd(f, NULL));
+    cr_expect_eq(weft_errcode(), -EBADF);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    cr_expect_null(weft_stream_from_fd(sv[0], &(weft_stream_options){.high_water = 10, .low_water = 20}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(stream, pipes_work_and_bad_descriptors_are_refused)
+{
+    cr_assert_eq(weft_run(pipe_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static void *unclosed_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    (void)s;
+    return NULL;
+}
+
+static int unclosed_body(void)
+{
+    return weft_run(unclosed_main, NULL, NULL);
+}
+
+Test(stream, a_stream_never_closed_is_reported_and_closed)
+{
+    child_outcome out;
+    run_forked(unclosed_body, &out);
+    cr_expect(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0);
+    cr_expect(strstr(out.stderr_text, "was never closed"), "stderr: %s", out.stderr_text);
+}
