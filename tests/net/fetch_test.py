@@ -4,25 +4,24 @@ user of it sees: every status and byte count, concurrent time well under sequent
 with the limit honoured, a per-request timeout that cuts a slow response short, a refused
 port reported as such, an HTTP error and bad usage giving a non-zero exit.
 
-    fetch_test.py PATH/TO/fetch [PATH/TO/curl_cancel]
+    fetch_test.py PATH/TO/fetch PATH/TO/http_server [PATH/TO/curl_cancel]
 
 With curl_cancel (tests/net/curl_cancel.c), also checks weft_curl_get cancelled from
 outside: by weft_cancel and by a timeout scope around the call.
-Loopback only: the server listens on 127.0.0.1 on an ephemeral port (start_server is
-the one place that knows which server; weft's own HTTP showcase will take its place).
-Bounded: each run of fetch is killed after RUN_TIMEOUT seconds, and the server stops by
-itself when this script ends or after SERVER_LIFETIME seconds. A sanitizer report from
+The server is weft's own HTTP showcase (examples/net/http_server), on 127.0.0.1 with an
+ephemeral port: weft fetching from weft, curl's sockets on one loop, the server's
+connection tasks on another process's. Bounded: each run of fetch is killed after
+RUN_TIMEOUT seconds, and the server is stopped when this script ends, or stops by
+itself after SERVER_LIFETIME seconds. A sanitizer report from
 fetch (leaks included: LeakSanitizer exits non-zero) fails the test.
 """
 
-import os
 import re
 import socket
 import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_TIMEOUT = 30
 SERVER_LIFETIME = 120
 DELAY_MS = 200  # each ordinary response's delay: visible against the loop's overhead
@@ -41,13 +40,12 @@ def check(condition, what, output=""):
     return condition
 
 
-def start_server():
+def start_server(http_server):
     """Starts the HTTP server the tests fetch from; returns (process, base URL)."""
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "http_server.py"), "--lifetime", str(SERVER_LIFETIME)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([http_server, "-q", "-p", "0", "-t", str(SERVER_LIFETIME)],
+                              stdout=subprocess.PIPE, text=True)
     line = server.stdout.readline()
-    m = re.match(r"^PORT (\d+)$", line.strip())
+    m = re.match(r"^listening on 127\.0\.0\.1:(\d+)$", line.strip())
     if not m:
         server.kill()
         sys.exit(f"FAIL: the HTTP server did not say its port (printed {line!r})")
@@ -55,7 +53,7 @@ def start_server():
 
 
 def stop_server(server):
-    server.stdin.close()  # its signal to stop
+    server.terminate()
     try:
         server.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -226,10 +224,10 @@ def test_cancel_from_outside(curl_cancel, base):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: fetch_test.py PATH/TO/fetch [PATH/TO/curl_cancel]")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: fetch_test.py PATH/TO/fetch PATH/TO/http_server [PATH/TO/curl_cancel]")
     fetch = sys.argv[1]
-    server, base = start_server()
+    server, base = start_server(sys.argv[2])
     try:
         test_concurrency(fetch, base)
         test_count_cycles(fetch, base)
@@ -237,8 +235,8 @@ def main():
         test_refused(fetch)
         test_http_error(fetch, base)
         test_usage(fetch)
-        if len(sys.argv) == 3:
-            test_cancel_from_outside(sys.argv[2], base)
+        if len(sys.argv) == 4:
+            test_cancel_from_outside(sys.argv[3], base)
     finally:
         stop_server(server)
     if failures:
