@@ -34,6 +34,7 @@
 #include "weft/loop.h"     /* weft_run, weft_options, weft_time */
 #include "weft/task.h"     /* spawn, await, detach, cancel, names, sleep */
 #include "weft/callback.h" /* call_soon, call_later, call_at, call_soon_threadsafe */
+#include "weft/notify.h"   /* notifiers: waking a loop from a signal handler; what is signal-safe */
 #include "weft/fd.h"       /* waiting on descriptors: fd_wait, add_reader, add_writer */
 #include "weft/future.h"   /* futures */
 #include "weft/combine.h"  /* gather, wait, as_completed, shield */

@@ -16,9 +16,10 @@
 
 /* Every module with per-loop state, in the order their init runs; term runs in
  * reverse, drain (after main and every task) in reverse too. A module may rely on
- * those before it: the I/O module on memory, thread-safe calls on I/O (their
- * wake-up), the thread pools on thread-safe calls (their completions), the network on
- * the thread pools (its lookups' answers come back through them) and on I/O. */
+ * those before it: the I/O module on memory, thread-safe calls and notifiers on
+ * I/O (their wake-up), the thread pools on thread-safe calls (their completions),
+ * the network on the thread pools (its lookups' answers come back through them)
+ * and on I/O. */
 static const weft__module *const modules[] = {
     &weft__module_memory,
     &weft__module_tasks,
@@ -26,6 +27,7 @@ static const weft__module *const modules[] = {
     &weft__module_io,
     &weft__module_fds,
     &weft__module_threadsafe,
+    &weft__module_notify,
     &weft__module_pools,
     &weft__module_net,
 };

@@ -79,13 +79,16 @@ WEFT_API bool weft_call_cancel(weft_call h);
  * the order of calls. Wakes the loop if it is waiting; many calls share one wake-up.
  * The loop comes from weft_loop_current(); a loop whose weft_run has returned (or
  * is finishing) refuses safely with -ESHUTDOWN, however long ago it ended.
- * Not async-signal-safe: it takes a lock, so a signal handler that interrupted a
- * call to it on the same thread would wait forever (signal handling proper, with
- * a safe path from handlers, is planned with subprocesses).
+ * Not async-signal-safe: it takes the loop's lock and may realloc its queue. From a
+ * signal handler, use weft_notify (weft/notify.h) instead. A handler that calls it
+ * while its own thread was interrupted inside it (holding the lock) gets -EDEADLK
+ * rather than waiting forever: the locks are error-checking.
  * Returns: 0.
  * Suspends: never (takes the loop's lock for a moment).
  * Errors: -ENOMEM; -ESHUTDOWN if the loop has finished (cb will not run); -EINVAL
  *   for a NULL loop or cb. These codes come without a weft_errmsg() message.
+ *   -EDEADLK when the calling thread already holds the loop's lock (called from a
+ *   signal handler that interrupted it), with a message naming weft_notify.
  */
 WEFT_API int weft_call_soon_threadsafe(weft_loop *loop, weft_callback_fn cb, void *arg);
 

@@ -302,9 +302,9 @@ enum weft__slot {
     WEFT__SLOT_COUNT
 };
 
-/* The core's modules, in the order their init runs (loop.c, fdwait.c, threadsafe.c). */
+/* The core's modules, in the order their init runs (loop.c, fdwait.c, threadsafe.c, notify.c). */
 extern const weft__module weft__module_memory, weft__module_tasks, weft__module_timers,
-    weft__module_io, weft__module_fds, weft__module_threadsafe;
+    weft__module_io, weft__module_fds, weft__module_threadsafe, weft__module_notify;
 
 /* A descriptor tasks can wait on (fdwait.c): a watcher with at most one task
  * waiting for each direction, and the callbacks of weft_add_reader/writer.
@@ -379,6 +379,12 @@ struct weft_loop {
     size_t ts_count, ts_cap;
     atomic_size_t ts_pending;
     atomic_int closed;               /* weft_run is finishing: refuse new calls */
+
+    /* notifiers (notify.c): woken from any thread or a signal handler */
+    struct weft__notifier *notifiers;      /* live ones, touched only on the loop's thread */
+    struct weft__notifier *notify_cursor;  /* the next one weft__run_notifications looks at */
+    size_t notifier_count;           /* live: the loop waits for them rather than reporting a deadlock */
+    atomic_int notify_pending;       /* some notifier was notified since the loop last looked */
 
     /* Modules above the core keep their per-loop state here (see weft__module). */
     void *slots[WEFT__SLOT_COUNT];
@@ -557,6 +563,9 @@ void weft__loop_reap(weft_loop *L);
 weft_loop *weft__loop_from(weft_loop *handle);
 /* threadsafe.c: runs the callbacks other threads posted (once per iteration). */
 void weft__run_threadsafe_calls(weft_loop *L);
+/* notify.c: calls the callback of every notifier notified since the last time
+ * (once per iteration, right after the thread-safe calls). */
+void weft__run_notifications(weft_loop *L);
 
 /*
  * Claiming a task's outcome (task.c): the one path every consumer of a handle

@@ -96,6 +96,12 @@ int weft__loop_run(weft_loop *L, weft_task *until)
                     timeout = L->timers.e[0].when - weft__now(L);
                     must_poll = 1;
                 }
+            } else if (L->notifier_count > 0 && !L->shutting_down) {
+                /* A live notifier may still be notified (from a thread or a signal
+                 * handler): wait for it. Not once main has returned: then a task
+                 * that ignores its cancellation is reported, not waited for. */
+                timeout = -1;
+                must_poll = 1;
             } else {
                 return WEFT_EDEADLOCK_LOOP;
             }
@@ -109,6 +115,7 @@ int weft__loop_run(weft_loop *L, weft_task *until)
         if (must_poll)
             poll_once(L, timeout);
         weft__run_threadsafe_calls(L);
+        weft__run_notifications(L);
         fire_timers(L);
         run_batch(L);
         L->iteration++;

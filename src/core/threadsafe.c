@@ -26,6 +26,35 @@ typedef struct weft__anchor {
 } weft__anchor;
 
 static pthread_mutex_t anchors_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The anchor's and the loop's locks check their owner (PTHREAD_MUTEX_ERRORCHECK):
+ * weft_call_soon_threadsafe is not async-signal-safe, and a signal handler that
+ * calls it while its own thread holds one of them (interrupted inside the same
+ * call, or inside the loop's taking of the queue) would otherwise wait forever.
+ * Relocking then fails with EDEADLK, which the call reports. glibc's checking
+ * lock costs the owner's thread id on each lock (no measurable change on W6).
+ */
+static int errorcheck_lock_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    if (rc == 0)
+        rc = pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
+static int signal_deadlock(void)
+{
+    return weft__set_errmsg(-EDEADLK, "weft_call_soon_threadsafe: this thread already holds the loop's lock: "
+                                      "called from a signal handler that interrupted weft on this thread? It "
+                                      "is not async-signal-safe; from a signal handler use weft_notify "
+                                      "(weft/notify.h)");
+}
 static weft__anchor *free_anchors; /* kept reachable: they are never freed */
 
 #define LOOP_TAG_SHIFT 48
@@ -41,7 +70,10 @@ static weft__anchor *anchor_take(weft_loop *L)
         a = calloc(1, sizeof *a);
         if (!a)
             return NULL;
-        pthread_mutex_init(&a->lock, NULL);
+        if (errorcheck_lock_init(&a->lock) != 0) {
+            free(a);
+            return NULL;
+        }
     }
     pthread_mutex_lock(&a->lock);
     a->gen = (uint16_t)(a->gen % 65535 + 1);
@@ -73,7 +105,8 @@ weft_loop *weft__loop_from(weft_loop *handle)
     if ((v >> LOOP_TAG_SHIFT) == 0)
         return handle; /* weft's own: the loop itself */
     weft__anchor *a = (weft__anchor *)(v & (((uintptr_t)1 << LOOP_TAG_SHIFT) - 1));
-    pthread_mutex_lock(&a->lock);
+    if (pthread_mutex_lock(&a->lock) != 0)
+        return NULL; /* EDEADLK: held by the code a signal handler interrupted */
     weft_loop *L = a->gen == (v >> LOOP_TAG_SHIFT) ? a->loop : NULL;
     pthread_mutex_unlock(&a->lock);
     return L;
@@ -93,7 +126,8 @@ int weft_call_soon_threadsafe(weft_loop *handle, weft_callback_fn cb, void *arg)
     if (v >> LOOP_TAG_SHIFT) {
         /* A user's handle: the loop may have finished; its anchor says. */
         a = (weft__anchor *)(v & (((uintptr_t)1 << LOOP_TAG_SHIFT) - 1));
-        pthread_mutex_lock(&a->lock);
+        if (pthread_mutex_lock(&a->lock) == EDEADLK)
+            return signal_deadlock();
         L = a->gen == (v >> LOOP_TAG_SHIFT) ? a->loop : NULL;
         if (!L) {
             pthread_mutex_unlock(&a->lock);
@@ -101,7 +135,11 @@ int weft_call_soon_threadsafe(weft_loop *handle, weft_callback_fn cb, void *arg)
         }
     }
     int rc = 0;
-    pthread_mutex_lock(&L->ts_lock);
+    if (pthread_mutex_lock(&L->ts_lock) == EDEADLK) {
+        if (a)
+            pthread_mutex_unlock(&a->lock);
+        return signal_deadlock();
+    }
     if (atomic_load_explicit(&L->closed, memory_order_relaxed)) {
         rc = -ESHUTDOWN;
     } else if (L->ts_count == L->ts_cap) {
@@ -148,7 +186,7 @@ void weft__run_threadsafe_calls(weft_loop *L)
 static int threadsafe_init(weft_loop *L, const weft_options *opts)
 {
     (void)opts;
-    int rc = pthread_mutex_init(&L->ts_lock, NULL);
+    int rc = errorcheck_lock_init(&L->ts_lock);
     if (rc != 0)
         return -rc;
     L->anchor = anchor_take(L);
