@@ -7,7 +7,8 @@
  * one, several runs in a row so the default pool is shut down and made again while
  * others use it), cancellations racing the pool's threads, a shutdown without waiting
  * from a plain thread, and weft_run_in_loop from plain threads (results, errors,
- * timeouts, a loop that finishes first). Labelled `threads` so the ThreadSanitizer
+ * timeouts, a loop that finishes first), and notifiers notified from other threads
+ * (rounds never lost, storms merged, freed and torn down under them). Labelled `threads` so the ThreadSanitizer
  * build runs it.
  *
  * It uses no test framework: Criterion cannot start under ThreadSanitizer (its
@@ -19,6 +20,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -946,6 +948,212 @@ static void handles_of_finished_loops_are_refused(void)
     CHECK(posted_to_new_loop == 0, "a call for the finished loop ran in the new one");
 }
 
+/* ---- notifiers from other threads ------------------------------------------------
+ *
+ * Rounds: a thread sets `want` to i and notifies, then waits until the callback has
+ * seen i. A notify made after the callback started must make another call, so a
+ * lost one leaves the thread waiting (and the round fails after 5 s). */
+
+#define NOTIFY_ROUNDS 2000
+
+typedef struct rounds {
+    weft_notifier *n;
+    weft_event *all_seen;
+    atomic_int want, got;
+    atomic_int thread_failed;         /* 1: weft_notify failed, 2: a round was lost */
+    int calls;                        /* the loop's thread only */
+} rounds;
+
+static void rounds_ack(void *arg)
+{
+    rounds *r = arg;
+    r->calls++;
+    int w = atomic_load(&r->want);
+    atomic_store(&r->got, w);
+    if (w == NOTIFY_ROUNDS) {
+        weft_event_set(r->all_seen);
+        return;
+    }
+    /* Stay in the callback until the thread's next notify has come (at most
+     * ~1 ms): that notify, made while the callback runs, must make another call. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (atomic_load(&r->want) == w &&
+             (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 1000000L);
+}
+
+static void *rounds_thread(void *arg)
+{
+    rounds *r = arg;
+    for (int i = 1; i <= NOTIFY_ROUNDS; i++) {
+        atomic_store(&r->want, i);
+        if (weft_notify(r->n) != 0) {
+            atomic_store(&r->thread_failed, 1);
+            return NULL;
+        }
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (atomic_load(&r->got) < i) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - start.tv_sec > 5) {
+                atomic_store(&r->thread_failed, 2);
+                return NULL;
+            }
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void *rounds_main(void *arg)
+{
+    rounds *r = arg;
+    r->all_seen = weft_event_new();
+    r->n = weft_notifier_new(rounds_ack, r);
+    if (!r->all_seen || !r->n)
+        return weft_fail(-ENOMEM, "setup");
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, rounds_thread, r) != 0)
+        return weft_fail(-EAGAIN, "pthread_create failed");
+    /* Only the notifier can wake this loop; the timeout bounds a lost round. */
+    weft_timeout *scope = weft_timeout_enter(20);
+    int rc = weft_event_wait(r->all_seen);
+    rc = weft_timeout_exit(scope, rc);
+    pthread_join(thread, NULL);
+    weft_notifier_free(r->n);
+    weft_event_free(r->all_seen);
+    return rc ? weft_fail(rc, "waiting for the rounds: %s", weft_errmsg()) : NULL;
+}
+
+static void notify_rounds_from_a_thread_are_never_lost(void)
+{
+    static rounds r;
+    memset(&r, 0, sizeof r);
+    int rc = weft_run(rounds_main, &r, NULL);
+    CHECK(atomic_load(&r.thread_failed) == 0, "thread: %s (round %d)",
+          atomic_load(&r.thread_failed) == 1 ? "weft_notify failed" : "a notify was lost", atomic_load(&r.got) + 1);
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    CHECK(r.calls >= NOTIFY_ROUNDS, "%d calls for %d rounds", r.calls, NOTIFY_ROUNDS);
+}
+
+/* Four threads notify at once: every notify made before the callback last started
+ * is seen by it (`sent` counts them before each notify), merged into far fewer
+ * calls; then the notifier is freed, and later the loop ends, while they notify:
+ * each thread then gets -ESHUTDOWN, never a crash or a race (TSan, ASan). */
+
+#define NOTIFY_THREADS 4
+#define NOTIFIES_PER_THREAD 20000
+
+typedef struct storm_of_notifies {
+    weft_notifier *n;
+    atomic_long sent;
+    atomic_int finished;
+    long seen;                        /* `sent` as the latest callback saw it */
+    long calls;
+} storm_of_notifies;
+
+typedef struct notifier_thread {
+    pthread_t thread;
+    storm_of_notifies *s;
+    long limit;                       /* 0: until weft_notify refuses */
+    long accepted;
+    int last_rc;
+} notifier_thread;
+
+static void storm_seen(void *arg)
+{
+    storm_of_notifies *s = arg;
+    s->calls++;
+    s->seen = atomic_load(&s->sent);
+}
+
+static void *notifier_thread_main(void *arg)
+{
+    notifier_thread *t = arg;
+    for (long i = 0; t->limit == 0 || i < t->limit; i++) {
+        atomic_fetch_add(&t->s->sent, 1);
+        t->last_rc = weft_notify(t->s->n);
+        if (t->last_rc != 0)
+            break;
+        t->accepted++;
+    }
+    atomic_fetch_add(&t->s->finished, 1);
+    return NULL;
+}
+
+static int start_notifiers(notifier_thread *ts, storm_of_notifies *s, long limit)
+{
+    atomic_store(&s->finished, 0);
+    for (int i = 0; i < NOTIFY_THREADS; i++) {
+        ts[i] = (notifier_thread){.s = s, .limit = limit, .last_rc = 1};
+        if (pthread_create(&ts[i].thread, NULL, notifier_thread_main, &ts[i]) != 0) {
+            for (int j = 0; j < i; j++)
+                pthread_join(ts[j].thread, NULL);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
+static notifier_thread storm_threads[NOTIFY_THREADS];
+static int storm_free_results[NOTIFY_THREADS];
+
+static void *notify_storm_main(void *arg)
+{
+    storm_of_notifies *s = arg;
+    s->n = weft_notifier_new(storm_seen, s);
+    if (!s->n)
+        return weft_fail(-ENOMEM, "notifier");
+    /* 1. Merged, never lost. */
+    if (start_notifiers(storm_threads, s, NOTIFIES_PER_THREAD) != 0)
+        return weft_fail(-EAGAIN, "pthread_create failed");
+    for (int i = 0; i < 20000 && atomic_load(&s->finished) < NOTIFY_THREADS; i++)
+        weft_sleep(0.001);
+    for (int i = 0; i < NOTIFY_THREADS; i++)
+        pthread_join(storm_threads[i].thread, NULL);
+    for (int i = 0; i < 2000 && s->seen < (long)NOTIFY_THREADS * NOTIFIES_PER_THREAD; i++)
+        weft_sleep(0.001);
+    /* 2. Freed while they notify. */
+    if (start_notifiers(storm_threads, s, 0) != 0)
+        return weft_fail(-EAGAIN, "pthread_create failed");
+    weft_sleep(0.005);
+    int rc = weft_notifier_free(s->n);
+    for (int i = 0; i < NOTIFY_THREADS; i++) {
+        pthread_join(storm_threads[i].thread, NULL);
+        storm_free_results[i] = storm_threads[i].last_rc;
+    }
+    if (rc != 0)
+        return weft_fail(rc, "weft_notifier_free: %s", weft_errmsg());
+    /* 3. Left to the loop's end while they notify (joined after weft_run). */
+    s->n = weft_notifier_new(storm_seen, s);
+    if (!s->n || start_notifiers(storm_threads, s, 0) != 0)
+        return weft_fail(-EAGAIN, "notifier or threads");
+    weft_sleep(0.005);
+    return NULL;
+}
+
+static void notifies_from_four_threads_merge_and_survive_free(void)
+{
+    static storm_of_notifies s;
+    memset(&s, 0, sizeof s);
+    int rc = weft_run(notify_storm_main, &s, NULL);
+    for (int i = 0; i < NOTIFY_THREADS; i++)
+        pthread_join(storm_threads[i].thread, NULL);
+    CHECK(rc == 0, "weft_run: %d %s", rc, weft_errmsg());
+    long total = (long)NOTIFY_THREADS * NOTIFIES_PER_THREAD;
+    CHECK(s.seen >= total, "the last callback saw %ld of %ld notifies: one was lost", s.seen, total);
+    CHECK(s.calls >= 1, "no call");
+    for (int i = 0; i < NOTIFY_THREADS; i++) {
+        CHECK(storm_free_results[i] == -ESHUTDOWN, "thread %d after free: %d", i, storm_free_results[i]);
+        CHECK(storm_threads[i].last_rc == -ESHUTDOWN, "thread %d after the loop ended: %d", i,
+              storm_threads[i].last_rc);
+    }
+    printf("    (%ld notifies before the free made %ld calls)\n", total, s.calls);
+}
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 static const struct {
@@ -963,6 +1171,8 @@ static const struct {
     {"run_in_loop_when_the_loop_finishes_first", run_in_loop_when_the_loop_finishes_first},
     {"objects_refuse_other_threads_and_loops", objects_refuse_other_threads_and_loops},
     {"handles_of_finished_loops_are_refused", handles_of_finished_loops_are_refused},
+    {"notify_rounds_from_a_thread_are_never_lost", notify_rounds_from_a_thread_are_never_lost},
+    {"notifies_from_four_threads_merge_and_survive_free", notifies_from_four_threads_merge_and_survive_free},
 };
 
 int main(int argc, char **argv)
