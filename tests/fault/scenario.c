@@ -4,7 +4,10 @@
  * (wrap.c), it must end by itself with status 0 every time — an error from weft is
  * an acceptable outcome, a crash, a hang, a sanitizer report or a leak is not. So
  * every result is looked at and everything made is given back on every path.
- * It allocates nothing itself: every allocation counted is weft's.
+ * It allocates nothing itself: every allocation counted is weft's (the worker
+ * functions of the process pool allocate in the workers, which count nothing).
+ * The process pool comes first: it can only be made while the process has one
+ * thread, and the thread pools' threads outlive the later runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +16,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "weft.h"
@@ -296,12 +302,97 @@ static void *threads_main(void *arg)
     return NULL;
 }
 
+/* ---- the process pool: first, while the process has one thread -------------- */
+
+/* Worker functions, run in the pool's worker processes. */
+static int echo(const void *in, size_t in_len, void **out, size_t *out_len)
+{
+    void *copy = malloc(in_len ? in_len : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, in, in_len);
+    *out = copy;
+    *out_len = in_len;
+    return 0;
+}
+
+static int refuse(const void *in, size_t in_len, void **out, size_t *out_len)
+{
+    (void)in, (void)in_len, (void)out, (void)out_len;
+    weft_fail(-EPERM, "refused on purpose");
+    return -EPERM;
+}
+
+static int die(const void *in, size_t in_len, void **out, size_t *out_len)
+{
+    (void)in, (void)in_len, (void)out, (void)out_len;
+    _exit(3);
+}
+
+static int linger(const void *in, size_t in_len, void **out, size_t *out_len)
+{
+    (void)in, (void)in_len, (void)out, (void)out_len;
+    usleep(20000);
+    return 0;
+}
+
+static void *procpool_call(void *arg)
+{
+    void *out = NULL;
+    size_t out_len = 0;
+    int rc = weft_procpool_run(arg, echo, "ping", 4, &out, &out_len);
+    free(out);
+    return (void *)(intptr_t)rc;
+}
+
+static void *procpool_main(void *arg)
+{
+    (void)arg;
+    weft_procpool *pp = weft_procpool_new(2);
+    if (!pp)
+        return NULL;
+    void *out = NULL;
+    size_t out_len = 0;
+    /* A call, a failing call, a worker that dies (replaced through the zygote). */
+    (void)weft_procpool_run(pp, echo, "hello", 5, &out, &out_len);
+    free(out);
+    out = NULL;
+    (void)weft_procpool_run(pp, refuse, NULL, 0, &out, &out_len);
+    (void)weft_procpool_run(pp, die, NULL, 0, &out, &out_len);
+    /* Three calls on two workers: one waits for a worker. */
+    weft_task *t[3] = {weft_spawn(procpool_call, pp), weft_spawn(procpool_call, pp), weft_spawn(procpool_call, pp)};
+    for (int i = 0; i < 3; i++)
+        if (t[i])
+            (void)weft_await(t[i], NULL);
+    /* A call left by its caller (timeout) while the worker runs it: the next call
+     * on that worker drains the late reply. */
+    weft_timeout *scope = weft_timeout_enter(0.005);
+    if (scope) {
+        int rc = weft_procpool_run(pp, linger, NULL, 0, &out, &out_len);
+        (void)weft_timeout_exit(scope, rc);
+    }
+    (void)weft_procpool_run(pp, echo, "again", 5, &out, &out_len);
+    free(out);
+    weft_procpool_free(pp);
+    return NULL;
+}
+
+/* The unwrapped waitpid: the scenario's own check must not be an injection point. */
+pid_t __real_waitpid(pid_t pid, int *status, int options);
+
 int main(void)
 {
     /* Any outcome weft reports is fine; the sweep looks for crashes, hangs, leaks. */
-    int rc = weft_run(amain, NULL, NULL);
+    int rc = weft_run(procpool_main, NULL, NULL);
+    rc = weft_run(amain, NULL, NULL);
     rc = weft_run_opts(amain, NULL, NULL, &(weft_options){.virtual_time = 1});
     rc = weft_run(threads_main, NULL, NULL);
     (void)rc;
+    /* The pool's helper process was reaped (and it reaps the workers): a child
+     * still here, running or a zombie, is a process weft leaked. */
+    if (__real_waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+        fprintf(stderr, "scenario: a child process was left behind\n");
+        return 1;
+    }
     return 0;
 }
