@@ -10,10 +10,7 @@
 
 #include <string.h>
 
-#include <weft.h>
-
-static int port;
-static double lifetime;
+#include "bench_server.h"
 
 static void *echo(weft_stream *s, void *arg)
 {
@@ -28,28 +25,7 @@ static void *echo(weft_stream *s, void *arg)
     }
 }
 
-static void *serve(void *arg)
-{
-    (void)arg;
-    weft_server *srv = weft_start_server(echo, NULL, "127.0.0.1", port, &(weft_server_options){.backlog = 1024});
-    if (!srv)
-        bench_die("w4_echo_server", "cannot listen on 127.0.0.1:%d: %s", port, weft_errmsg());
-    if (weft_sleep(lifetime) != 0)
-        return NULL;
-    (void)weft_server_close(srv);
-    (void)weft_server_abort_clients(srv);
-    if (weft_server_wait_closed(srv) != 0)
-        return NULL;
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc != 3)
-        bench_die("w4_echo_server", "usage: w4_echo_server PORT LIFETIME_S");
-    port = atoi(argv[1]);
-    lifetime = atof(argv[2]);
-    if (weft_run(serve, NULL, NULL) != 0)
-        bench_die("w4_echo_server", "%s", weft_errmsg());
-    return 0;
+    return bench_serve(argc, argv, "w4_echo_server", echo);
 }

@@ -13,16 +13,13 @@
 
 #include <string.h>
 
-#include <weft.h>
+#include "bench_server.h"
 
 static const char RESP[] = "HTTP/1.1 200 OK\r\n"
                            "Content-Type: text/plain\r\n"
                            "Content-Length: 13\r\n"
                            "\r\n"
                            "Hello, World!";
-
-static int port;
-static double lifetime;
 
 static void *http(weft_stream *s, void *arg)
 {
@@ -37,28 +34,7 @@ static void *http(weft_stream *s, void *arg)
     }
 }
 
-static void *serve(void *arg)
-{
-    (void)arg;
-    weft_server *srv = weft_start_server(http, NULL, "127.0.0.1", port, &(weft_server_options){.backlog = 1024});
-    if (!srv)
-        bench_die("w5_http_server", "cannot listen on 127.0.0.1:%d: %s", port, weft_errmsg());
-    if (weft_sleep(lifetime) != 0)
-        return NULL;
-    (void)weft_server_close(srv);
-    (void)weft_server_abort_clients(srv);
-    if (weft_server_wait_closed(srv) != 0)
-        return NULL;
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc != 3)
-        bench_die("w5_http_server", "usage: w5_http_server PORT LIFETIME_S");
-    port = atoi(argv[1]);
-    lifetime = atof(argv[2]);
-    if (weft_run(serve, NULL, NULL) != 0)
-        bench_die("w5_http_server", "%s", weft_errmsg());
-    return 0;
+    return bench_serve(argc, argv, "w5_http_server", http);
 }

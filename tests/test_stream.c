@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 TestSuite(stream, .timeout = 30);
 
@@ -512,4 +514,65 @@ Test(stream, a_stream_never_closed_is_reported_and_closed)
     run_forked(unclosed_body, &out);
     cr_expect(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0);
     cr_expect(strstr(out.stderr_text, "was never closed"), "stderr: %s", out.stderr_text);
+}
+
+/* ---- a Unix listener whose backlog is full ---------------------------------- */
+
+static int full_listener;
+
+static void *late_acceptor(void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_sleep(0.05), 0);
+    int c = accept(full_listener, NULL, NULL);
+    cr_expect(c >= 0);
+    return (void *)(intptr_t)c;
+}
+
+static void *backlog_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "@weft-backlog-%d", (int)getpid());
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path + 1, path + 1, strlen(path) - 1);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    full_listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_eq(bind(full_listener, (struct sockaddr *)&sun, len), 0);
+    cr_assert_eq(listen(full_listener, 0), 0);
+    /* Fill the backlog with connections nobody accepts. */
+    int fillers[4], nfill = 0;
+    for (; nfill < 4; nfill++) {
+        fillers[nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(fillers[nfill], (struct sockaddr *)&sun, len) != 0) {
+            cr_expect_eq(errno, EAGAIN);
+            close(fillers[nfill]);
+            break;
+        }
+    }
+    /* A timeout scope ends a connect that keeps finding the backlog full. */
+    weft_timeout *t = weft_timeout_enter(0.03);
+    weft_stream *none = weft_open_unix_connection(path, NULL);
+    cr_expect_null(none);
+    cr_expect_eq(weft_timeout_exit(t, weft_errcode()), -ETIMEDOUT);
+    /* A connect that waits while the backlog is full gets in once one is accepted. */
+    weft_task *acc = weft_spawn(late_acceptor, NULL);
+    double t0 = weft_time();
+    weft_stream *s = weft_open_unix_connection(path, NULL);
+    cr_expect(s, "%s", weft_errmsg());
+    cr_expect(weft_time() - t0 >= 0.04, "connected after %f s", weft_time() - t0);
+    void *accepted = NULL;
+    cr_expect_eq(weft_await(acc, &accepted), 0);
+    close((int)(intptr_t)accepted);
+    if (s)
+        cr_expect_eq(weft_stream_abort(s), 0);
+    for (int i = 0; i < nfill; i++)
+        close(fillers[i]);
+    close(full_listener);
+    return NULL;
+}
+
+Test(stream, a_unix_connect_waits_while_the_backlog_is_full)
+{
+    cr_assert_eq(weft_run(backlog_main, NULL, NULL), 0, "%s", weft_errmsg());
 }

@@ -550,15 +550,19 @@ ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
     return (ssize_t)n;
 }
 
-ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, const char **data)
+/*
+ * readuntil and readline: the bytes through the separator, with asyncio's limit.
+ * At end of file without the separator, readuntil (eof_is_line false) fails with
+ * WEFT_EINCOMPLETE, and readline takes the last bytes as its line (0 when none).
+ */
+static ssize_t read_until(weft_stream *s, const void *sep, size_t seplen, const char **data, bool eof_is_line,
+                          const char *what)
 {
-    STREAM_ARG(s, h, "weft_stream_readuntil");
-    int rc = begin_read(s, "weft_stream_readuntil");
+    int rc = begin_read(s, what);
     if (rc)
         return rc;
     if (!sep || seplen == 0 || !data)
-        return weft__set_errmsg(-EINVAL, "weft_stream_readuntil: %s", !data ? "data is NULL"
-                                                                            : "the separator is empty");
+        return weft__set_errmsg(-EINVAL, "%s: %s", what, !data ? "data is NULL" : "the separator is empty");
     size_t from = 0; /* where the next search starts, relative to rstart */
     for (;;) {
         size_t have = rbuffered(s);
@@ -568,10 +572,9 @@ ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, co
             size_t isep = (size_t)(at - base);
             if (isep > s->limit) {
                 s->partial = isep;
-                return weft__set_errmsg(WEFT_ELIMIT, "weft_stream_readuntil: the separator was found %zu bytes "
-                                                     "in, beyond the stream's limit of %zu bytes; nothing was "
-                                                     "consumed",
-                                        isep, s->limit);
+                return weft__set_errmsg(WEFT_ELIMIT, "%s: the separator was found %zu bytes in, beyond the "
+                                                     "stream's limit of %zu bytes; nothing was consumed",
+                                        what, isep, s->limit);
             }
             size_t len = isep + seplen;
             *data = base;
@@ -581,12 +584,11 @@ ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, co
         from = have + 1 > seplen ? have + 1 - seplen : 0;
         if (from > s->limit) {
             s->partial = from;
-            return weft__set_errmsg(WEFT_ELIMIT, "weft_stream_readuntil: %zu bytes buffered without the "
-                                                 "separator, more than the stream's limit of %zu bytes; "
-                                                 "nothing was consumed",
-                                    have, s->limit);
+            return weft__set_errmsg(WEFT_ELIMIT, "%s: %zu bytes buffered without the separator, more than the "
+                                                 "stream's limit of %zu bytes; nothing was consumed",
+                                    what, have, s->limit);
         }
-        ssize_t got = fill(s, "weft_stream_readuntil");
+        ssize_t got = fill(s, what);
         if (got < 0)
             return got;
         if (got == 0) {
@@ -594,24 +596,25 @@ ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, co
             *data = s->rb + s->rstart;
             s->rstart = s->rend = 0;
             s->partial = have;
-            return weft__set_errmsg(WEFT_EINCOMPLETE, "weft_stream_readuntil: the stream ended after %zu bytes "
-                                                      "without the separator",
-                                    have);
+            if (eof_is_line)
+                return (ssize_t)have;
+            return weft__set_errmsg(WEFT_EINCOMPLETE, "%s: the stream ended after %zu bytes without the separator",
+                                    what, have);
         }
     }
 }
 
+ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, const char **data)
+{
+    STREAM_ARG(s, h, "weft_stream_readuntil");
+    return read_until(s, sep, seplen, data, false, "weft_stream_readuntil");
+}
+
 ssize_t weft_stream_readline(weft_stream *h, const char **data)
 {
-    ssize_t n = weft_stream_readuntil(h, "\n", 1, data);
-    if (n == WEFT_EINCOMPLETE) {
-        /* asyncio's readline: the last bytes without "\n", then empty. */
-        int err;
-        weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, "weft_stream_readline", &err);
-        weft_error_clear();
-        return s ? (ssize_t)s->partial : err;
-    }
-    return n;
+    STREAM_ARG(s, h, "weft_stream_readline");
+    /* asyncio's readline: at end of file the last bytes without "\n", then empty. */
+    return read_until(s, "\n", 1, data, true, "weft_stream_readline");
 }
 
 ssize_t weft_stream_read_to_eof(weft_stream *h, char **out)
@@ -1119,21 +1122,23 @@ weft_stream *weft_open_unix_connection(const char *path, const weft_stream_optio
         weft__set_errmsg(-errno, "weft_open_unix_connection: socket: %s", strerror(errno));
         return NULL;
     }
-    int e = connect(fd, (struct sockaddr *)&sun, len) == 0 ? 0 : errno;
-    if (e == EINPROGRESS || e == EAGAIN) {
-        /* A Unix listener with a full backlog: wait for room. */
-        rc = weft_fd_wait(fd, WEFT_WRITABLE);
-        if (rc > 0) {
-            socklen_t el = sizeof e;
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
-                e = errno;
-        } else {
-            weft_fd_close(fd);
-            if (rc == -ECANCELED)
-                weft__cancelled_errmsg(self);
+    /* A Unix listener whose backlog is full refuses at once with EAGAIN (there is
+     * no connection in progress to wait for, unlike TCP): try again, backing off
+     * from 1 ms to 50 ms, for as long as the caller waits (a timeout scope bounds it). */
+    int e;
+    double pause = 0.001;
+    while ((e = connect(fd, (struct sockaddr *)&sun, len) == 0 ? 0 : errno) == EAGAIN || e == EINTR) {
+        if (e == EINTR)
+            continue;
+        rc = weft_sleep(pause);
+        if (rc != 0) {
+            close(fd);
+            weft__set_errmsg(rc, "weft_open_unix_connection: %s: %s", path,
+                             rc == -ECANCELED ? "cancelled while the server's backlog was full"
+                                              : weft_strerror(rc));
             return NULL;
         }
-        weft_fd_forget(fd);
+        pause = pause * 2 < 0.05 ? pause * 2 : 0.05;
     }
     if (e != 0) {
         close(fd);

@@ -26,7 +26,13 @@ objects=()
 for src in "$@"; do
   objects+=("$out/obj-$name/$(echo "$src" | tr '/' '_').o")
 done
-# Compile what changed, two at a time.
+# Compile what changed, two at a time. A header newer than the last build (every
+# source includes several) makes everything compile again.
+stamp="$out/obj-$name/.built"
+newest_header=$(find "$root/include" "$root/src" -name '*.h' -newer "$stamp" -print -quit 2>/dev/null || true)
+if [ ! -f "$stamp" ] || [ -n "$newest_header" ]; then
+  rm -f "$out/obj-$name"/*.o
+fi
 running=0
 for src in "$@"; do
   obj="$out/obj-$name/$(echo "$src" | tr '/' '_').o"
@@ -44,6 +50,7 @@ while [ "$running" -gt 0 ]; do
 done
 "$clang" -g -O1 -fsanitize=fuzzer,address,undefined -I"$root/include" "$target_source" "${objects[@]}" -lpthread \
   -o "$out/$name"
+touch "$stamp"
 echo "run_fuzz: running $name for $seconds s"
 # Each input runs a whole weft loop; the pipe and the stream are closed at its end.
 exec "$out/$name" -max_total_time="$seconds" -rss_limit_mb=2048 -artifact_prefix="$out/" "$out/corpus-$name"
