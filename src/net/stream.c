@@ -209,8 +209,15 @@ static void give_up(weft_stream *s)
 static ssize_t send_iov(weft_stream *s, const struct iovec *iov, int count)
 {
     if (s->is_socket) {
-        struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count};
-        ssize_t n = sendmsg(s->w.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* One piece (the common case) by send, which skips sendmsg's copying in of a
+         * message header and vector. */
+        ssize_t n;
+        if (count == 1) {
+            n = send(s->w.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count};
+            n = sendmsg(s->w.fd, &m, MSG_NOSIGNAL);
+        }
         return n < 0 ? -errno : n;
     }
     sigset_t pipe_only, old;
