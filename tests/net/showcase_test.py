@@ -99,8 +99,14 @@ rps = [l for l in r.stdout.splitlines() if l.startswith("Requests/sec")]
 check(r.returncode == 0 and rps and "Socket errors" not in r.stdout and "Non-2xx" not in r.stdout,
       f"wrk -c50 for 2 s: no errors ({rps[0] if rps else r.stdout + r.stderr})")
 
-http.terminate()
-http.wait(timeout=10)
+def stopped_cleanly(proc, name):
+    """Stops a server and checks it printed no sanitizer report (ASan, UBSan, TSan builds)."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=20)
+    check("Sanitizer" not in err and "runtime error" not in err, f"{name} ran without a sanitizer report ({err[-400:]!r})")
+
+
+stopped_cleanly(http, "http_server")
 
 # ---- the echo server and client ---------------------------------------------------------
 
@@ -127,10 +133,13 @@ check(asyncio.run(asyncio.wait_for(asyncio_client(port), 20)), "an asyncio clien
 r = run([ECHO_CLIENT, "127.0.0.1", str(port), "hello", "weft"])
 check(r.returncode == 0 and r.stdout == "hello\nweft\n", f"echo_client against echo_server ({r.stdout!r} {r.stderr!r})")
 
+# A name, not a number: resolved on the thread pool (the TSan build watches that).
+r = run([ECHO_CLIENT, "-c", "20", "localhost", str(port), "by", "name"])
+check(r.returncode == 0 and "20 clients echoed 2 lines each" in r.stdout, f"echo_client by name, localhost ({r.stdout.strip()} {r.stderr.strip()})")
+
 r = run([ECHO_CLIENT, "-c", "200", "127.0.0.1", str(port), "a", "b", "c"])
 check(r.returncode == 0 and "200 clients echoed 3 lines each" in r.stdout, f"200 concurrent echo_clients ({r.stdout.strip()} {r.stderr.strip()})")
-echo.terminate()
-echo.wait(timeout=10)
+stopped_cleanly(echo, "echo_server")
 
 
 async def asyncio_server_and_weft_client():
