@@ -24,11 +24,10 @@
 #define FD_FORGOTTEN (-EBADFD)
 
 typedef struct weft__dgram {
+    weft__net_obj obj;            /* generation and kind: the handle's tag (net.h) */
     weft__fd f;                   /* f.w.fd is the socket */
     weft__dlink link;             /* on net->datagrams while open */
     struct weft__dgram *next_free;
-    uint16_t gen;                 /* changes at every close: the handle's tag */
-    uint8_t open;
     uint8_t connected;
     socklen_t peerlen;
     struct sockaddr_storage peer; /* a connected endpoint's peer */
@@ -44,8 +43,7 @@ static void dgram_shut(weft_loop *L, weft__dgram *d)
     int fd = d->f.w.fd;
     weft__fd_forget(L, &d->f); /* wakes a receiver and a sender with FD_FORGOTTEN */
     close(fd);
-    d->open = 0;
-    d->gen++;
+    weft__net_retire(&d->obj);
 }
 
 /* The loop ends (net.c): endpoints still open were forgotten by their program. */
@@ -69,40 +67,16 @@ void weft__datagrams_term(weft_loop *L, weft__net_loop *net)
 /* Handles                                                                  */
 /* ------------------------------------------------------------------------ */
 
-#define TAG_SHIFT 48
-#define ADDR_MASK ((((uintptr_t)1 << TAG_SHIFT) - 1) & ~(uintptr_t)7)
-
 static weft_datagram *handle_of(weft_loop *L, weft__dgram *d)
 {
-    return (weft_datagram *)((uintptr_t)d | (uintptr_t)(uint16_t)(d->gen + 1u) << TAG_SHIFT | L->serial);
+    return weft__net_handle(L, &d->obj);
 }
 
 /* The open endpoint h names on the caller's loop, or NULL with *rc set (and the
- * message) saying why not. The record is read only once the loop matches. */
+ * message) saying why not (net.c: the record is read only once the loop matches). */
 static weft__dgram *dgram_from(weft_datagram *h, const char *what, int *rc)
 {
-    weft_loop *L = weft__loop;
-    uintptr_t v = (uintptr_t)h;
-    if (!L) {
-        *rc = weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task of a running weft loop", what);
-        return NULL;
-    }
-    if (!h) {
-        *rc = weft__set_errmsg(-EINVAL, "%s: the endpoint is NULL", what);
-        return NULL;
-    }
-    if ((v & 7) != L->serial) {
-        *rc = weft__set_errmsg(WEFT_ESTATE, "%s: the endpoint belongs to another thread's loop (an endpoint is "
-                                            "used by the loop that opened it)", what);
-        return NULL;
-    }
-    weft__dgram *d = (weft__dgram *)(v & ADDR_MASK);
-    if (!d->open || (uintptr_t)(uint16_t)(d->gen + 1u) != (v >> TAG_SHIFT)) {
-        *rc = weft__set_errmsg(-ESTALE, "%s: the endpoint handle is stale: it was closed with "
-                                        "weft_datagram_close", what);
-        return NULL;
-    }
-    return d;
+    return weft__net_from(h, WEFT__NET_DATAGRAM, what, rc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -273,11 +247,11 @@ weft_datagram *weft_datagram_open(const weft_datagram_options *o)
                          o->local_host ? o->local_host : "*", o->local_port, o->remote_host ? o->remote_host : "-",
                          o->remote_port, msg);
     } else {
-        uint16_t gen = d->gen;
+        uint16_t gen = d->obj.gen;
         memset(d, 0, sizeof *d);
-        d->gen = gen;
+        d->obj.gen = gen ? gen : 1;
+        d->obj.kind = WEFT__NET_DATAGRAM;
         weft__fd_init(&d->f, fd);
-        d->open = 1;
         d->peerlen = sizeof d->peer;
         if (remotes && getpeername(fd, (struct sockaddr *)&d->peer, &d->peerlen) == 0)
             d->connected = 1;
