@@ -497,3 +497,49 @@ Test(server, python_asyncio_streams_as_the_client)
 {
     cr_assert_eq(weft_run(python_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
+
+/* ---- a failing handler is reported naming its connection ------------------------ */
+
+static void *failing_handler(weft_stream *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    return weft_fail(-EIO, "the handler gave up");
+}
+
+static void *named_main(void *arg)
+{
+    (void)arg;
+    weft_server *srv = weft_start_server(failing_handler, NULL, "127.0.0.1", 0, NULL);
+    if (!srv)
+        return weft_fail(weft_errcode(), "%s", weft_errmsg());
+    int c = connect_tcp(weft_server_port(srv));
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    getsockname(c, (struct sockaddr *)&me, &len);
+    fprintf(stderr, "client port %d\n", ntohs(me.sin_port));
+    if (weft_sleep(0.02) != 0)
+        return NULL;
+    close(c);
+    if (weft_server_close(srv) != 0 || weft_server_wait_closed(srv) != 0)
+        return weft_fail(weft_errcode(), "%s", weft_errmsg());
+    return NULL;
+}
+
+static int named_body(void)
+{
+    return weft_run(named_main, NULL, NULL) == 0 ? 0 : 1;
+}
+
+Test(server, a_failing_handler_is_reported_naming_its_connection)
+{
+    child_outcome out;
+    run_forked(named_body, &out);
+    int port = 0;
+    const char *p = strstr(out.stderr_text, "client port ");
+    cr_assert(p && sscanf(p, "client port %d", &port) == 1, "stderr: %s", out.stderr_text);
+    char expect[64];
+    snprintf(expect, sizeof expect, "conn 127.0.0.1:%d", port);
+    cr_expect(strstr(out.stderr_text, expect) && strstr(out.stderr_text, "the handler gave up"), "stderr: %s",
+              out.stderr_text);
+}

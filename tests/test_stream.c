@@ -576,3 +576,36 @@ Test(stream, a_unix_connect_waits_while_the_backlog_is_full)
 {
     cr_assert_eq(weft_run(backlog_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
+
+/* ---- pointers kept too long, NULL buffers ------------------------------------ */
+
+static void *kept_pointer_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    send_all(peer, "first\nsecond\n");
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 6);
+    cr_expect_eq(memcmp(line, "first\n", 6), 0);
+    const char *kept = line;
+    cr_expect_eq(weft_stream_readline(s, &line), 7);
+#ifdef WEFT_TEST_ASSERTS
+    /* Debug and sanitizer builds overwrite what the first readline handed out. */
+    cr_expect_eq((unsigned char)kept[0], 0xDB, "the old line still reads '%c'", kept[0]);
+#else
+    (void)kept;
+#endif
+    char buf[4];
+    cr_expect_eq(weft_stream_read(s, NULL, sizeof buf), -EINVAL);
+    cr_expect_eq(weft_stream_readexactly(s, NULL, sizeof buf), -EINVAL);
+    cr_expect_eq(weft_stream_write(s, NULL, 3), -EINVAL);
+    cr_expect_eq(weft_stream_close(s), 0);
+    close(peer);
+    return NULL;
+}
+
+Test(stream, a_kept_line_pointer_is_overwritten_in_debug_builds_and_null_buffers_are_refused)
+{
+    cr_assert_eq(weft_run(kept_pointer_main, NULL, NULL), 0, "%s", weft_errmsg());
+}

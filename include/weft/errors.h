@@ -27,7 +27,7 @@ extern "C" {
     X(WEFT_EFULL, -10006, "the queue is full")                                        \
     X(WEFT_EEMPTY, -10007, "the queue is empty")                                      \
     X(WEFT_EBROKEN, -10008, "the barrier is broken (aborted or reset)")               \
-    X(WEFT_ECLOSED, -10009, "the channel is closed")                                  \
+    X(WEFT_ECLOSED, -10009, "the channel or stream is closed")                        \
     X(WEFT_EBROKENPOOL, -10010, "a worker process of the pool died during the call")  \
     X(WEFT_EINCOMPLETE, -10011, "the stream ended before the bytes asked for came")   \
     X(WEFT_ELIMIT, -10012, "the separator was not found within the stream's limit")  \

@@ -145,8 +145,11 @@ WEFT_API weft_stream *weft_stream_from_fd(int fd, const weft_stream_options *opt
  * Suspends: when nothing is buffered and the peer has not closed, until data, end
  *   of file or an error comes. Buffered bytes are returned without suspending.
  * Errors: -ECONNRESET (the peer reset the connection), or the socket's error;
- *   -EBUSY (another task is reading s); -ESTALE (s was given up); WEFT_ESTATE
- *   (another loop's stream); -ECANCELED; WEFT_ENOTINLOOP.
+ *   WEFT_ECLOSED (the stream is being closed: another task's weft_stream_close, or
+ *   the server's close_clients or abort_clients, came first or while this read
+ *   waited); -EBUSY (another task is reading s); -EINVAL (buf NULL with n > 0);
+ *   -ESTALE (s was given up); WEFT_ESTATE (another loop's stream); -ECANCELED;
+ *   WEFT_ENOTINLOOP.
  * On cancel: returns -ECANCELED; nothing is consumed: what came is kept for the
  *   next read.
  */
@@ -167,7 +170,9 @@ WEFT_API WEFT_WAIT ssize_t weft_stream_readexactly(weft_stream *s, void *buf, si
 /*
  * weft_stream_readuntil — read up to and including sep (StreamReader.readuntil),
  * without copying: *data points at the bytes in the stream's own buffer, valid until
- * the next call that reads from, or closes, s.
+ * the next call that reads from, or closes, s. Copy what you keep: Debug and
+ * sanitizer builds overwrite those bytes at the next read, so a pointer kept too long
+ * shows garbage at once.
  * Returns: the length, separator included; the bytes are consumed.
  * Suspends: until the separator comes, the limit is passed, end of file or an error.
  * Errors: WEFT_ELIMIT when limit bytes are buffered without the separator, or the
@@ -226,9 +231,11 @@ WEFT_API bool weft_stream_at_eof(weft_stream *s);
  * Returns: 0.
  * Suspends: never.
  * Errors: -ECONNRESET / -EPIPE (the peer is gone: nothing of this write is kept);
- *   WEFT_ECLOSED (after weft_stream_write_eof, weft_stream_close, or a server's
- *   close_clients); -ENOMEM (nothing of this write is kept); -ESTALE; WEFT_ESTATE;
- *   WEFT_ENOTINLOOP.
+ *   WEFT_ECLOSED (after weft_stream_write_eof, or once the server's close_clients or
+ *   abort_clients, or another task's weft_stream_close, has begun closing it);
+ *   -EINVAL (buf NULL with n > 0); -ENOMEM (nothing of this write is kept); -ESTALE
+ *   (after your own weft_stream_close or weft_stream_abort: the handle is given up);
+ *   WEFT_ESTATE; WEFT_ENOTINLOOP.
  */
 WEFT_API int weft_stream_write(weft_stream *s, const void *buf, size_t n);
 
@@ -242,7 +249,10 @@ WEFT_API int weft_stream_writev(weft_stream *s, const struct iovec *iov, int cou
 /*
  * weft_stream_drain — wait until the write buffer is small again
  * (StreamWriter.drain): returns at once at or below the high-water mark, else
- * suspends until it falls to the low-water mark.
+ * suspends until it falls to the low-water mark. Any number of tasks may drain one
+ * stream at once (a broadcast writes to many streams and drains each); they all
+ * wake together. Nothing stops a program that never drains: its writes pile up in
+ * memory as fast as it makes them.
  * Returns: 0.
  * Suspends: only above the high-water mark (then at least once).
  * Errors: -ECONNRESET / -EPIPE (the peer is gone; the unsent bytes are dropped);
@@ -437,7 +447,10 @@ WEFT_API int weft_server_abort_clients(weft_server *srv);
 /*
  * weft_server_wait_closed — wait until the server is closed and every connection's
  * handler has returned, then give up the handle (Server.wait_closed). Call
- * weft_server_close first, or another task will.
+ * weft_server_close first, or another task will. Connections still open keep it
+ * waiting for as long as their clients stay: to end them, call
+ * weft_server_close_clients (graceful) or weft_server_abort_clients first, as
+ * asyncio 3.13 does.
  * Returns: 0.
  * Suspends: until then.
  * Errors: -ESTALE; WEFT_ESTATE; -ECANCELED; WEFT_ENOTINLOOP.

@@ -114,9 +114,11 @@ static int scope_arm(weft_loop *L, weft_timeout *to, double when, int64_t when_n
 }
 
 /* Opens a scope owned by the current task with its deadline at `when` seconds of
- * loop time (`when_ns` ≥ 0: that instant exactly, in ns). The caller checked that
- * it runs in a task and that `when` is a number. */
-static weft_timeout *scope_enter(const char *what, double when, int64_t when_ns)
+ * loop time (`when_ns` ≥ 0: that instant exactly, in ns), entered at `entered_ns`
+ * (< 0: now) — the clock reading the caller computed the deadline from, so that the
+ * timeout's message says the span asked for, not that minus the time spent here.
+ * The caller checked that it runs in a task and that `when` is a number. */
+static weft_timeout *scope_enter(const char *what, double when, int64_t when_ns, int64_t entered_ns)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
@@ -128,7 +130,7 @@ static weft_timeout *scope_enter(const char *what, double when, int64_t when_ns)
     *to = (weft_timeout){
         .listener = {.done = scope_owner_done},
         .owner = self,
-        .entered_ns = weft__now(L),
+        .entered_ns = entered_ns >= 0 ? entered_ns : weft__now(L),
         .cancelling_at_enter = self->cancelling,
         .state = SCOPE_ACTIVE,
     };
@@ -166,18 +168,18 @@ weft_timeout *weft_timeout_enter(double delay)
     if (!can_enter("weft_timeout_enter", delay, "delay"))
         return NULL;
     if (delay >= NO_DEADLINE)
-        return scope_enter("weft_timeout_enter", WEFT_FOREVER, -1);
+        return scope_enter("weft_timeout_enter", WEFT_FOREVER, -1, -1);
     /* From the loop's time in ns, exactly as weft_sleep computes its wake-up, so a
      * sleep as long as the timeout ends at the same instant as the deadline. */
     int64_t now = weft__now(weft__loop);
-    return scope_enter("weft_timeout_enter", (double)now / 1e9 + delay, now + weft__seconds_to_ns(delay));
+    return scope_enter("weft_timeout_enter", (double)now / 1e9 + delay, now + weft__seconds_to_ns(delay), now);
 }
 
 weft_timeout *weft_timeout_enter_at(double when)
 {
     if (!can_enter("weft_timeout_enter_at", when, "deadline"))
         return NULL;
-    return scope_enter("weft_timeout_enter_at", when, -1);
+    return scope_enter("weft_timeout_enter_at", when, -1, -1);
 }
 
 int weft_timeout_reschedule(weft_timeout *to, double when)

@@ -51,8 +51,9 @@ void weft__datagrams_term(weft_loop *L, weft__net_loop *net)
 {
     for (weft__dlink *l; (l = weft__dlist_pop_front(&net->datagrams));) {
         weft__dgram *d = WEFT__CONTAINER_OF(l, weft__dgram, link);
-        weft__report("weft: unclosed datagram endpoint %s (socket %d): closed as its loop ended; close it with "
-                     "weft_datagram_close", d->name, d->f.w.fd);
+        weft__report("weft: a datagram endpoint on %s was never closed; weft closes it as its loop ends (close it "
+                     "with weft_datagram_close)",
+                     d->name);
         dgram_shut(L, d);
         free(d);
     }

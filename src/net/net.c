@@ -31,9 +31,11 @@ void *weft__net_from(const void *h, uint8_t kind, const char *what, int *err)
     }
     weft__net_obj *o = (weft__net_obj *)(v & WEFT__ADDR_MASK);
     if (o->kind != kind || o->gen != (v >> WEFT__TAG_SHIFT)) {
-        *err = weft__set_errmsg(-ESTALE, "%s: the %s handle is stale: it was already given up (closed or "
-                                         "aborted), and its record may now belong to another %s",
-                                what, name, name);
+        static const char *const given_up[] = {"?", "closed or aborted", "its wait_closed or serve_forever returned",
+                                               "closed"};
+        *err = weft__set_errmsg(-ESTALE, "%s: the %s handle is stale: it was already given up (%s), and its "
+                                         "record may now belong to another %s",
+                                what, name, given_up[kind < 4 ? kind : 0], name);
         return NULL;
     }
     return o;

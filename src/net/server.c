@@ -155,7 +155,7 @@ static void *connection_main(void *arg)
     return result;
 }
 
-static void start_connection(weft_server *srv, int fd)
+static void start_connection(weft_server *srv, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
     weft_loop *L = srv->loop;
     if (!srv->nagle) {
@@ -175,7 +175,20 @@ static void start_connection(weft_server *srv, int fd)
     weft__stream_mark_server_owned(s);
     c->srv = srv;
     c->s = s;
-    weft_task *t = weft_spawn_opts(connection_main, c, &srv->task_opts);
+    /* Unnamed by the user: the task is named after its peer, so that a report of a
+     * failed handler says which connection ("conn 127.0.0.1:40112"). */
+    weft_spawn_options task_opts = srv->task_opts;
+    char name[112];
+    if (!task_opts.name) {
+        char addr[96];
+        if (srv->unix_path)
+            snprintf(addr, sizeof addr, "%s", srv->unix_path);
+        else
+            weft_format_address(peer, peerlen, addr, sizeof addr);
+        snprintf(name, sizeof name, "conn %s", addr);
+        task_opts.name = name;
+    }
+    weft_task *t = weft_spawn_opts(connection_main, c, &task_opts);
     if (!t) {
         weft__report("weft: server on %s dropped a connection: cannot start its task: %s", srv->where,
                      weft_errmsg());
@@ -197,7 +210,9 @@ static void listener_ready(weft__watcher *w, unsigned events)
     listener *l = WEFT__CONTAINER_OF(w, listener, w);
     weft_server *srv = l->srv;
     for (int i = 0; i < ACCEPT_BATCH && !srv->closed && !srv->backing_off; i++) {
-        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peerlen = sizeof peer;
+        int fd = accept4(w->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (srv->paused_since_accept && !srv->recovery_said) {
                 srv->recovery_said = true;
@@ -206,7 +221,7 @@ static void listener_ready(weft__watcher *w, unsigned events)
                              srv->where);
             }
             srv->paused_since_accept = false;
-            start_connection(srv, fd);
+            start_connection(srv, fd, (struct sockaddr *)&peer, peerlen);
             continue;
         }
         int e = errno;

@@ -494,6 +494,13 @@ static ssize_t fill(weft_stream *s, const char *what)
 /* Claims the reader's place: one reading task at a time. */
 static int begin_read(weft_stream *s, const char *what)
 {
+#ifdef WEFT_ASSERTS
+    /* Debug and sanitizer builds: the bytes an earlier readuntil or readline handed
+     * out (and any read consumed) are overwritten now, so a pointer kept past the
+     * next read shows garbage at once instead of data that looks right by luck. */
+    if (s->rstart > 0)
+        memset(s->rb, 0xDB, s->rstart);
+#endif
     if (WEFT__UNLIKELY(!weft__current()))
         return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task (it may suspend)", what);
     if (WEFT__UNLIKELY(s->reader))
@@ -515,6 +522,8 @@ ssize_t weft_stream_read(weft_stream *h, void *buf, size_t n)
         return rc;
     if (n == 0)
         return 0;
+    if (!buf)
+        return weft__set_errmsg(-EINVAL, "weft_stream_read: buf is NULL");
     size_t have = rbuffered(s);
     if (have > 0) {
         size_t take = have < n ? have : n;
@@ -532,6 +541,8 @@ ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
     int rc = begin_read(s, "weft_stream_readexactly");
     if (rc)
         return rc;
+    if (!buf && n)
+        return weft__set_errmsg(-EINVAL, "weft_stream_readexactly: buf is NULL");
     /* Everything goes through the buffer, so that a cancelled or failed call
      * consumes nothing: the bytes stay for the next read. */
     while (rbuffered(s) < n) {
