@@ -2,11 +2,45 @@
  * test_stack.c — task stacks as a user sees them: deep recursion fits the default
  * stack, per-task and per-loop stack sizes are honoured, an overflow dies with a
  * report that says what to do, and tens of thousands of suspended tasks (more than
- * the kernel's map count allows guard pages for) work without a false alarm.
+ * the kernel's map count allows separate guarded mappings for) work without a false
+ * alarm, with guard pages installed in slabs or, on kernels without guard regions,
+ * with canaries.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS and madvise, hidden by -std=c11 */
 #include <signal.h>
+#include <sys/mman.h>
 
 #include "common.h"
+
+/* stack.c's switch to the path of kernels without guard regions (core.h). */
+extern int weft__stack_guard_install_off;
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* Whether this kernel installs guard pages inside a mapping (Linux 6.13+). */
+static bool kernel_has_guard_regions(void)
+{
+    void *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    bool ok = madvise(p, 4096, MADV_GUARD_INSTALL) == 0;
+    munmap(p, 8192);
+    return ok;
+}
+
+static long mappings_now(void)
+{
+    long lines = 0;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return -1;
+    for (int c; (c = fgetc(f)) != EOF;)
+        lines += c == '\n';
+    fclose(f);
+    return lines;
+}
 
 TestSuite(stack, .timeout = 120);
 
@@ -197,6 +231,9 @@ static void *canary_main(void *arg)
 
 static int canary_scenario(void)
 {
+    /* Kernels with guard regions give every default stack a guard page, and the
+     * budget eaters would not eat the budget: take the path of those without. */
+    weft__stack_guard_install_off = 1;
     return run_virtual(canary_main, NULL, NULL) == 0 ? 0 : 3;
 }
 
@@ -224,6 +261,47 @@ Test(stack, unguarded_overflow_caught_by_canary, .timeout = 60)
     cr_assert_not_null(strstr(text, "canary-diver"), "the report does not name the task:\n%s", text);
     cr_assert_not_null(strstr(text, "canary"), "the overflow was not caught by the canary:\n%s", text);
     cr_assert_not_null(strstr(text, "stack_size"), "the report does not say how to raise the stack:\n%s", text);
+}
+
+/* ---- past the map budget, slab stacks still have guard pages ------------------ */
+
+/* 40,000 default stacks alive (more than vm.max_map_count allows separate guarded
+ * mappings for), then one more default task overflows: on a kernel with guard
+ * regions its slab stack has a guard page like the first ones, and the mappings
+ * did not grow with the tasks. */
+static void *slab_guard_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BUDGET_EATERS; i++)
+        weft_detach(weft_spawn(hold_a_stack, NULL));
+    weft_yield();
+    long maps = mappings_now();
+    if (maps < 0 || maps > 5000) {
+        fprintf(stderr, "%ld mappings with %d stacks alive\n", maps, BUDGET_EATERS);
+        exit(4);
+    }
+    weft_task *t = weft_spawn_opts(endless_recursion, NULL, &(weft_spawn_options){.name = "slab-diver"});
+    weft_await(t, NULL);
+    fputs("survived the overflow\n", stderr);
+    return NULL;
+}
+
+static int slab_guard_scenario(void)
+{
+    return run_virtual(slab_guard_main, NULL, NULL) == 0 ? 0 : 3;
+}
+
+Test(stack, slab_stacks_past_the_map_budget_have_guard_pages, .timeout = 60)
+{
+    if (!kernel_has_guard_regions())
+        cr_skip_test("this kernel has no guard regions (MADV_GUARD_INSTALL, Linux 6.13)");
+    child_outcome out;
+    run_forked(slab_guard_scenario, &out);
+    const char *text = out.stderr_text;
+    cr_assert(WIFSIGNALED(out.status) && WTERMSIG(out.status) == SIGABRT,
+              "the overflowing process was not killed by SIGABRT (status %#x); stderr:\n%s", out.status, text);
+    cr_assert_not_null(strstr(text, "slab-diver"), "the report does not name the task:\n%s", text);
+    cr_assert_not_null(strstr(text, "hit the guard page"), "the overflow did not hit a guard page:\n%s", text);
 }
 
 /* ---- 40,000 suspended tasks ------------------------------------------------------ */
@@ -280,6 +358,19 @@ static void *many_main(void *arg)
 
 Test(stack, forty_thousand_suspended_tasks, .timeout = 120)
 {
+    many_report r = {.gather_rc = 1};
+    int rc = run_virtual(many_main, &r, NULL);
+    cr_assert_eq(rc, 0, "weft_run: %d %s", rc, weft_errmsg());
+    cr_assert_eq(r.gather_rc, 0, "gather: %d %s", r.gather_rc, r.msg);
+    cr_assert_eq(r.wrong_results, 0);
+    cr_assert(time_is(r.finished_at, 2.4), "the last task finished at %f", r.finished_at);
+}
+
+/* The same on the path of kernels without guard regions: guarded mappings up to
+ * the budget, then unguarded slabs with a canary below each, checked at every switch. */
+Test(stack, forty_thousand_suspended_tasks_without_guard_regions, .timeout = 120)
+{
+    weft__stack_guard_install_off = 1;
     many_report r = {.gather_rc = 1};
     int rc = run_virtual(many_main, &r, NULL);
     cr_assert_eq(rc, 0, "weft_run: %d %s", rc, weft_errmsg());

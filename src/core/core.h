@@ -46,8 +46,8 @@ typedef struct weft__stack {
     struct weft__stack *next;    /* pool free list */
     char *lo;                    /* lowest usable byte (just above the guard page) */
     size_t size;                 /* usable bytes */
-    uint8_t guarded;             /* a PROT_NONE page lies below lo */
-    uint8_t from_slab;           /* part of an unguarded slab: never unmapped alone */
+    uint8_t guarded;             /* a guard page lies below lo (no canary to check) */
+    uint8_t from_slab;           /* part of a slab: never unmapped alone */
     uint8_t compact;             /* a compact task's view of the loop's shared stack */
     unsigned valgrind_id;
     uint32_t saved_len, saved_cap; /* compact: bytes of frames kept after the descriptor */
@@ -60,8 +60,8 @@ typedef struct weft__stack_pool {
     weft__stack *free;           /* free stacks of `size` bytes */
     size_t count, max;
     size_t size;                 /* the loop's default stack size */
-    struct weft__slab *slabs;    /* unguarded slabs, freed with the pool */
-    weft__stack *slab_free;      /* free unguarded stacks of `size` bytes */
+    struct weft__slab *slabs;    /* slabs of many stacks, freed with the pool */
+    weft__stack *slab_free;      /* free slab stacks of `size` bytes */
 } weft__stack_pool;
 
 /* The value written at the bottom of an unguarded stack and checked at every switch. */
@@ -72,6 +72,9 @@ void weft__stack_pool_destroy(weft__stack_pool *pool);
 /* Returns a stack of `size` bytes (pooled when size is the pool's), or NULL. */
 weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size);
 void weft__stack_put(weft__stack_pool *pool, weft__stack *s);
+/* Non-zero: slabs are made as on kernels without guard regions (MADV_GUARD_INSTALL),
+ * so that the tests reach the canary path on any kernel. */
+extern int weft__stack_guard_install_off;
 /* Aborts with a report naming the task when an unguarded stack's canary is gone. */
 void weft__stack_check_canary(const weft__stack *s, const weft_task *t);
 static inline void weft__stack_check(const weft__stack *s, const weft_task *t)

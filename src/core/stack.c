@@ -1,15 +1,25 @@
 /*
- * stack.c — task stacks: mmap'd and committed only where touched, a PROT_NONE guard
- * page below each, pooled per loop for reuse, and the report of an overflow.
+ * stack.c — task stacks: mmap'd and committed only where touched, a guard page (or,
+ * failing that, a canary) below each, pooled per loop for reuse, and the report of an
+ * overflow.
  *
  * Why pooling: on the virtual machines we run on, the first touch of a fresh page
- * costs ~10 µs while a reused page costs nothing, so a stack that goes back to the
+ * costs ~2–10 µs while a reused page costs nothing, so a stack that goes back to the
  * kernel and is faulted in again is the most expensive thing a task can do.
  *
- * Why two kinds: a guard page makes a separate kernel mapping (two VMAs a stack) and
- * the kernel caps a process at vm.max_map_count mappings (65530 by default, ~32k
- * guarded stacks). Past that budget, stacks come from unguarded slabs of many stacks
- * each, with a canary below each that is checked at every switch.
+ * Why slabs: a stack of the loop's default size comes from a slab of SLAB_STACKS
+ * stacks made by one mmap. Where the kernel has guard regions (MADV_GUARD_INSTALL,
+ * Linux 6.13), a guard page is installed below every stack of the slab in one
+ * process_madvise call: the guard pages split no mapping, so any number of stacks is
+ * guarded, a stack costs no mmap, mprotect or munmap of its own, and no canary has
+ * to be read at each switch (a read of another page: ~6 % of W3's time).
+ *
+ * Without guard regions, a guard page makes a separate kernel mapping (two VMAs a
+ * stack) and the kernel caps a process at vm.max_map_count mappings (65530 by
+ * default, ~32k guarded stacks). So stacks are mapped one by one with a PROT_NONE
+ * page below until that budget is spent; past it they come from unguarded slabs,
+ * with a canary below each that is checked at every switch. Stacks of other sizes
+ * are always mapped one by one, the same way.
  *
  * Where an unguarded stack's canary lives: in the 8 bytes just below its lowest
  * usable byte, which are the top of the region below it (each unguarded region
@@ -17,6 +27,12 @@
  * mapping for the lowest stack. The region below's top page is touched anyway (its
  * descriptor and first frames are there), so the canary costs no page of its own:
  * a sleeping task on an unguarded stack costs one page, not two.
+ *
+ * What was measured and not kept: populating the top page of each new stack ahead
+ * of use (MADV_POPULATE_WRITE, one process_madvise call for a slab's 64 top pages)
+ * costs the same as the faults it replaces (1.62 against 1.64 µs a page, medians of
+ * five alternating runs of 1M pages): the price of a fresh page here is allocating
+ * and zeroing it, not the trap. See docs/benchmarks.md.
  */
 #include "core/core.h"
 
@@ -25,7 +41,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* Linux 6.13's guard regions and 6.14's pidfd for "this process", spelled out for
+ * older headers; an older kernel refuses them with EINVAL or EBADF. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef PIDFD_SELF_THREAD
+#define PIDFD_SELF_THREAD (-10000)
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -44,7 +71,16 @@ struct weft__slab {
     struct weft__slab *next;
     void *base;
     size_t bytes;
+    size_t stride;  /* bytes from one stack's region to the next */
+    int guarded;    /* a guard page below every region, installed in the mapping */
 };
+
+/* Whether the kernel installs guard pages inside a mapping (MADV_GUARD_INSTALL):
+ * unknown until the first slab, then known for the process. */
+enum { GUARD_INSTALL_UNKNOWN, GUARD_INSTALL_YES, GUARD_INSTALL_NO };
+static atomic_int guard_install = GUARD_INSTALL_UNKNOWN;
+/* Set by the tests to take the path of kernels without guard regions. */
+int weft__stack_guard_install_off;
 
 /* Process-wide, because vm.max_map_count is a process-wide budget: the number of
  * guarded stacks alive in every loop of every thread. */
@@ -147,32 +183,93 @@ static weft__stack *map_unguarded(size_t size)
     return base == MAP_FAILED ? NULL : describe(base + page, size, 0, 0);
 }
 
-static char *slab_region(const struct weft__slab *slab, const weft__stack_pool *pool, size_t i)
+/* Region i of a slab. Both kinds start one page in: below the lowest region lies
+ * its guard page, or the pad page holding its canary. */
+static char *slab_region(const struct weft__slab *slab, size_t i)
 {
-    return (char *)slab->base + weft__page_size() + i * pool->size;
+    return (char *)slab->base + weft__page_size() + i * slab->stride;
 }
 
-static int slab_refill(weft__stack_pool *pool)
+/* Turns the page below every region of a fresh slab into a guard page, without
+ * splitting the mapping: one system call for the whole slab where the kernel
+ * takes a list of ranges, else one a page. Returns 0 or -errno. */
+static int install_guards(struct weft__slab *slab)
 {
+    size_t page = weft__page_size();
+    struct iovec guards[SLAB_STACKS];
+    for (size_t i = 0; i < SLAB_STACKS; i++) {
+        guards[i].iov_base = (char *)slab->base + i * slab->stride;
+        guards[i].iov_len = page;
+    }
+#ifdef SYS_process_madvise
+    if (syscall(SYS_process_madvise, PIDFD_SELF_THREAD, guards, SLAB_STACKS, MADV_GUARD_INSTALL, 0) ==
+        (long)(SLAB_STACKS * page))
+        return 0;
+#endif
+    /* Installing a guard twice is harmless, so a partial success above is redone. */
+    for (size_t i = 0; i < SLAB_STACKS; i++)
+        if (madvise(guards[i].iov_base, page, MADV_GUARD_INSTALL) != 0)
+            return -errno;
+    return 0;
+}
+
+/* Maps a slab of SLAB_STACKS stacks of the pool's size, guarded (a guard page
+ * installed below each) or not (a canary below each). Returns 0, -ENOMEM, or
+ * -EINVAL when the kernel has no guard regions. */
+static int slab_refill(weft__stack_pool *pool, int guarded)
+{
+    size_t page = weft__page_size();
     struct weft__slab *slab = malloc(sizeof *slab);
     if (!slab)
         return -ENOMEM;
-    /* A pad page below the lowest stack holds its canary. */
-    slab->bytes = pool->size * SLAB_STACKS + weft__page_size();
+    slab->guarded = guarded;
+    slab->stride = pool->size + (guarded ? page : 0);
+    /* Unguarded: one pad page below the lowest stack holds its canary. */
+    slab->bytes = slab->stride * SLAB_STACKS + (guarded ? 0 : page);
     slab->base = mmap(NULL, slab->bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (slab->base == MAP_FAILED) {
         free(slab);
         return -ENOMEM;
     }
+    if (guarded) {
+        int err = install_guards(slab);
+        if (err != 0) {
+            munmap(slab->base, slab->bytes);
+            free(slab);
+            return err == -ENOMEM || err == -EAGAIN ? -ENOMEM : -EINVAL;
+        }
+    }
     slab->next = pool->slabs;
     pool->slabs = slab;
     for (size_t i = SLAB_STACKS; i-- > 0;) {
-        weft__stack *s = describe(slab_region(slab, pool, i), pool->size, 0, 1);
+        weft__stack *s = describe(slab_region(slab, i), pool->size, guarded, 1);
         s->next = pool->slab_free;
         pool->slab_free = s;
     }
     return 0;
+}
+
+/* A guarded slab when the kernel can install guard pages: no mapping per stack,
+ * so no vm.max_map_count budget, and no mmap, mprotect and munmap per stack. */
+static int guarded_slab_refill(weft__stack_pool *pool)
+{
+    if (weft__stack_guard_install_off ||
+        atomic_load_explicit(&guard_install, memory_order_relaxed) == GUARD_INSTALL_NO)
+        return -EINVAL;
+    int err = slab_refill(pool, 1);
+    if (err == 0)
+        atomic_store_explicit(&guard_install, GUARD_INSTALL_YES, memory_order_relaxed);
+    else if (err == -EINVAL)
+        atomic_store_explicit(&guard_install, GUARD_INSTALL_NO, memory_order_relaxed);
+    return err;
+}
+
+static weft__stack *pop_slab_stack(weft__stack_pool *pool)
+{
+    weft__stack *s = pool->slab_free;
+    pool->slab_free = s->next;
+    return s;
 }
 
 int weft__stack_pool_init(weft__stack_pool *pool, size_t size, size_t max)
@@ -194,11 +291,10 @@ weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size)
             pool->count--;
             return s;
         }
-        if (pool->slab_free) {
-            weft__stack *s = pool->slab_free;
-            pool->slab_free = s->next;
-            return s;
-        }
+        if (pool->slab_free)
+            return pop_slab_stack(pool);
+        if (guarded_slab_refill(pool) == 0)
+            return pop_slab_stack(pool);
     }
     if (atomic_load_explicit(&guarded_stacks, memory_order_relaxed) < guarded_limit) {
         weft__stack *s = map_guarded(size);
@@ -208,11 +304,9 @@ weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size)
          * estimated (another part of the program maps a lot): fall through. */
     }
     if (size == pool->size) {
-        if (!pool->slab_free && slab_refill(pool) != 0)
+        if (slab_refill(pool, 0) != 0)
             return NULL;
-        weft__stack *s = pool->slab_free;
-        pool->slab_free = s->next;
-        return s;
+        return pop_slab_stack(pool);
     }
     return map_unguarded(size);
 }
@@ -258,7 +352,7 @@ void weft__stack_pool_destroy(weft__stack_pool *pool)
         pool->slabs = slab->next;
 #ifdef WEFT__VALGRIND
         for (size_t i = 0; i < SLAB_STACKS; i++)
-            undescribe((weft__stack *)(slab_region(slab, pool, i) + pool->size - reserved_bytes(0)));
+            undescribe((weft__stack *)(slab_region(slab, i) + pool->size - reserved_bytes(slab->guarded)));
 #endif
         munmap(slab->base, slab->bytes);
         free(slab);
