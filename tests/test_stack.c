@@ -4,9 +4,11 @@
  * report that says what to do, and tens of thousands of suspended tasks (more than
  * the kernel's map count allows separate guarded mappings for) work without a false
  * alarm, with guard pages installed in slabs or, on kernels without guard regions,
- * with canaries.
+ * with canaries; and the guard pages of slabs can be lifted while gdb's gcore reads
+ * the process, and put back.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS and madvise, hidden by -std=c11 */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 
@@ -302,6 +304,92 @@ Test(stack, slab_stacks_past_the_map_budget_have_guard_pages, .timeout = 60)
               "the overflowing process was not killed by SIGABRT (status %#x); stderr:\n%s", out.status, text);
     cr_assert_not_null(strstr(text, "slab-diver"), "the report does not name the task:\n%s", text);
     cr_assert_not_null(strstr(text, "hit the guard page"), "the overflow did not hit a guard page:\n%s", text);
+}
+
+/* ---- gcore reads every slab while its guards are lifted -------------------------- */
+
+/* stack.c's entry for tools/weft-gdb.py's hooks around gdb's gcore. */
+int weft__stack_guards_lift(int lift);
+
+/* Bytes of [start, start + len) that /proc/self/mem gives before its first failure:
+ * what gdb's gcore copies of a mapping (a guard page reads as EIO, and gdb keeps
+ * nothing of the mapping past it). */
+static size_t readable_through_proc_mem(uintptr_t start, size_t len)
+{
+    int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    static char chunk[65536];
+    size_t done = 0;
+    while (done < len) {
+        size_t want = len - done < sizeof chunk ? len - done : sizeof chunk;
+        ssize_t n = pread(fd, chunk, want, (off_t)(start + done));
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd);
+    return done;
+}
+
+/* The mapping holding `address`, from /proc/self/maps. */
+static bool mapping_of(uintptr_t address, uintptr_t *start, uintptr_t *end)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    bool found = false;
+    unsigned long lo, hi;
+    char line[512];
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= address && address < hi) {
+            *start = lo;
+            *end = hi;
+            found = true;
+        }
+    fclose(f);
+    return found;
+}
+
+typedef struct lift_report {
+    size_t mapping, before, lifted, restored;
+    int lift_rc, restore_rc;
+} lift_report;
+
+static void *look_at_own_slab(void *arg)
+{
+    lift_report *r = arg;
+    volatile char here = 0;
+    uintptr_t start, end;
+    if (!mapping_of((uintptr_t)&here, &start, &end))
+        return weft_fail(-ENOENT, "this task's stack is in no mapping of /proc/self/maps");
+    r->mapping = end - start;
+    r->before = readable_through_proc_mem(start, r->mapping);
+    r->lift_rc = weft__stack_guards_lift(1);
+    r->lifted = readable_through_proc_mem(start, r->mapping);
+    r->restore_rc = weft__stack_guards_lift(0);
+    r->restored = readable_through_proc_mem(start, r->mapping);
+    return NULL;
+}
+
+static void *lift_main(void *arg)
+{
+    return weft_await(weft_spawn(look_at_own_slab, arg), NULL) == 0 ? NULL : weft_fail(-EIO, "%s", weft_errmsg());
+}
+
+Test(stack, guard_pages_lifted_for_gcore_and_put_back)
+{
+    if (!kernel_has_guard_regions())
+        cr_skip_test("this kernel has no guard regions (MADV_GUARD_INSTALL, Linux 6.13)");
+    lift_report r = {0};
+    cr_assert_eq(run_virtual(lift_main, &r, NULL), 0, "%s", weft_errmsg());
+    cr_assert_gt(r.mapping, 0);
+    cr_expect_lt(r.before, r.mapping, "the slab read whole through /proc/self/mem: no guard page in it?");
+    cr_expect_geq(r.lift_rc, 1, "weft__stack_guards_lift(1) returned %d", r.lift_rc);
+    cr_expect_eq(r.lifted, r.mapping, "with the guards lifted, %zu of %zu bytes read", r.lifted, r.mapping);
+    cr_expect_eq(r.restore_rc, r.lift_rc, "weft__stack_guards_lift(0) returned %d", r.restore_rc);
+    cr_expect_eq(r.restored, r.before, "the guard pages were not put back (%zu bytes read, %zu before)", r.restored,
+                 r.before);
 }
 
 /* ---- 40,000 suspended tasks ------------------------------------------------------ */

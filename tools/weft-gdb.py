@@ -41,6 +41,18 @@
 # frames appear as the callers of the thread's innermost frame, which `bt` leaves
 # out. Frames of compact tasks that sit on the heap cannot be shown from a core.
 #
+# gcore: where the kernel has guard regions (Linux 6.13+), default stacks come from
+# slabs with a guard page installed inside the mapping below each stack
+# (src/core/stack.c). gdb's gcore reads the process through /proc/PID/mem, where a
+# guard page reads as EIO, and gdb 13 then gives up on the whole mapping: every
+# stack of the slab would be zeros in the core. So this file hooks gcore
+# (generate-core-file): before it, weft__stack_guards_lift(1) is called in the
+# process to remove the guard pages, and after it (or at the next prompt, if gcore
+# failed) weft__stack_guards_lift(0) to install them again. The process does not
+# run meanwhile. The gcore(1) script runs gdb without this file: its cores have
+# zeros for those stacks. The kernel's own core dumps are not affected (it writes a
+# guard page as a hole and the rest of the mapping as it is).
+#
 # x86-64 and AArch64, with the assembly context switch or the ucontext fallback.
 # Where gdb cannot read thread-local variables (qemu's gdb stub), the loop is found
 # by calling weft__debug_loop() in the process, or from $weft_loop if set.
@@ -636,6 +648,65 @@ Without TASK, or for the running task: gdb's `bt`."""
         gdb.execute("backtrace " + rest)
 
 
+class WeftGcoreGuards(gdb.Command):
+    """Lift (`lift`) or put back (`restore`) the guard pages of weft's stack slabs
+    around gdb's gcore, which cannot read through them. Run by the hooks this file
+    defines on generate-core-file (gcore); there is no need to type it."""
+
+    lifted = False
+
+    def __init__(self):
+        super(WeftGcoreGuards, self).__init__("weft gcore-guards", gdb.COMMAND_DATA)
+
+    def invoke(self, argument, from_tty):
+        lift = argument.strip() == "lift"
+        if gdb.selected_inferior().pid == 0 or gdb.selected_thread() is None:
+            WeftGcoreGuards.lifted = False  # a core file, or the process is gone
+            return
+        if lift == WeftGcoreGuards.lifted:
+            return
+        try:
+            gdb.parse_and_eval("weft__stack_guards_lift")
+        except gdb.error:
+            return  # not a weft program, or a weft without guard slabs
+        try:
+            result = int(gdb.parse_and_eval("(int) weft__stack_guards_lift(%d)" % int(lift)))
+        except gdb.error as e:
+            result, why = None, str(e)
+        else:
+            why = os.strerror(-result) if result < 0 else ""
+        if result is None or result < 0:
+            gdb.write("weft: could not %s the guard pages of the task stacks (%s): %s\n"
+                      % ("remove" if lift else "reinstall", why,
+                         "gcore may write those stacks as zeros" if lift else
+                         "run `weft gcore-guards restore` before the program goes on"))
+            return
+        WeftGcoreGuards.lifted = lift
+
+    @staticmethod
+    def restore_if_lifted(*_):
+        """When gcore failed, its hookpost did not run: put the guards back before
+        the user can let the program run again."""
+        if WeftGcoreGuards.lifted:
+            gdb.execute("weft gcore-guards restore")
+
+
+def _define_gcore_hooks():
+    for hook, action in (("hook-generate-core-file", "lift"), ("hookpost-generate-core-file", "restore")):
+        try:
+            existing = gdb.execute("show user " + hook, to_string=True)
+        except gdb.error:
+            existing = ""
+        if existing.strip() and "weft gcore-guards" not in existing:
+            gdb.write("weft: %s is already defined: not replacing it, so gcore may write the task "
+                      "stacks of guarded slabs as zeros (add `weft gcore-guards %s` to it)\n" % (hook, action))
+            continue
+        gdb.execute("define %s\nweft gcore-guards %s\nend" % (hook, action))
+
+
 WeftPrefix()
 WeftTasks()
 WeftBacktrace()
+WeftGcoreGuards()
+_define_gcore_hooks()
+gdb.events.before_prompt.connect(WeftGcoreGuards.restore_if_lifted)

@@ -14,6 +14,16 @@
  * guarded, a stack costs no mmap, mprotect or munmap of its own, and no canary has
  * to be read at each switch (a read of another page: ~6 % of W3's time).
  *
+ * Guard pages inside a mapping and core files: the kernel's own core dump writes a
+ * guard page as a hole and the rest of the mapping as it is (checked on 6.18), but
+ * gdb's gcore reads memory through /proc/PID/mem, where a guard page reads as EIO,
+ * and gdb 13 then stops copying that mapping and leaves the rest of it zeros. A
+ * slab starts with a guard page, so every stack of it, saved registers included,
+ * would be lost from the core. So the guarded slabs are kept on a process-wide
+ * list, and tools/weft-gdb.py hooks gcore to call weft__stack_guards_lift in the
+ * stopped process: guards removed before the copy, installed again after it
+ * (docs/debugging.md).
+ *
  * Without guard regions, a guard page makes a separate kernel mapping (two VMAs a
  * stack) and the kernel caps a process at vm.max_map_count mappings (65530 by
  * default, ~32k guarded stacks). So stacks are mapped one by one with a PROT_NONE
@@ -50,6 +60,9 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 #ifndef PIDFD_SELF_THREAD
 #define PIDFD_SELF_THREAD (-10000)
 #endif
@@ -73,6 +86,8 @@ struct weft__slab {
     size_t bytes;
     size_t stride;  /* bytes from one stack's region to the next */
     int guarded;    /* a guard page below every region, installed in the mapping */
+    /* The process's guarded slabs, for weft__stack_guards_lift (gcore). */
+    struct weft__slab *all_prev, *all_next;
 };
 
 /* Whether the kernel installs guard pages inside a mapping (MADV_GUARD_INSTALL):
@@ -87,6 +102,53 @@ int weft__stack_guard_install_off;
 static atomic_size_t guarded_stacks;
 static size_t guarded_limit;
 static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
+
+/* Every guarded slab of the process, so that a debugger can lift their guard pages
+ * while gdb's gcore reads the memory (see weft__stack_guards_lift). Touched only when
+ * a guarded slab is made or unmapped, once per 64 stacks. */
+static struct weft__slab *all_guarded;
+static pthread_mutex_t all_guarded_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t all_guarded_once = PTHREAD_ONCE_INIT;
+
+/* A fork while another thread holds the lock would leave it held in the child. */
+static void all_guarded_prepare(void)
+{
+    pthread_mutex_lock(&all_guarded_lock);
+}
+
+static void all_guarded_release(void)
+{
+    pthread_mutex_unlock(&all_guarded_lock);
+}
+
+static void all_guarded_atfork(void)
+{
+    pthread_atfork(all_guarded_prepare, all_guarded_release, all_guarded_release);
+}
+
+static void all_guarded_add(struct weft__slab *slab)
+{
+    pthread_once(&all_guarded_once, all_guarded_atfork);
+    pthread_mutex_lock(&all_guarded_lock);
+    slab->all_prev = NULL;
+    slab->all_next = all_guarded;
+    if (all_guarded)
+        all_guarded->all_prev = slab;
+    all_guarded = slab;
+    pthread_mutex_unlock(&all_guarded_lock);
+}
+
+static void all_guarded_remove(struct weft__slab *slab)
+{
+    pthread_mutex_lock(&all_guarded_lock);
+    if (slab->all_prev)
+        slab->all_prev->all_next = slab->all_next;
+    else
+        all_guarded = slab->all_next;
+    if (slab->all_next)
+        slab->all_next->all_prev = slab->all_prev;
+    pthread_mutex_unlock(&all_guarded_lock);
+}
 
 size_t weft__page_size(void)
 {
@@ -240,6 +302,8 @@ static int slab_refill(weft__stack_pool *pool, int guarded)
             return err == -ENOMEM || err == -EAGAIN ? -ENOMEM : -EINVAL;
         }
     }
+    if (guarded)
+        all_guarded_add(slab);
     slab->next = pool->slabs;
     pool->slabs = slab;
     for (size_t i = SLAB_STACKS; i-- > 0;) {
@@ -354,11 +418,37 @@ void weft__stack_pool_destroy(weft__stack_pool *pool)
         for (size_t i = 0; i < SLAB_STACKS; i++)
             undescribe((weft__stack *)(slab_region(slab, i) + pool->size - reserved_bytes(slab->guarded)));
 #endif
+        if (slab->guarded)
+            all_guarded_remove(slab);
         munmap(slab->base, slab->bytes);
         free(slab);
     }
     pool->slab_free = NULL;
     pool->count = 0;
+}
+
+/* For tools/weft-gdb.py's hooks around gdb's gcore, which reads the process
+ * through /proc/PID/mem in 1 MiB pieces: a guard page there reads as EIO, and gdb 13
+ * writes zeros from that piece to the mapping's end; a slab's lowest page is a guard,
+ * so the whole slab would read as zeros in the core. lift != 0
+ * removes the guard pages of every guarded slab (MADV_GUARD_REMOVE leaves the
+ * stacks' own pages alone), lift == 0 installs them again. Called by the debugger
+ * while the process is stopped, so the lock is only tried: a thread stopped while
+ * holding it would hang the call. Returns the number of slabs, or -errno. */
+int weft__stack_guards_lift(int lift);
+int weft__stack_guards_lift(int lift)
+{
+    if (pthread_mutex_trylock(&all_guarded_lock) != 0)
+        return -EBUSY;
+    int n = 0, err = 0;
+    for (struct weft__slab *slab = all_guarded; slab; slab = slab->all_next, n++) {
+        int e = lift ? (madvise(slab->base, slab->bytes, MADV_GUARD_REMOVE) == 0 ? 0 : -errno)
+                     : install_guards(slab);
+        if (e != 0 && err == 0)
+            err = e;
+    }
+    pthread_mutex_unlock(&all_guarded_lock);
+    return err != 0 ? err : n;
 }
 
 /* ------------------------------------------------------------------------ */
