@@ -697,7 +697,9 @@ def _define_gcore_hooks():
             existing = gdb.execute("show user " + hook, to_string=True)
         except gdb.error:
             existing = ""
-        if existing.strip() and "weft gcore-guards" not in existing:
+        if "weft gcore-guards" in existing:
+            continue  # this file was sourced before: redefining would ask for confirmation
+        if existing.strip():
             gdb.write("weft: %s is already defined: not replacing it, so gcore may write the task "
                       "stacks of guarded slabs as zeros (add `weft gcore-guards %s` to it)\n" % (hook, action))
             continue
