@@ -74,6 +74,10 @@
 #endif
 #endif
 
+#ifdef WEFT__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Stacks per unguarded slab: one mmap serves this many tasks. */
 #define SLAB_STACKS 64
 /* Mappings left for the rest of the program (heap arenas, libraries, sockets'
@@ -375,6 +379,18 @@ weft__stack *weft__stack_get(weft__stack_pool *pool, size_t size)
     return map_unguarded(size);
 }
 
+/* Unmaps stack memory. Under AddressSanitizer, first clears the shadow its frames
+ * left (a task's last frames never return, so their redzones stay poisoned): the
+ * kernel may hand the same addresses to the next mmap, such as the loop's small
+ * allocator's, and ASan would report that memory's first use as a stack underflow. */
+static void unmap_stack_memory(void *p, size_t n)
+{
+#ifdef WEFT__ASAN
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+#endif
+    munmap(p, n);
+}
+
 static void unmap(weft__stack *s)
 {
     size_t page = weft__page_size();
@@ -383,7 +399,7 @@ static void unmap(weft__stack *s)
     char *lo = s->lo;
     undescribe(s);
     /* Either kind has a page below lo: the guard, or the pad holding the canary. */
-    munmap(lo - page, region + page);
+    unmap_stack_memory(lo - page, region + page);
     if (guarded)
         atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
 }
@@ -420,7 +436,7 @@ void weft__stack_pool_destroy(weft__stack_pool *pool)
 #endif
         if (slab->guarded)
             all_guarded_remove(slab);
-        munmap(slab->base, slab->bytes);
+        unmap_stack_memory(slab->base, slab->bytes);
         free(slab);
     }
     pool->slab_free = NULL;
