@@ -351,6 +351,29 @@ Test(stream, write_eof_half_closes)
     cr_assert_eq(weft_run(write_eof_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
 
+/* shutdown refused (here: a socket that is not connected, as after a reset): the
+ * peer was not told, so write_eof says so instead of returning 0 (the fault sweep
+ * found a client left waiting for the answer to an end of file never sent). */
+static void *write_eof_refused_main(void *arg)
+{
+    (void)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    weft_stream *s = weft_stream_from_fd(fd, NULL);
+    cr_assert(s, "weft_stream_from_fd: %s", weft_errmsg());
+    cr_expect_eq(weft_stream_write_eof(s), -ENOTCONN);
+    cr_expect(strstr(weft_errmsg(), "not told"), "message: %s", weft_errmsg());
+    cr_expect(weft_stream_is_closing(s));
+    cr_expect_eq(weft_stream_write_eof(s), 0, "asked once: the second call has nothing to do");
+    cr_expect_eq(weft_stream_abort(s), 0);
+    return NULL;
+}
+
+Test(stream, write_eof_reports_a_refused_shutdown)
+{
+    cr_assert_eq(weft_run(write_eof_refused_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
 /* ---- a peer that resets ------------------------------------------------------ */
 
 static int tcp_pair(int *server_side)

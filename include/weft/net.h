@@ -280,7 +280,10 @@ WEFT_API size_t weft_stream_write_buffer_size(weft_stream *s);
  * Returns: 0.
  * Suspends: never.
  * Errors: -ENOTSUP for a stream that cannot half-close (a pipe's read end);
- *   -ESTALE; WEFT_ESTATE; WEFT_ENOTINLOOP.
+ *   shutdown's error, negated (-ENOTCONN once the connection is gone): the peer
+ *   was not told the stream ended (when bytes were still buffered, shutdown comes
+ *   once they are sent, and its error is the write side's: the next drain or close
+ *   returns it); -ESTALE; WEFT_ESTATE; WEFT_ENOTINLOOP.
  */
 WEFT_API int weft_stream_write_eof(weft_stream *s);
 

@@ -262,8 +262,10 @@ static void after_flush(weft_stream *s)
 {
     if (s->shut_when_flushed && !s->closed) {
         s->shut_when_flushed = false;
-        if (s->is_socket)
-            shutdown(s->w.fd, SHUT_WR);
+        /* Refused, the peer is never told the stream ended (it would wait for
+         * more): the write side has failed, which the next drain or close says. */
+        if (s->is_socket && shutdown(s->w.fd, SHUT_WR) != 0)
+            fail_writes(s, -errno);
     }
     if (s->close_when_flushed) {
         close_fd(s, WEFT_ECLOSED);
@@ -790,8 +792,14 @@ int weft_stream_write_eof(weft_stream *h)
         return 0;
     s->closing = true;
     if (wbuffered(s) == 0) {
-        if (!s->closed)
-            shutdown(s->w.fd, SHUT_WR);
+        /* A refusal is the caller's to know: the peer was not told, and a reader
+         * waiting for its answer to the end of file would wait for ever. */
+        if (!s->closed && shutdown(s->w.fd, SHUT_WR) != 0) {
+            int e = errno;
+            return weft__set_errmsg(-e, "weft_stream_write_eof: shutdown: %s; the peer was not told the stream "
+                                        "ended (close the stream)",
+                                    strerror(e));
+        }
     } else {
         s->shut_when_flushed = true;
     }
