@@ -4,7 +4,8 @@
  * and readline with the limit error that leaves the buffer intact, read_to_eof,
  * at_eof), writing (write never suspends, drain suspends above the high-water mark
  * and resumes at the low one, write_eof), a peer that resets, one reader at a
- * time, a cancelled read that keeps what was buffered, stale handles, sendfile.
+ * time, a cancelled read that keeps what was buffered, stale handles, sendfile,
+ * and a refused shutdown or poller registration reported instead of hanging.
  * Real time on socketpairs and loopback: I/O is real.
  */
 #define _GNU_SOURCE
@@ -372,6 +373,41 @@ static void *write_eof_refused_main(void *arg)
 Test(stream, write_eof_reports_a_refused_shutdown)
 {
     cr_assert_eq(weft_run(write_eof_refused_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+/* A read that must wait registers the socket with the poller again (its
+ * registration was dropped at a poll where nothing was wanted). Refused, nothing
+ * would ever wake the reader: the read fails instead (the fault sweep found readers
+ * waiting for ever when epoll_ctl failed). The refusal is made real by putting a
+ * regular file, which epoll refuses, under the stream's descriptor number. */
+static void *rewatch_refused_main(void *arg)
+{
+    (void)arg;
+    int peer;
+    weft_stream *s = pair_stream(&peer, NULL);
+    send_all(peer, "one\n");
+    const char *p;
+    cr_expect_eq(weft_stream_readline(s, &p), 4);
+    cr_expect_eq(weft_sleep(0.001), 0, "a poll with nothing wanted drops the registration");
+    int fd = weft_stream_fd(s);
+    FILE *f = tmpfile();
+    cr_assert(f);
+    cr_assert_eq(dup2(fileno(f), fd), fd);
+    weft_timeout *to = weft_timeout_enter(2);
+    cr_assert(to);
+    ssize_t n = weft_stream_readline(s, &p);
+    n = weft_timeout_exit(to, (int)n);
+    cr_expect_eq(n, -EPERM, "readline gave %zd (%s)", n, weft_errmsg());
+    cr_expect(strstr(weft_errmsg(), "cannot watch"), "message: %s", weft_errmsg());
+    cr_expect_eq(weft_stream_abort(s), 0);
+    fclose(f);
+    close(peer);
+    return NULL;
+}
+
+Test(stream, a_refused_watch_fails_the_read_instead_of_hanging)
+{
+    cr_assert_eq(weft_run(rewatch_refused_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
 
 /* ---- a peer that resets ------------------------------------------------------ */

@@ -114,14 +114,17 @@ static size_t rbuffered(const weft_stream *s)
     return s->rend - s->rstart;
 }
 
-static void update_interest(weft_stream *s)
+/* Tells the loop what s waits for. Shrinking is queued, never refused. Asking
+ * again once the registration was dropped (at a poll where nothing was wanted)
+ * registers anew, which the kernel may refuse (ENOMEM, ENOSPC): nothing would
+ * then wake the task that waits, so a caller that asks for more looks at the
+ * error (the fault sweep found readers waiting for ever). */
+static int update_interest(weft_stream *s)
 {
     if (s->closed)
-        return;
+        return 0;
     unsigned want = (s->reader ? WEFT__POLL_IN : 0) | (wbuffered(s) || s->sendfile_waits ? WEFT__POLL_OUT : 0);
-    /* Shrinking or re-asking for a registered descriptor is queued, never refused;
-     * the first registration's refusal was seen by weft__stream_new. */
-    (void)weft__watcher_want(&s->loop->io, &s->w, want);
+    return weft__watcher_want(&s->loop->io, &s->w, want);
 }
 
 static void wake_all(weft__dlist *list, int reason)
@@ -298,7 +301,7 @@ static void flush(weft_stream *s)
     if (wbuffered(s) == 0 || s->werr)
         after_flush(s);
     else
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
 }
 
 /* Appends bytes to the write buffer. -ENOMEM leaves it as it was. */
@@ -356,7 +359,7 @@ static void stream_ready(weft__watcher *w, unsigned events)
     if (wbuffered(s) && (events & (WEFT__POLL_OUT | WEFT__POLL_ERR)))
         flush(s); /* may close s's descriptor: nothing below may need it */
     else
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -390,16 +393,26 @@ static void reader_unwait(weft_task *self, int reason)
     weft_stream *s = self->wait_obj;
     if (s->reader == self) {
         s->reader = NULL;
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
     }
 }
 
-/* Suspends the reading task until the descriptor is readable (or failed). */
-static int wait_readable(weft_stream *s)
+/* Suspends the reading task until the descriptor is readable (or failed).
+ * Returns the wake reason, or the refusal to watch the descriptor (the task did
+ * not suspend), with the message set. */
+static int wait_readable(weft_stream *s, const char *what)
 {
     s->reader = weft__current();
-    update_interest(s);
-    return weft__wait(reader_unwait, s);
+    int rc = update_interest(s);
+    if (rc != 0) {
+        s->reader = NULL;
+        return weft__set_errmsg(rc, "%s: cannot watch the socket: %s", what, weft_strerror(rc));
+    }
+    rc = weft__wait(reader_unwait, s);
+    if (rc < 0 && rc != -ECANCELED)
+        weft__set_errmsg(rc, "%s: %s", what,
+                         rc == WEFT_ECLOSED ? "the stream was closed while the task read" : weft_strerror(rc));
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -428,13 +441,11 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
         if (s->closed || s->read_closed)
             return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream was closed", what);
         if (!s->read_more) {
-            int rc = wait_readable(s);
+            int rc = wait_readable(s, what);
             if (rc == -ECANCELED)
                 return weft__cancelled_errmsg(weft__current());
             if (rc < 0)
-                return weft__set_errmsg(rc, "%s: %s", what,
-                                        rc == WEFT_ECLOSED ? "the stream was closed while the task read"
-                                                           : weft_strerror(rc));
+                return rc;
         }
         ssize_t got = read(s->w.fd, p, n);
         if (got > 0) {
@@ -722,7 +733,17 @@ static int write_iov(weft_stream *s, const struct iovec *iov, int count, const c
         return weft__set_errmsg(-ENOMEM, "%s: no memory to queue %zu bytes%s", what, total - sent,
                                 sent ? " (the stream is broken: part of the write was sent)" : "");
     }
-    update_interest(s);
+    int rc = update_interest(s);
+    if (rc != 0) {
+        /* Nothing would send the queued bytes. Refused only when nothing was
+         * watched, so nothing was queued before: they are this write's. */
+        if (sent > 0)
+            fail_writes(s, rc);
+        else
+            s->wstart = s->wend = 0;
+        return weft__set_errmsg(rc, "%s: cannot watch the socket to send %zu queued bytes: %s%s", what, total - sent,
+                                weft_strerror(rc), sent ? " (the stream is broken: part of the write was sent)" : "");
+    }
     return 0;
 }
 
@@ -841,8 +862,12 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
         if (e == EAGAIN) {
             /* Wait for room, among the drainers, woken when the socket is writable. */
             s->sendfile_waits = true;
-            update_interest(s);
-            int rc = wait_on(&s->drainers);
+            int rc = update_interest(s);
+            if (rc != 0) {
+                s->sendfile_waits = false;
+                return weft__set_errmsg(rc, "weft_stream_sendfile: cannot watch the socket: %s", weft_strerror(rc));
+            }
+            rc = wait_on(&s->drainers);
             if (rc == -ECANCELED)
                 return weft__cancelled_errmsg(weft__current());
             if (rc < 0)
@@ -869,7 +894,7 @@ static void stop_reader(weft_stream *s)
     if (s->reader) {
         weft_task *t = s->reader;
         s->reader = NULL;
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
         weft__wake(t, WEFT_ECLOSED);
     }
 }
@@ -893,7 +918,7 @@ int weft_stream_close(weft_stream *h)
     int rc = 0;
     if (!s->closed && wbuffered(s) > 0 && !s->werr) {
         s->close_when_flushed = true;
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
         if (weft__current()) {
             int w = wait_on(&s->closers);
             if (w == -ECANCELED) {
@@ -1216,7 +1241,7 @@ void weft__stream_close_from_server(weft_stream *s, bool abort)
     } else {
         s->close_when_flushed = true;
         stop_reader(s);
-        update_interest(s);
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
     }
 }
 
@@ -1230,7 +1255,7 @@ void weft__stream_server_done(weft_stream *s)
         stop_reader(s);
         if (!s->closed && wbuffered(s) > 0 && !s->werr) {
             s->close_when_flushed = true;
-            update_interest(s);
+            (void)update_interest(s); /* shrinks, or bytes already wanted it */
             if (wait_on(&s->closers) == -ECANCELED)
                 abort_now(s);
         }
