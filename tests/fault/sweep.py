@@ -3,9 +3,11 @@
 points (every allocation and failing system call libweft makes on the way), then
 once per point with that one failing (WEFT_FAULT_AT=k, see wrap.c). Each run must
 exit 0 within its time limit and without a sanitizer report: an error from weft is
-fine, a crash, hang or leak is not. Prints one line per failing point and a summary.
+fine, a crash, hang or leak is not; nor is a line of stderr that --forbid matches
+(weft's own report of a misuse the scenario must not make, say a handle it lost).
+Prints one line per failing point and a summary.
 
-    sweep.py SCENARIO [--jobs N]
+    sweep.py SCENARIO [--jobs N] [--forbid REGEX]
 """
 import argparse
 import concurrent.futures
@@ -17,7 +19,7 @@ import sys
 TIME_LIMIT = 20  # seconds per run; a hang is a failure
 
 
-def run(scenario, k, extra_env):
+def run(scenario, k, extra_env, forbid=None):
     env = dict(os.environ, **extra_env)
     if k is not None:
         env["WEFT_FAULT_AT"] = str(k)
@@ -27,15 +29,20 @@ def run(scenario, k, extra_env):
         return k, "hang", ""
     bad = p.returncode != 0 or re.search(r"(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
                                           r"ThreadSanitizer|runtime error)", p.stderr)
-    return k, ("status %d" % p.returncode) if bad else None, p.stderr
+    if bad:
+        return k, "status %d" % p.returncode, p.stderr
+    if forbid and re.search(forbid, p.stderr):
+        return k, "a report --forbid matches", p.stderr
+    return k, None, p.stderr
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--forbid", help="a regular expression no line of stderr may match")
     args = ap.parse_args()
-    k, problem, err = run(args.scenario, None, {"WEFT_FAULT_REPORT": "1"})
+    k, problem, err = run(args.scenario, None, {"WEFT_FAULT_REPORT": "1"}, args.forbid)
     m = re.search(r"fault points: (\d+)", err)
     if problem or not m:
         print("fault sweep: the scenario fails without any fault injected:\n" + err)
@@ -44,7 +51,8 @@ def main():
     print(err.strip().splitlines()[-1])
     failures = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        for k, problem, err in pool.map(lambda k: run(args.scenario, k, {}), range(1, points + 1)):
+        for k, problem, err in pool.map(lambda k: run(args.scenario, k, {}, args.forbid),
+                                        range(1, points + 1)):
             if problem:
                 failures.append(k)
                 tail = "\n".join(err.strip().splitlines()[-12:])

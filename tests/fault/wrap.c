@@ -9,6 +9,23 @@
  *   WEFT_FAULT_AT=k       fail the k-th call (1-based); unset: fail none
  *   WEFT_FAULT_REPORT=1   print "fault points: N" at exit (the sweep's range)
  *
+ * Built with WEFT_FAULT_NET (the network scenario, net_scenario.c), it also wraps
+ * the calls of the network layer (src/net), each failing with an error a real
+ * socket or resolver gives: socket and accept4 EMFILE, bind and listen
+ * EADDRINUSE, connect ECONNREFUSED, setsockopt ENOMEM, send and sendfile EPIPE,
+ * sendmsg ECONNRESET, a socket's read ECONNRESET, sendto and recvfrom
+ * ECONNREFUSED on a connected UDP socket (ENOBUFS / ENOMEM on another), shutdown
+ * ENOTCONN, getaddrinfo EAI_AGAIN and EAI_MEMORY in turn. read is counted only on
+ * sockets (the loop's eventfd is read too, and no reset comes from it). A read,
+ * recvfrom or accept4 that has nothing to take now is not counted: whether the
+ * bytes or the connection are there yet at the first try depends on timing, and
+ * counting those tries would move every later point from run to run; the one
+ * made once the descriptor is ready is counted (and fails without taking
+ * anything, as a reset would). recv and recvmsg are not wrapped: only the
+ * process pool calls them. getsockopt is not: its only errors (EBADF, ENOTSOCK,
+ * EINVAL) cannot happen on weft's own sockets, and the stream takes a failing
+ * SO_TYPE as the answer "not a socket".
+ *
  * The process pool forks: its helper process (the zygote) and, from the zygote,
  * the workers. The count lives in a shared mapping so that the numbering is one
  * across processes, and only calls whose order is fixed are counted: every call of
@@ -27,16 +44,33 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#ifdef WEFT_FAULT_NET
+#include <netdb.h>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#endif
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL, K_EPOLL_CREATE, K_EVENTFD,
-       K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID, KINDS };
+       K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID,
+#ifdef WEFT_FAULT_NET
+       K_SOCKET, K_BIND, K_LISTEN, K_ACCEPT4, K_CONNECT, K_SETSOCKOPT, K_SEND, K_SENDMSG, K_SENDTO, K_READ,
+       K_RECVFROM, K_SENDFILE, K_SHUTDOWN, K_GETADDRINFO,
+#endif
+       KINDS };
 static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "strdup", "asprintf", "mmap",
                                               "epoll_ctl", "epoll_create1", "eventfd", "pthread_create",
-                                              "socketpair", "mprotect", "fork", "waitpid"};
+                                              "socketpair", "mprotect", "fork", "waitpid",
+#ifdef WEFT_FAULT_NET
+                                              "socket", "bind", "listen", "accept4", "connect", "setsockopt",
+                                              "send", "sendmsg", "sendto", "read", "recvfrom", "sendfile",
+                                              "shutdown", "getaddrinfo",
+#endif
+};
 
 /* Shared with the forked processes (see above). */
 typedef struct counts {
@@ -79,8 +113,12 @@ static int injected_kind(int kind)
     pthread_once(&setup_once, setup);
     if (fork_depth > 1 || (fork_depth == 1 && kind != K_FORK))
         return 0;
-    atomic_fetch_add(&shared->calls_of[kind], 1);
-    return atomic_fetch_add(&shared->calls, 1) + 1 == fail_at;
+    long nth = atomic_fetch_add(&shared->calls_of[kind], 1) + 1;
+    if (atomic_fetch_add(&shared->calls, 1) + 1 != fail_at)
+        return 0;
+    /* Named in the run's output, for the sweep's report of a failing point. */
+    fprintf(stderr, "fault injected: call %ld, %s #%ld\n", fail_at, kind_names[kind], nth);
+    return 1;
 }
 
 #define injected() injected_kind(KIND)
@@ -280,3 +318,187 @@ pid_t __wrap_waitpid(pid_t pid, int *status, int options)
     }
     return __real_waitpid(pid, status, options);
 }
+
+#ifdef WEFT_FAULT_NET
+/* ---- the network layer's calls (WEFT_FAULT_NET) ---------------------------- */
+
+int __real_socket(int domain, int type, int protocol);
+int __real_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int __real_listen(int fd, int backlog);
+int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int __real_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int __real_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+ssize_t __real_send(int fd, const void *buf, size_t n, int flags);
+ssize_t __real_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t __real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len);
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __real_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len);
+ssize_t __real_sendfile(int out, int in, off_t *off, size_t n);
+int __real_shutdown(int fd, int how);
+int __real_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints, struct addrinfo **res);
+
+int __wrap_socket(int domain, int type, int protocol);
+int __wrap_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int __wrap_listen(int fd, int backlog);
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int __wrap_connect(int fd, const struct sockaddr *addr, socklen_t len);
+int __wrap_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+ssize_t __wrap_send(int fd, const void *buf, size_t n, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len);
+ssize_t __wrap_sendfile(int out, int in, off_t *off, size_t n);
+int __wrap_shutdown(int fd, int how);
+int __wrap_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints, struct addrinfo **res);
+
+/* Something to take on fd now (bytes, end of file, an error, a connection): only
+ * then is a read, recvfrom or accept4 counted (see the top). */
+static int ready_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* A connected socket: its failures are the peer's (ECONNREFUSED from ICMP). */
+static int is_connected(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+#define FAIL_WITH(e)       \
+    do {                   \
+        if (injected()) {  \
+            errno = (e);   \
+            return -1;     \
+        }                  \
+    } while (0)
+
+#undef KIND
+#define KIND K_SOCKET
+int __wrap_socket(int domain, int type, int protocol)
+{
+    FAIL_WITH(EMFILE);
+    return __real_socket(domain, type, protocol);
+}
+
+#undef KIND
+#define KIND K_BIND
+int __wrap_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    FAIL_WITH(EADDRINUSE);
+    return __real_bind(fd, addr, len);
+}
+
+#undef KIND
+#define KIND K_LISTEN
+int __wrap_listen(int fd, int backlog)
+{
+    FAIL_WITH(EADDRINUSE);
+    return __real_listen(fd, backlog);
+}
+
+/* Out of descriptors with a connection waiting: it stays in the kernel's queue. */
+#undef KIND
+#define KIND K_ACCEPT4
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (ready_now(fd))
+        FAIL_WITH(EMFILE);
+    return __real_accept4(fd, addr, len, flags);
+}
+
+#undef KIND
+#define KIND K_CONNECT
+int __wrap_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    FAIL_WITH(ECONNREFUSED);
+    return __real_connect(fd, addr, len);
+}
+
+#undef KIND
+#define KIND K_SETSOCKOPT
+int __wrap_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    FAIL_WITH(ENOMEM);
+    return __real_setsockopt(fd, level, name, val, len);
+}
+
+#undef KIND
+#define KIND K_SEND
+ssize_t __wrap_send(int fd, const void *buf, size_t n, int flags)
+{
+    FAIL_WITH(EPIPE);
+    return __real_send(fd, buf, n, flags);
+}
+
+#undef KIND
+#define KIND K_SENDMSG
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    FAIL_WITH(ECONNRESET);
+    return __real_sendmsg(fd, msg, flags);
+}
+
+#undef KIND
+#define KIND K_SENDTO
+ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
+{
+    if (injected()) {
+        errno = is_connected(fd) ? ECONNREFUSED : ENOBUFS;
+        return -1;
+    }
+    return __real_sendto(fd, buf, n, flags, addr, len);
+}
+
+/* A reset: the bytes waiting are lost with the connection (they stay unread). */
+#undef KIND
+#define KIND K_READ
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && ready_now(fd))
+        FAIL_WITH(ECONNRESET);
+    return __real_read(fd, buf, n);
+}
+
+#undef KIND
+#define KIND K_RECVFROM
+ssize_t __wrap_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len)
+{
+    if (ready_now(fd) && injected()) {
+        errno = is_connected(fd) ? ECONNREFUSED : ENOMEM;
+        return -1;
+    }
+    return __real_recvfrom(fd, buf, n, flags, addr, len);
+}
+
+#undef KIND
+#define KIND K_SENDFILE
+ssize_t __wrap_sendfile(int out, int in, off_t *off, size_t n)
+{
+    FAIL_WITH(EPIPE);
+    return __real_sendfile(out, in, off, n);
+}
+
+#undef KIND
+#define KIND K_SHUTDOWN
+int __wrap_shutdown(int fd, int how)
+{
+    FAIL_WITH(ENOTCONN);
+    return __real_shutdown(fd, how);
+}
+
+/* The resolver cannot answer now, or is out of memory: the two in turn, so the
+ * sweep sees both (the odd-numbered lookups get EAI_AGAIN). */
+#undef KIND
+#define KIND K_GETADDRINFO
+int __wrap_getaddrinfo(const char *host, const char *port, const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (injected())
+        return atomic_load(&shared->calls_of[K_GETADDRINFO]) % 2 ? EAI_AGAIN : EAI_MEMORY;
+    return __real_getaddrinfo(host, port, hints, res);
+}
+#endif
