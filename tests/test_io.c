@@ -3,7 +3,8 @@
  * wakes a task when a pipe becomes readable, a hang-up wakes it with
  * WEFT_FD_ERROR, a cancelled or timed-out waiter leaves nothing behind, misuse
  * gives its own error, registrations persist (counted at epoll_ctl), and
- * weft_add_reader / weft_add_writer call back while the descriptor stays ready.
+ * weft_add_reader / weft_add_writer call back while the descriptor stays ready,
+ * and an interest change refused at a poll is asked of the kernel again.
  * Real time: I/O is real.
  */
 #define _GNU_SOURCE
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -18,10 +20,18 @@
 /* Every epoll_ctl the library makes comes here first (the executable's definition
  * wins over libc's), so a test can count the registrations a scenario costs. */
 static int epoll_ctl_calls;
+/* While positive, that many EPOLL_CTL_MOD calls fail with ENOMEM, the kernel's
+ * registration left as it was (a kernel out of memory). */
+static int mods_to_refuse;
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
     epoll_ctl_calls++;
+    if (op == EPOLL_CTL_MOD && mods_to_refuse > 0) {
+        mods_to_refuse--;
+        errno = ENOMEM;
+        return -1;
+    }
     return (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
 }
 
@@ -461,4 +471,68 @@ Test(io, virtual_time_moves_on_while_a_descriptor_is_waited_on)
     cr_assert_eq(run_virtual(virtual_reader_main, NULL, NULL), 0);
     close(fds[0]);
     close(fds[1]);
+}
+
+/* ---- a change refused at the poll ------------------------------------------------ */
+
+#define REFUSED_BYTES (1 << 20)
+static char refused_buf[REFUSED_BYTES];
+
+/* The stream's peer: reads everything, after the stream found its socket full. */
+static void *slow_peer(void *arg)
+{
+    int fd = *(int *)arg;
+    usleep(100 * 1000);
+    static char sink[65536];
+    size_t total = 0;
+    while (total < REFUSED_BYTES) {
+        ssize_t n = read(fd, sink, sizeof sink);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    return (void *)(uintptr_t)total;
+}
+
+/* The queued change asking for writability is refused at the poll (one MOD fails):
+ * the stream is told (POLL_ERR), finds its socket still full and asks for the same
+ * events again, which must register anew. Before, the watcher kept wanting them
+ * without the kernel being asked, and the drain waited for ever (found reading the
+ * io layer for the network fault sweep; here a timeout scope turns the hang into
+ * an error). */
+static void *refused_change_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 4096;
+    cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    weft_stream *s = weft_stream_from_fd(sv[0], NULL);
+    cr_assert(s, "%s", weft_errmsg());
+    pthread_t peer;
+    cr_assert_eq(pthread_create(&peer, NULL, slow_peer, &sv[1]), 0);
+    cr_expect_eq(weft_stream_write(s, refused_buf, sizeof refused_buf), 0);
+    cr_expect_gt(weft_stream_write_buffer_size(s), 0, "the socket took only part");
+    mods_to_refuse = 1; /* the change to writability, at the drain's poll */
+    weft_timeout *to = weft_timeout_enter(5);
+    cr_assert(to);
+    int rc = weft_timeout_exit(to, weft_stream_drain(s));
+    cr_expect_eq(rc, 0, "drain gave %d (%s)", rc, weft_errmsg());
+    cr_expect_eq(mods_to_refuse, 0, "the refusal happened");
+    if (rc == 0) {
+        cr_expect_eq(weft_stream_close(s), 0, "%s", weft_errmsg());
+    } else {
+        cr_expect_eq(weft_stream_abort(s), 0); /* a close would wait for ever too */
+    }
+    void *total;
+    pthread_join(peer, &total);
+    if (rc == 0)
+        cr_expect_eq((uintptr_t)total, REFUSED_BYTES);
+    close(sv[1]);
+    return NULL;
+}
+
+Test(io, a_change_refused_at_the_poll_is_asked_again)
+{
+    cr_assert_eq(weft_run(refused_change_main, NULL, NULL), 0, "%s", weft_errmsg());
 }

@@ -36,7 +36,10 @@ static void unqueue(weft__io *io, weft__watcher *w)
 int weft__watcher_want(weft__io *io, weft__watcher *w, unsigned events)
 {
     uint8_t want = (uint8_t)(events & (WEFT__POLL_IN | WEFT__POLL_OUT));
-    if (want == w->want)
+    /* Wanting and not registered: a change refused at a poll (apply_changes), the
+     * kernel's registration unknown. Asking again registers anew below, or the
+     * owner, told POLL_ERR, would wait for events nobody asked the kernel for. */
+    if (want == w->want && (w->registered || !want))
         return 0;
     if (w->want == 0)
         io->active++;
@@ -75,8 +78,10 @@ void weft__watcher_forget(weft__io *io, weft__watcher *w)
 }
 
 /* Tells the kernel every interest that changed since the last poll. A change the
- * kernel refuses (the owner closed the descriptor without forgetting it) is
- * reported to the watcher as an error at this poll rather than lost. */
+ * kernel refuses (the owner closed the descriptor without forgetting it, or the
+ * kernel is out of memory) is reported to the watcher as an error at this poll
+ * rather than lost; the watcher is left unregistered, so that its owner's next
+ * weft__watcher_want registers it again, even for the same events. */
 static int apply_changes(weft__io *io, weft__io_event *failed, int max)
 {
     int nfailed = 0;

@@ -15,7 +15,10 @@
  *     that stops wanting and starts again before then costs no system call: a
  *     task that reads, waits, is woken and waits again keeps one registration.
  *   - Registrations persist until the interest drops to nothing at a poll, or
- *     until weft__watcher_forget.
+ *     until weft__watcher_forget. A queued change the kernel refuses at the poll
+ *     is the watcher's POLL_ERR, and leaves it unregistered: the owner's next
+ *     weft__watcher_want, even for the same events, registers it again, and a
+ *     refusal then is that call's error.
  *   - The owner calls weft__watcher_forget before it closes the descriptor (and
  *     before it frees the watcher): the kernel registration goes at once, a queued
  *     change is dropped, and an event already fetched for it is not delivered.
