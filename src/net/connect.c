@@ -253,8 +253,12 @@ static size_t interleave(const struct addrinfo *res, const struct addrinfo **out
 /* The message when every attempt failed: each address and its error, in order. */
 static int all_failed(connecting *c, const char *host, int port)
 {
-    char *msg = malloc(MSG_MAX);
     int err = c->at[c->n - 1].err;
+    /* One address that is the host itself ("127.0.0.1"): its line says it all. */
+    size_t hl = strlen(host);
+    if (c->n == 1 && strncmp(c->at[0].what, host, hl) == 0 && c->at[0].what[hl] == ':')
+        return weft__set_errmsg(err, "connect to %s", c->at[0].what);
+    char *msg = malloc(MSG_MAX);
     if (!msg)
         return weft__set_errmsg(err, "connect to %s:%d: %s", host, port, c->at[c->n - 1].what);
     size_t used = (size_t)snprintf(msg, MSG_MAX, "connect to %s:%d: ", host, port);
