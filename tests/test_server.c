@@ -550,3 +550,111 @@ Test(server, a_failing_handler_is_reported_naming_its_connection)
     cr_expect(strstr(out.stderr_text, expect) && strstr(out.stderr_text, "the handler gave up"), "stderr: %s",
               out.stderr_text);
 }
+
+/* ---- ending a server: close then cancel, handlers waited for, paths, main's end -- */
+
+static void *quiet_handler(weft_stream *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    return NULL;
+}
+
+static void *serve_task(void *arg)
+{
+    return (void *)(intptr_t)weft_server_serve_forever(arg);
+}
+
+static void *close_then_cancel_main(void *arg)
+{
+    (void)arg;
+    weft_server *srv = weft_start_server(quiet_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    weft_task *t = weft_spawn(serve_task, srv);
+    cr_expect_eq(weft_yield(), 0);       /* t waits in serve_forever */
+    cr_expect_eq(weft_server_close(srv), 0); /* wakes t: the server is done */
+    cr_expect(weft_cancel(t, "shutdown")); /* t woken, not yet run */
+    void *r = NULL;
+    (void)weft_await(t, &r);
+    /* The record went once: two new servers are two records, each with its port. */
+    weft_server *a = weft_start_server(quiet_handler, NULL, "127.0.0.1", 0, NULL);
+    weft_server *b = weft_start_server(quiet_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(a && b);
+    uintptr_t mask = ((uintptr_t)1 << 48) - 8;
+    cr_expect_neq((uintptr_t)a & mask, (uintptr_t)b & mask, "two live servers share one record");
+    cr_expect_eq(weft_server_close(b), 0);
+    cr_expect(weft_server_port(a) > 0, "closing b closed a: %d", weft_server_port(a));
+    cr_expect_eq(weft_server_wait_closed(b), 0);
+    cr_expect_eq(weft_server_close(a), 0);
+    cr_expect_eq(weft_server_wait_closed(a), 0);
+    return NULL;
+}
+
+Test(server, closing_then_cancelling_serve_forever_frees_the_server_once)
+{
+    cr_assert_eq(weft_run(close_then_cancel_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static int slow_handlers_done;
+
+static void *slow_cleanup_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[8];
+    (void)weft_stream_read(s, buf, sizeof buf); /* WEFT_ECLOSED when the clients are aborted */
+    (void)weft_sleep(0.05);                     /* cleaning up, after the abort */
+    slow_handlers_done++;
+    return NULL;
+}
+
+static void *serve_waits_main(void *arg)
+{
+    (void)arg;
+    weft_server *srv = weft_start_server(slow_cleanup_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    int c = connect_tcp(weft_server_port(srv));
+    weft_task *t = weft_spawn(serve_task, srv);
+    cr_expect_eq(weft_sleep(0.02), 0); /* accepted; its handler reads */
+    cr_expect(weft_cancel(t, "shutdown"));
+    void *r = NULL;
+    cr_expect_eq(weft_await(t, &r), -ECANCELED);
+    /* serve_forever returned only once the handler had returned. */
+    cr_expect_eq(slow_handlers_done, 1, "serve_forever returned before its handler finished");
+    close(c);
+    return NULL;
+}
+
+Test(server, serve_forever_cancelled_waits_for_its_handlers)
+{
+    cr_assert_eq(weft_run(serve_waits_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static char handover_path[64];
+
+static void *handover_main(void *arg)
+{
+    (void)arg;
+    snprintf(handover_path, sizeof handover_path, "/tmp/weft-handover-%d.sock", (int)getpid());
+    unlink(handover_path);
+    weft_server *old = weft_start_unix_server(quiet_handler, NULL, handover_path, NULL);
+    cr_assert(old);
+    cr_expect_eq(weft_server_close(old), 0); /* removes the path once */
+    /* Another server binds the path (here a plain socket); the old one is not
+     * waited for: the loop's end must not remove the new socket file. */
+    int other = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, handover_path);
+    cr_assert_eq(bind(other, (struct sockaddr *)&sun, sizeof sun), 0);
+    cr_assert_eq(listen(other, 1), 0);
+    return (void *)(intptr_t)other;
+}
+
+Test(server, a_closed_unix_server_removes_its_path_once)
+{
+    void *other = NULL;
+    cr_assert_eq(weft_run(handover_main, NULL, &other), 0, "%s", weft_errmsg());
+    cr_expect_eq(access(handover_path, F_OK), 0, "the new server's socket file was removed");
+    close((int)(intptr_t)other);
+    unlink(handover_path);
+}
+

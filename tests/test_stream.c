@@ -668,3 +668,172 @@ Test(stream, a_kept_line_pointer_is_overwritten_in_debug_builds_and_null_buffers
 {
     cr_assert_eq(weft_run(kept_pointer_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
+
+/* ---- two tasks ending one stream; a reader woken, then its stream closed -------- */
+
+static int closer_rc;
+
+static void *closer(void *arg)
+{
+    closer_rc = weft_stream_close(arg);
+    return NULL;
+}
+
+static void *two_enders_main(void *arg)
+{
+    bool abort_second = arg != NULL;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    weft_stream *s = weft_stream_from_fd(sv[0], NULL);
+    cr_assert(s);
+    /* More than the socket takes, and the peer never reads: close must wait. */
+    static char big[1 << 20];
+    cr_expect_eq(weft_stream_write(s, big, sizeof big), 0);
+    closer_rc = 1;
+    weft_task *a = weft_spawn(closer, s);
+    cr_expect_eq(weft_sleep(0.01), 0); /* a waits in close for the flush */
+    int rc = abort_second ? weft_stream_abort(s) : weft_stream_close(s);
+    if (!abort_second) {
+        /* This close waits too: let the peer read, so that both closes finish. */
+        cr_expect(rc == 0 || rc == -ECONNRESET || rc == -EPIPE, "second close gave %d", rc);
+    } else {
+        cr_expect_eq(rc, 0);
+    }
+    cr_expect_eq(weft_await(a, NULL), 0);
+    if (abort_second) {
+        /* The abort dropped what the first close was sending: it says so. */
+        cr_expect_eq(closer_rc, WEFT_ECLOSED, "the waiting close gave %d", closer_rc);
+    }
+    cr_expect_eq(weft_stream_close(s), -ESTALE);
+    close(sv[1]);
+    /* The record was freed once: two new streams are two records. */
+    int p1[2], p2[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p1), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p2), 0);
+    weft_stream *x = weft_stream_from_fd(p1[0], NULL), *y = weft_stream_from_fd(p2[0], NULL);
+    cr_assert(x && y);
+    uintptr_t mask = ((uintptr_t)1 << 48) - 8;
+    cr_expect_neq((uintptr_t)x & mask, (uintptr_t)y & mask, "two live streams share one record");
+    cr_expect_eq(weft_stream_write(x, "to-x", 4), 0);
+    char buf[8] = {0};
+    cr_expect_eq(read(p1[1], buf, sizeof buf), 4);
+    cr_expect_str_eq(buf, "to-x");
+    cr_expect_eq(weft_stream_abort(x), 0);
+    cr_expect_eq(weft_stream_abort(y), 0);
+    close(p1[1]);
+    close(p2[1]);
+    return NULL;
+}
+
+static void *drain_peer(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[65536];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    return NULL;
+}
+
+static void *two_closes_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    weft_stream *s = weft_stream_from_fd(sv[0], NULL);
+    cr_assert(s);
+    static char big[1 << 20];
+    cr_expect_eq(weft_stream_write(s, big, sizeof big), 0);
+    weft_task *a = weft_spawn(closer, s);
+    cr_expect_eq(weft_yield(), 0);
+    /* The peer reads on a thread, so that both closes can finish their flush. */
+    void *ignored;
+    weft_task *b = weft_spawn(closer, s);
+    cr_expect_eq(weft_to_thread(drain_peer, &sv[1], &ignored), 0);
+    cr_expect_eq(weft_await(a, NULL), 0);
+    cr_expect_eq(weft_await(b, NULL), 0);
+    cr_expect_eq(weft_stream_write(s, "x", 1), -ESTALE);
+    int p1[2], p2[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p1), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p2), 0);
+    weft_stream *x = weft_stream_from_fd(p1[0], NULL), *y = weft_stream_from_fd(p2[0], NULL);
+    uintptr_t mask = ((uintptr_t)1 << 48) - 8;
+    cr_expect_neq((uintptr_t)x & mask, (uintptr_t)y & mask, "two live streams share one record");
+    cr_expect_eq(weft_stream_abort(x), 0);
+    cr_expect_eq(weft_stream_abort(y), 0);
+    close(sv[1]);
+    close(p1[1]);
+    close(p2[1]);
+    return NULL;
+}
+
+Test(stream, a_close_and_an_abort_from_two_tasks_free_the_stream_once)
+{
+    cr_assert_eq(weft_run(two_enders_main, (void *)1, NULL), 0, "%s", weft_errmsg());
+}
+
+Test(stream, two_concurrent_closes_free_the_stream_once)
+{
+    cr_assert_eq(weft_run(two_closes_main, NULL, NULL), 0, "%s", weft_errmsg());
+}
+
+static weft_stream *woken_s;
+static int woken_peer[2], first_peer[2];
+static ssize_t woken_result;
+
+static void *woken_reader(void *arg)
+{
+    (void)arg;
+    char buf[32] = {0};
+    woken_result = weft_stream_read(woken_s, buf, sizeof buf);
+    return NULL;
+}
+
+static void *both_writer(void *arg)
+{
+    (void)arg;
+    /* First the stream main waits on, then the reader's: one poll wakes both, main first. */
+    cr_expect_eq(write(first_peer[1], "go", 2), 2);
+    cr_expect_eq(write(woken_peer[1], "old-data", 8), 8);
+    return NULL;
+}
+
+static void *woken_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, woken_peer), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, first_peer), 0);
+    woken_s = weft_stream_from_fd(woken_peer[0], NULL);
+    weft_stream *first = weft_stream_from_fd(first_peer[0], NULL);
+    cr_assert(woken_s && first);
+    weft_task *r = weft_spawn(woken_reader, NULL);
+    weft_task *w = weft_spawn(both_writer, NULL);
+    char buf[4];
+    cr_expect_eq(weft_stream_read(first, buf, sizeof buf), 2); /* woken with the reader */
+    /* The reader is woken but has not run: its stream goes, a new one comes. */
+    cr_expect_eq(weft_stream_read(woken_s, buf, 1), -EBUSY, "the woken reader still holds the stream");
+    cr_expect_eq(weft_stream_abort(woken_s), 0);
+    int p[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+    cr_expect_eq(write(p[1], "SECRET", 6), 6);
+    weft_stream *n2 = weft_stream_from_fd(p[0], NULL);
+    cr_assert(n2);
+    cr_expect_eq(weft_await(r, NULL), 0);
+    cr_expect_eq(woken_result, WEFT_ECLOSED, "the old stream's reader got %zd", woken_result);
+    char got[16] = {0};
+    cr_expect_eq(weft_stream_read(n2, got, sizeof got), 6);
+    cr_expect_str_eq(got, "SECRET");
+    cr_expect_eq(weft_await(w, NULL), 0);
+    cr_expect_eq(weft_stream_abort(n2), 0);
+    cr_expect_eq(weft_stream_abort(first), 0);
+    close(woken_peer[1]);
+    close(first_peer[1]);
+    close(p[1]);
+    return NULL;
+}
+
+Test(stream, a_reader_woken_then_closed_under_it_reads_nothing_of_another_stream)
+{
+    cr_assert_eq(weft_run(woken_main, NULL, NULL), 0, "%s", weft_errmsg());
+}

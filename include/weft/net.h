@@ -175,10 +175,12 @@ WEFT_API WEFT_WAIT ssize_t weft_stream_readexactly(weft_stream *s, void *buf, si
  * shows garbage at once.
  * Returns: the length, separator included; the bytes are consumed.
  * Suspends: until the separator comes, the limit is passed, end of file or an error.
- * Errors: WEFT_ELIMIT when limit bytes are buffered without the separator, or the
- *   separator ends beyond the limit: nothing is consumed, and weft_stream_partial(s)
- *   says how many bytes to consume to skip it (asyncio's LimitOverrunError.consumed:
- *   through the separator when it was found, else all that is buffered);
+ * Errors: WEFT_ELIMIT when the separator starts beyond the limit, or limit bytes
+ *   are buffered without it: nothing is consumed, and weft_stream_partial(s) gives
+ *   asyncio's LimitOverrunError.consumed — where the separator starts when it was
+ *   found (consume that many bytes, then the separator, to skip the long piece),
+ *   else how far the search went (the bytes buffered, less the separator's length
+ *   plus one);
  *   WEFT_EINCOMPLETE at end of file without the separator: what came is consumed and
  *   *data points at it, weft_stream_partial(s) bytes (maybe 0); -EINVAL for an
  *   empty separator; otherwise as weft_stream_read.
@@ -256,7 +258,9 @@ WEFT_API int weft_stream_writev(weft_stream *s, const struct iovec *iov, int cou
  * Returns: 0.
  * Suspends: only above the high-water mark (then at least once).
  * Errors: -ECONNRESET / -EPIPE (the peer is gone; the unsent bytes are dropped);
- *   -ESTALE; WEFT_ESTATE; -ECANCELED; WEFT_ENOTINLOOP.
+ *   WEFT_ECLOSED (another task aborted the stream, or the server's abort_clients,
+ *   while this one waited: the unsent bytes were dropped); -ESTALE; WEFT_ESTATE;
+ *   -ECANCELED; WEFT_ENOTINLOOP.
  * On cancel: returns -ECANCELED; the buffered bytes stay queued and are still sent.
  */
 WEFT_API WEFT_WAIT int weft_stream_drain(weft_stream *s);
@@ -291,9 +295,12 @@ WEFT_API int weft_stream_write_eof(weft_stream *s);
  * weft_stream_sendfile — send count bytes of the file file_fd from offset, with
  * sendfile(2): no copy through user memory (loop.sendfile). Bytes already in the
  * write buffer go first.
+ * Writes other tasks make meanwhile queue behind the file's range.
  * Returns: the number of bytes sent (less than count only at the file's end).
  * Suspends: while the socket is full.
- * Errors: as weft_stream_drain; -EBADF / -EINVAL for a file sendfile refuses.
+ * Errors: as weft_stream_drain; WEFT_ECLOSED (the stream was closed meanwhile);
+ *   -EBUSY (another task is sending a file on s); -EBADF / -EINVAL for a file
+ *   sendfile refuses.
  * On cancel: returns -ECANCELED; part of the range may have been sent (the file
  *   offset argument is not changed; weft_stream_write_buffer_size is 0).
  */
@@ -307,9 +314,12 @@ WEFT_API WEFT_WAIT ssize_t weft_stream_sendfile(weft_stream *s, int file_fd, off
  * wakes with WEFT_ECLOSED.
  * Returns: 0 once everything written reached the socket and it is closed.
  * Suspends: while buffered bytes are being sent.
+ * Several tasks may close one stream at once (each waits for the same flush),
+ *   or one may abort it while another's close waits; the stream ends once.
  * Errors: -ECONNRESET / -EPIPE (the peer left before taking every byte: those are
- *   lost); -ESTALE; WEFT_ESTATE; WEFT_ENOTINLOOP. The handle is given up whatever
- *   the result.
+ *   lost); WEFT_ECLOSED (another task aborted it, or the server's abort_clients,
+ *   while this close waited: the unsent bytes were dropped); -ESTALE; WEFT_ESTATE;
+ *   WEFT_ENOTINLOOP. The handle is given up whatever the result.
  * On cancel: returns -ECANCELED; the unsent bytes are dropped and the socket is
  *   closed at once (as weft_stream_abort).
  */
@@ -462,9 +472,12 @@ WEFT_API int weft_server_abort_clients(weft_server *srv);
 WEFT_API WEFT_WAIT int weft_server_wait_closed(weft_server *srv);
 
 /* weft_server_serve_forever — accept until the calling task is cancelled, then close
- * the server, abort its clients, wait for their handlers and give up the handle
- * (Server.serve_forever inside `async with server`).
- * Returns: -ECANCELED (that is how it ends).
+ * the server, abort its clients, wait for their handlers to return (the
+ * cancellation set aside meanwhile, as asyncio's __aexit__ awaits wait_closed) and
+ * give up the handle (Server.serve_forever inside `async with server`). Closed by
+ * another task instead (weft_server_close), it returns 0 once every handler has
+ * returned, the handle given up.
+ * Returns: -ECANCELED (that is how it ends), or 0 as said.
  * Suspends: until cancelled.
  * Errors: -ESTALE; WEFT_ESTATE; WEFT_ENOTINLOOP.
  * On cancel: the normal end, as said. */

@@ -220,13 +220,8 @@ static void group_unwait(weft_task *self, int reason)
  */
 static int wait_for_children(weft_group *g, weft_task *self)
 {
-    uint16_t held = self->cancelling;
-    self->cancelling = 0;
     g->owner_waiting = true;
-    int rc = weft__wait(group_unwait, g);
-    unsigned total = (unsigned)held + self->cancelling;
-    self->cancelling = (uint16_t)(total < UINT16_MAX ? total : UINT16_MAX);
-    return rc;
+    return weft__wait_through_cancel(self, group_unwait, g);
 }
 
 /* Builds the error group of the failures (completion order), then the body's

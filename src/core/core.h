@@ -534,6 +534,27 @@ void weft__wake(weft_task *t, int reason);
  */
 int weft__wait(weft__unwait_fn unwait, void *wait_obj);
 
+/*
+ * weft__wait_through_cancel — weft__wait for a wait that must happen even in a
+ * cancelled task (a TaskGroup's exit waiting for its children, a server's end
+ * waiting for its handlers), as asyncio's edge-triggered cancellation allows an
+ * `await` in a `finally`. weft's cancellation is level-triggered: while the count
+ * is above 0 weft__wait returns at once, and a loop around it would spin. So for
+ * this one wait the task's count is set aside: a cancellation made meanwhile wakes
+ * it once with -ECANCELED (weft_cancel increments the count, calls unwait, wakes),
+ * and afterwards the count is the one set aside plus the new requests, so none is
+ * lost or invented. Returns the wake reason.
+ */
+static inline int weft__wait_through_cancel(weft_task *self, weft__unwait_fn unwait, void *wait_obj)
+{
+    uint16_t held = self->cancelling;
+    self->cancelling = 0;
+    int rc = weft__wait(unwait, wait_obj);
+    unsigned total = (unsigned)held + self->cancelling;
+    self->cancelling = (uint16_t)(total < UINT16_MAX ? total : UINT16_MAX);
+    return rc;
+}
+
 
 /* Switches from the running task to the next ready task or to the scheduler (the task is already queued or
  * registered wherever it waits). */

@@ -62,7 +62,6 @@ struct weft_server {
     char *task_name;             /* task_opts.name, copied */
     bool nagle;
     bool closed;                 /* weft_server_close: listening sockets gone */
-    bool free_when_idle;         /* serve_forever was cancelled: free after the last handler */
     bool backing_off;
     bool out_of_fds_said;        /* the pause was reported (once per server) */
     bool recovery_said;          /* ...and the first recovery after it */
@@ -112,12 +111,15 @@ static void close_listeners(weft_server *srv)
         (void)weft_call_cancel(srv->backoff);
         srv->backing_off = false;
     }
+    bool listened = srv->nlisteners > 0;
     for (int i = 0; i < srv->nlisteners; i++) {
         weft__watcher_forget(&srv->loop->io, &srv->listeners[i].w);
         close(srv->listeners[i].w.fd);
     }
     srv->nlisteners = 0;
-    if (srv->unix_path && srv->unix_path[0] != '@')
+    /* Once, when the socket goes: a later call (wait_closed, the loop's end) must
+     * not remove a path another server has bound since. */
+    if (listened && srv->unix_path && srv->unix_path[0] != '@')
         unlink(srv->unix_path);
 }
 
@@ -134,7 +136,7 @@ static void maybe_finished(weft_server *srv)
         w->list = NULL;
         weft__wake(w->task, 0);
     }
-    if (had_waiters || srv->free_when_idle)
+    if (had_waiters)
         server_free(srv);
 }
 
@@ -209,6 +211,12 @@ static void listener_ready(weft__watcher *w, unsigned events)
     (void)events;
     listener *l = WEFT__CONTAINER_OF(w, listener, w);
     weft_server *srv = l->srv;
+    if (srv->loop->shutting_down) {
+        /* main has returned and left the server open: no new connection may start
+         * a task that nothing will cancel (the loop's end reports the server). */
+        close_listeners(srv);
+        return;
+    }
     for (int i = 0; i < ACCEPT_BATCH && !srv->closed && !srv->backing_off; i++) {
         struct sockaddr_storage peer;
         socklen_t peerlen = sizeof peer;
@@ -258,8 +266,13 @@ static void resume_accepting(void *arg)
     srv->backing_off = false;
     if (srv->closed)
         return;
-    for (int k = 0; k < srv->nlisteners; k++)
-        (void)weft__watcher_want(&srv->loop->io, &srv->listeners[k].w, WEFT__POLL_IN);
+    for (int k = 0; k < srv->nlisteners; k++) {
+        int rc = weft__watcher_want(&srv->loop->io, &srv->listeners[k].w, WEFT__POLL_IN);
+        if (rc != 0)
+            weft__report("weft: server on %s cannot watch its listening socket again (%s); it accepts no "
+                         "more connections on it",
+                         srv->where, weft_strerror(rc));
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -418,6 +431,11 @@ weft_server *weft_start_server(weft_connection_fn handler, void *arg, const char
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)bound_port);
         }
         int fd = listen_on((struct sockaddr *)&ss, ai->ai_addrlen, opts);
+        if ((fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL) && !host && ai->ai_next != NULL) {
+            /* Every address was asked for (host NULL) and this family is not
+             * available here (a kernel without IPv6): the others serve. */
+            continue;
+        }
         if (fd < 0) {
             rc = fd;
             weft_format_address((struct sockaddr *)&ss, ai->ai_addrlen, srv->where, sizeof srv->where);
@@ -471,13 +489,17 @@ weft_server *weft_start_unix_server(weft_connection_fn handler, void *arg, const
                              path);
             return NULL;
         }
-        /* A socket file: stale if nobody answers on it. */
+        /* A socket file: stale only if the kernel says nobody listens on it
+         * (ECONNREFUSED); any other answer (EACCES from another user's live
+         * server, say) leaves it alone. */
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        bool live = probe >= 0 && (connect(probe, (struct sockaddr *)&sun, len) == 0 || errno == EAGAIN);
+        int e = probe < 0 ? errno : connect(probe, (struct sockaddr *)&sun, len) == 0 ? 0 : errno;
         if (probe >= 0)
             close(probe);
-        if (live) {
-            weft__set_errmsg(-EADDRINUSE, "weft_start_unix_server: a server already listens on %s", path);
+        if (e != ECONNREFUSED) {
+            weft__set_errmsg(-EADDRINUSE, "weft_start_unix_server: %s: %s", path,
+                             e == 0 || e == EAGAIN ? "a server already listens on it"
+                                                   : "cannot tell whether a server listens on it");
             return NULL;
         }
         unlink(path);
@@ -596,9 +618,11 @@ int weft_server_wait_closed(weft_server *h)
     closed_waiter w = {{NULL, NULL}, self, &srv->waiters};
     weft__dlist_push_back(&srv->waiters, &w.link);
     int rc = weft__wait(closed_unwait, &w);
-    if (rc == -ECANCELED)
-        return weft__cancelled_errmsg(self);
-    return 0; /* maybe_finished freed the record */
+    /* Woken by maybe_finished (w.list cleared): the record is freed, the wait is
+     * over, even if a cancellation came after the wake-up (it stays pending). */
+    if (w.list == NULL)
+        return 0;
+    return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
 }
 
 int weft_server_serve_forever(weft_server *h)
@@ -607,23 +631,32 @@ int weft_server_serve_forever(weft_server *h)
     weft_task *self = weft__current();
     if (!self)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_server_serve_forever must be called from a task");
+    if (srv->closed && srv->nconns == 0) {
+        server_free(srv); /* closed by another task already, nothing to wait for */
+        return 0;
+    }
     /* Waits among wait_closed's waiters: someone else's close ends it too. */
     closed_waiter w = {{NULL, NULL}, self, &srv->waiters};
-    int rc = 0;
-    if (!(srv->closed && srv->nconns == 0)) {
-        weft__dlist_push_back(&srv->waiters, &w.link);
-        rc = weft__wait(closed_unwait, &w);
-        if (rc == 0)
-            return 0; /* closed by another task, handlers done, record freed */
-    }
-    /* Cancelled: close, abort the clients; the record goes with the last handler. */
+    weft__dlist_push_back(&srv->waiters, &w.link);
+    int rc = weft__wait(closed_unwait, &w);
+    if (w.list == NULL)
+        return 0; /* closed by another task, handlers done, record freed (a later
+                     cancellation stays pending for the next suspension point) */
+    /* Cancelled: close, abort the clients, and wait for their handlers to return,
+     * as asyncio's `async with server` does, the cancellation set aside meanwhile
+     * (each new one interrupts one wait, as in asyncio). */
+    (void)rc;
     srv->closed = true;
     close_listeners(srv);
     tell_clients(srv, true);
-    srv->free_when_idle = true;
-    weft__net_retire(&srv->obj);
-    srv->obj.kind = WEFT__NET_SERVER; /* retired for users, still a server for its handlers */
-    maybe_finished(srv);
+    while (srv->nconns > 0) {
+        closed_waiter hw = {{NULL, NULL}, self, &srv->waiters};
+        weft__dlist_push_back(&srv->waiters, &hw.link);
+        (void)weft__wait_through_cancel(self, closed_unwait, &hw);
+        if (hw.list == NULL)
+            return weft__cancelled_errmsg(self); /* the last handler returned: freed */
+    }
+    server_free(srv);
     return weft__cancelled_errmsg(self);
 }
 

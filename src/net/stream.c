@@ -41,8 +41,6 @@
 #define DEFAULT_HIGH (64 * 1024)
 /* The read buffer's first size, and the least free space a fill reads into. */
 #define READ_CHUNK (16 * 1024)
-/* Streams kept for reuse per loop; more are freed. */
-#define FREE_STREAMS_MAX 256
 
 /* A task waiting in drain, close or wait_closed; lives on that task's stack. */
 typedef struct stream_waiter {
@@ -66,6 +64,11 @@ struct weft_stream {
     bool given_up;               /* the user's handle is given up (close/abort done) */
     bool server_owned;           /* a server's connection: the server frees it */
     bool closed;                 /* the descriptor is closed (fd == -1) */
+    bool sending_file;           /* a sendfile is under way: writes queue behind it */
+    uint32_t busy;               /* tasks inside a call on s that may suspend: the
+                                    record stays theirs until the last one leaves,
+                                    even if another task gives the handle up */
+    weft_task *reading;          /* the task inside a read call, waiting or not */
     int rerr;                    /* the read side's sticky error (-ECONNRESET, ...) */
     int werr;                    /* the write side's sticky error: unsent bytes are dropped */
     size_t partial;              /* weft_stream_partial */
@@ -178,28 +181,42 @@ static void stream_free(weft_stream *s)
     weft__dlist_unlink(&net->streams, &s->link);
     free_buffers(s);
     weft__net_retire(&s->obj);
-    if (net->free_count < FREE_STREAMS_MAX) {
-        s->next_free = net->free_streams;
-        net->free_streams = s;
-        net->free_count++;
-    } else {
-        /* Stale handles to it may remain: an older record is let go instead, so
-         * that this one's generation keeps protecting them. */
-        weft_stream *old = net->free_streams;
-        s->next_free = old->next_free;
-        net->free_streams = s;
-        free(old);
-    }
+    /* Kept until the loop ends (net.h): stale handles to it must still find a
+     * stream record, with another generation. */
+    s->next_free = net->free_streams;
+    net->free_streams = s;
 }
 
-/* The user gave the handle up: the record goes once nothing else holds it. */
+/* Frees s once nothing holds it: its handle given up, its server done with it,
+ * its descriptor closed, and no task still inside a call on it. */
+static void maybe_free(weft_stream *s)
+{
+    if (s->given_up && !s->server_owned && s->closed && s->busy == 0)
+        stream_free(s);
+}
+
+/* A task enters a call on s that may suspend; leave() when it returns. Another
+ * task may give the handle up meanwhile: the record stays until the last leaves. */
+static void enter(weft_stream *s)
+{
+    s->busy++;
+}
+
+static void leave(weft_stream *s)
+{
+    s->busy--;
+    maybe_free(s);
+}
+
+/* The user gave the handle up (once: a second close or abort from another task
+ * finds it given up): the record goes once nothing else holds it. */
 static void give_up(weft_stream *s)
 {
+    if (s->given_up)
+        return;
     s->given_up = true;
-    if (!s->server_owned && s->closed)
-        stream_free(s);
-    else
-        weft__net_retire(&s->obj);
+    weft__net_retire(&s->obj);
+    maybe_free(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -243,11 +260,15 @@ static ssize_t send_iov(weft_stream *s, const struct iovec *iov, int count)
 
 static int write_error(weft_stream *s, int e, const char *what)
 {
+    (void)s;
     if (e == -EPIPE || e == -ECONNRESET)
         return weft__set_errmsg(e, "%s: the peer closed the connection (%s); unsent bytes are lost", what,
                                 strerror(-e));
-    (void)s;
-    return weft__set_errmsg(e, "%s: %s", what, strerror(-e));
+    if (e == WEFT_ECLOSED)
+        return weft__set_errmsg(e, "%s: the stream was aborted (weft_stream_abort, or the server's "
+                                   "abort_clients); its unsent bytes were dropped",
+                                what);
+    return weft__set_errmsg(e, "%s: %s", what, weft_strerror(e));
 }
 
 /* The write side failed for good: unsent bytes are dropped, drainers told. */
@@ -273,14 +294,15 @@ static void after_flush(weft_stream *s)
     if (s->close_when_flushed) {
         close_fd(s, WEFT_ECLOSED);
         /* Closed from a callback, or by its server: nobody else will free it. */
-        if (s->given_up && !s->server_owned)
-            stream_free(s);
+        maybe_free(s);
     }
 }
 
 /* Sends as much of the write buffer as the socket takes. */
 static void flush(weft_stream *s)
 {
+    if (s->sending_file)
+        return; /* the file's range goes first; the sendfile flushes after it */
     while (wbuffered(s) > 0) {
         struct iovec iov = {s->wb + s->wstart, wbuffered(s)};
         ssize_t n = send_iov(s, &iov, 1);
@@ -446,6 +468,10 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
                 return weft__cancelled_errmsg(weft__current());
             if (rc < 0)
                 return rc;
+            /* Readable. Another task may have closed the stream between the wake
+             * and now: the checks above come first. */
+            s->read_more = true;
+            continue;
         }
         ssize_t got = read(s->w.fd, p, n);
         if (got > 0) {
@@ -507,6 +533,14 @@ static ssize_t fill(weft_stream *s, const char *what)
 /* Claims the reader's place: one reading task at a time. */
 static int begin_read(weft_stream *s, const char *what)
 {
+    if (WEFT__UNLIKELY(!weft__current()))
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task (it may suspend)", what);
+    /* Held for the whole call, waiting or not: a reader woken but not yet run
+     * still owns the stream's reading. */
+    if (WEFT__UNLIKELY(s->reading))
+        return weft__set_errmsg(-EBUSY, "%s: task %s is already reading this stream; one task reads a stream "
+                                        "at a time",
+                                what, weft_task_name(s->reading));
 #ifdef WEFT_ASSERTS
     /* Debug and sanitizer builds: the bytes an earlier readuntil or readline handed
      * out (and any read consumed) are overwritten now, so a pointer kept past the
@@ -514,25 +548,25 @@ static int begin_read(weft_stream *s, const char *what)
     if (s->rstart > 0)
         memset(s->rb, 0xDB, s->rstart);
 #endif
-    if (WEFT__UNLIKELY(!weft__current()))
-        return weft__set_errmsg(WEFT_ENOTINLOOP, "%s must be called from a task (it may suspend)", what);
-    if (WEFT__UNLIKELY(s->reader))
-        return weft__set_errmsg(-EBUSY, "%s: task %s is already reading this stream; one task reads a stream "
-                                        "at a time",
-                                what, weft_task_name(s->reader));
+    s->reading = weft__current();
+    enter(s);
     return 0;
+}
+
+/* The read call is over (s may be freed here if its handle was given up meanwhile). */
+static ssize_t end_read(weft_stream *s, ssize_t result)
+{
+    s->reading = NULL;
+    leave(s);
+    return result;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Reading, public                                                          */
 /* ------------------------------------------------------------------------ */
 
-ssize_t weft_stream_read(weft_stream *h, void *buf, size_t n)
+static ssize_t stream_read(weft_stream *s, void *buf, size_t n)
 {
-    STREAM_ARG(s, h, "weft_stream_read");
-    int rc = begin_read(s, "weft_stream_read");
-    if (rc)
-        return rc;
     if (n == 0)
         return 0;
     if (!buf)
@@ -548,12 +582,17 @@ ssize_t weft_stream_read(weft_stream *h, void *buf, size_t n)
     return read_some(s, buf, n, "weft_stream_read");
 }
 
-ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
+ssize_t weft_stream_read(weft_stream *h, void *buf, size_t n)
 {
-    STREAM_ARG(s, h, "weft_stream_readexactly");
-    int rc = begin_read(s, "weft_stream_readexactly");
+    STREAM_ARG(s, h, "weft_stream_read");
+    int rc = begin_read(s, "weft_stream_read");
     if (rc)
         return rc;
+    return end_read(s, stream_read(s, buf, n));
+}
+
+static ssize_t stream_readexactly(weft_stream *s, void *buf, size_t n)
+{
     if (!buf && n)
         return weft__set_errmsg(-EINVAL, "weft_stream_readexactly: buf is NULL");
     /* Everything goes through the buffer, so that a cancelled or failed call
@@ -581,6 +620,15 @@ ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
     return (ssize_t)n;
 }
 
+ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
+{
+    STREAM_ARG(s, h, "weft_stream_readexactly");
+    int rc = begin_read(s, "weft_stream_readexactly");
+    if (rc)
+        return rc;
+    return end_read(s, stream_readexactly(s, buf, n));
+}
+
 /*
  * readuntil and readline: the bytes through the separator, with asyncio's limit.
  * At end of file without the separator, readuntil (eof_is_line false) fails with
@@ -589,9 +637,6 @@ ssize_t weft_stream_readexactly(weft_stream *h, void *buf, size_t n)
 static ssize_t read_until(weft_stream *s, const void *sep, size_t seplen, const char **data, bool eof_is_line,
                           const char *what)
 {
-    int rc = begin_read(s, what);
-    if (rc)
-        return rc;
     if (!sep || seplen == 0 || !data)
         return weft__set_errmsg(-EINVAL, "%s: %s", what, !data ? "data is NULL" : "the separator is empty");
     size_t from = 0; /* where the next search starts, relative to rstart */
@@ -638,22 +683,24 @@ static ssize_t read_until(weft_stream *s, const void *sep, size_t seplen, const 
 ssize_t weft_stream_readuntil(weft_stream *h, const void *sep, size_t seplen, const char **data)
 {
     STREAM_ARG(s, h, "weft_stream_readuntil");
-    return read_until(s, sep, seplen, data, false, "weft_stream_readuntil");
+    int rc = begin_read(s, "weft_stream_readuntil");
+    if (rc)
+        return rc;
+    return end_read(s, read_until(s, sep, seplen, data, false, "weft_stream_readuntil"));
 }
 
 ssize_t weft_stream_readline(weft_stream *h, const char **data)
 {
     STREAM_ARG(s, h, "weft_stream_readline");
-    /* asyncio's readline: at end of file the last bytes without "\n", then empty. */
-    return read_until(s, "\n", 1, data, true, "weft_stream_readline");
-}
-
-ssize_t weft_stream_read_to_eof(weft_stream *h, char **out)
-{
-    STREAM_ARG(s, h, "weft_stream_read_to_eof");
-    int rc = begin_read(s, "weft_stream_read_to_eof");
+    int rc = begin_read(s, "weft_stream_readline");
     if (rc)
         return rc;
+    /* asyncio's readline: at end of file the last bytes without "\n", then empty. */
+    return end_read(s, read_until(s, "\n", 1, data, true, "weft_stream_readline"));
+}
+
+static ssize_t stream_read_to_eof(weft_stream *s, char **out)
+{
     if (!out)
         return weft__set_errmsg(-EINVAL, "weft_stream_read_to_eof: out is NULL");
     for (;;) {
@@ -673,6 +720,15 @@ ssize_t weft_stream_read_to_eof(weft_stream *h, char **out)
     s->rstart = s->rend = 0;
     *out = p;
     return (ssize_t)have;
+}
+
+ssize_t weft_stream_read_to_eof(weft_stream *h, char **out)
+{
+    STREAM_ARG(s, h, "weft_stream_read_to_eof");
+    int rc = begin_read(s, "weft_stream_read_to_eof");
+    if (rc)
+        return rc;
+    return end_read(s, stream_read_to_eof(s, out));
 }
 
 size_t weft_stream_partial(weft_stream *h)
@@ -707,8 +763,8 @@ static int write_iov(weft_stream *s, const struct iovec *iov, int count, const c
     if (total == 0)
         return 0;
     size_t sent = 0;
-    if (wbuffered(s) == 0) {
-        /* Nothing queued before: straight to the socket. */
+    if (wbuffered(s) == 0 && !s->sending_file) {
+        /* Nothing queued before (nor a file going out): straight to the socket. */
         for (;;) {
             ssize_t n = send_iov(s, iov, count > IOV_MAX ? IOV_MAX : count);
             if (n == -EINTR)
@@ -773,12 +829,14 @@ int weft_stream_drain(weft_stream *h)
         return 0;
     if (!weft__current())
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_drain must be called from a task (it may suspend)");
+    enter(s);
     int rc = wait_on(&s->drainers);
     if (rc == -ECANCELED)
-        return weft__cancelled_errmsg(weft__current());
-    if (rc < 0)
-        return write_error(s, rc, "weft_stream_drain");
-    return 0;
+        rc = weft__cancelled_errmsg(weft__current());
+    else if (rc < 0)
+        rc = write_error(s, rc, "weft_stream_drain");
+    leave(s);
+    return rc;
 }
 
 int weft_stream_set_write_buffer_limits(weft_stream *h, size_t high, size_t low)
@@ -812,7 +870,7 @@ int weft_stream_write_eof(weft_stream *h)
     if (s->closing)
         return 0;
     s->closing = true;
-    if (wbuffered(s) == 0) {
+    if (wbuffered(s) == 0 && !s->sending_file) {
         /* A refusal is the caller's to know: the peer was not told, and a reader
          * waiting for its answer to the end of file would wait for ever. */
         if (!s->closed && shutdown(s->w.fd, SHUT_WR) != 0) {
@@ -827,15 +885,10 @@ int weft_stream_write_eof(weft_stream *h)
     return 0;
 }
 
-ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t count)
+static ssize_t stream_sendfile(weft_stream *s, int file_fd, off_t offset, size_t count)
 {
-    STREAM_ARG(s, h, "weft_stream_sendfile");
-    if (!weft__current())
-        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_sendfile must be called from a task");
-    if (s->closing)
-        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream is closing");
     /* What was written before goes first. */
-    while (wbuffered(s) > 0 && !s->werr) {
+    while (wbuffered(s) > 0 && !s->werr && !s->closed) {
         int rc = wait_on(&s->drainers);
         if (rc == -ECANCELED)
             return weft__cancelled_errmsg(weft__current());
@@ -846,6 +899,10 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
     }
     if (s->werr)
         return write_error(s, s->werr, "weft_stream_sendfile");
+    if (s->closed)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream was closed");
+    /* Writes made while the file goes out queue behind it. */
+    s->sending_file = true;
     size_t done = 0;
     while (done < count) {
         off_t off = offset + (off_t)done;
@@ -872,6 +929,9 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
                 return weft__cancelled_errmsg(weft__current());
             if (rc < 0)
                 return write_error(s, rc, "weft_stream_sendfile");
+            if (s->closed) /* aborted by another task while this one waited */
+                return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream was closed after %zu of "
+                                                      "%zu bytes", done, count);
             continue;
         }
         if (e == EPIPE || e == ECONNRESET) {
@@ -881,6 +941,26 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
         return weft__set_errmsg(-e, "weft_stream_sendfile: %s", strerror(e));
     }
     return (ssize_t)done;
+}
+
+ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t count)
+{
+    STREAM_ARG(s, h, "weft_stream_sendfile");
+    if (!weft__current())
+        return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_sendfile must be called from a task");
+    if (s->closing)
+        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream is closing");
+    if (s->sending_file)
+        return weft__set_errmsg(-EBUSY, "weft_stream_sendfile: another task is sending a file on this stream");
+    enter(s);
+    ssize_t rc = stream_sendfile(s, file_fd, offset, count);
+    if (s->sending_file) {
+        s->sending_file = false;
+        if (!s->closed)
+            flush(s); /* what other tasks wrote meanwhile, and a write_eof made meanwhile */
+    }
+    leave(s);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -901,6 +981,9 @@ static void stop_reader(weft_stream *s)
 
 static void abort_now(weft_stream *s)
 {
+    /* A close waiting to send these bytes must not report success. */
+    if (wbuffered(s) > 0 && !s->werr)
+        s->werr = WEFT_ECLOSED;
     s->wstart = s->wend = 0;
     if (!s->closed && s->is_socket) {
         /* A reset, not an orderly end: the peer learns the data was dropped. */
@@ -913,6 +996,7 @@ static void abort_now(weft_stream *s)
 int weft_stream_close(weft_stream *h)
 {
     STREAM_ARG(s, h, "weft_stream_close");
+    enter(s);
     s->closing = true;
     stop_reader(s);
     int rc = 0;
@@ -920,6 +1004,8 @@ int weft_stream_close(weft_stream *h)
         s->close_when_flushed = true;
         (void)update_interest(s); /* shrinks, or bytes already wanted it */
         if (weft__current()) {
+            /* Another task may close or abort s meanwhile: this one still holds the
+             * record (enter), and both give the handle up once. */
             int w = wait_on(&s->closers);
             if (w == -ECANCELED) {
                 rc = weft__cancelled_errmsg(weft__current());
@@ -931,13 +1017,10 @@ int weft_stream_close(weft_stream *h)
         rc = write_error(s, s->werr, "weft_stream_close");
     if (!s->closed && (wbuffered(s) == 0 || s->werr))
         close_fd(s, WEFT_ECLOSED);
-    if (!s->closed && !weft__current()) {
-        /* From a callback: nobody can wait, the loop finishes the flush and close. */
-        weft__net_retire(&s->obj);
-        s->given_up = true;
-        return 0;
-    }
+    /* From a callback with bytes queued, nobody can wait: the loop finishes the
+     * flush and the close, then frees the record (after_flush). */
     give_up(s);
+    leave(s);
     return rc;
 }
 
@@ -963,10 +1046,14 @@ int weft_stream_wait_closed(weft_stream *h)
         return 0;
     if (!weft__current())
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_wait_closed must be called from a task");
+    enter(s);
     int rc = wait_on(&s->closers);
     if (rc == -ECANCELED)
-        return weft__cancelled_errmsg(weft__current());
-    return 0;
+        rc = weft__cancelled_errmsg(weft__current());
+    else
+        rc = 0;
+    leave(s);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1249,22 +1336,23 @@ void weft__stream_close_from_server(weft_stream *s, bool abort)
  * task, which may suspend here to flush. */
 void weft__stream_server_done(weft_stream *s)
 {
-    s->server_owned = false;
-    if (!s->given_up) {
-        s->closing = true;
-        stop_reader(s);
-        if (!s->closed && wbuffered(s) > 0 && !s->werr) {
-            s->close_when_flushed = true;
-            (void)update_interest(s); /* shrinks, or bytes already wanted it */
-            if (wait_on(&s->closers) == -ECANCELED)
-                abort_now(s);
-        }
-        weft__net_retire(&s->obj);
-        s->given_up = true;
+    enter(s);
+    s->closing = true;
+    stop_reader(s);
+    if (!s->closed && wbuffered(s) > 0 && !s->werr) {
+        s->close_when_flushed = true;
+        (void)update_interest(s); /* shrinks, or bytes already wanted it */
+        if (wait_on(&s->closers) == -ECANCELED)
+            abort_now(s);
     }
     if (!s->closed)
         close_fd(s, WEFT_ECLOSED);
-    stream_free(s);
+    s->server_owned = false;
+    if (!s->given_up) {
+        s->given_up = true;
+        weft__net_retire(&s->obj);
+    }
+    leave(s); /* frees it, unless another task is still inside a call on it */
 }
 
 /* ------------------------------------------------------------------------ */
