@@ -33,7 +33,15 @@ extern "C" {
     X(WEFT_ELIMIT, -10012, "the separator was not found within the stream's limit")  \
     X(WEFT_ENONAME, -10013, "the host name is not known")                             \
     X(WEFT_ENAMETEMP, -10014, "the name could not be resolved now; try again later")  \
-    X(WEFT_ERESOLVE, -10015, "name resolution failed")
+    X(WEFT_ERESOLVE, -10015, "name resolution failed")                                \
+    X(WEFT_ETLS, -10016, "the TLS handshake or connection failed")                        \
+    X(WEFT_ETLS_UNKNOWN_CA, -10017, "certificate verify failed: unable to get local issuer certificate (unknown CA)") \
+    X(WEFT_ETLS_HOSTNAME, -10018, "certificate verify failed: hostname mismatch")        \
+    X(WEFT_ETLS_EXPIRED, -10019, "certificate verify failed: certificate has expired")   \
+    X(WEFT_ETLS_CERT, -10020, "certificate verify failed")                                \
+    X(WEFT_ETLS_VERSION, -10021, "unsupported protocol: no TLS version both sides accept") \
+    X(WEFT_ETLS_TIMEOUT, -10022, "the TLS handshake timed out")                           \
+    X(WEFT_ETLS_EOF, -10023, "unexpected eof while reading: the peer closed the TLS connection without close_notify")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,

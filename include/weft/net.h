@@ -43,6 +43,8 @@ extern "C" {
 typedef struct weft_stream weft_stream;
 typedef struct weft_server weft_server;
 typedef struct weft_datagram weft_datagram;
+/* A TLS configuration (weft/tls.h), for opts->tls of connections and servers. */
+typedef struct weft_tls_context weft_tls_context;
 /* From <netdb.h>, which declares it only for POSIX builds (_POSIX_C_SOURCE). */
 struct addrinfo;
 
@@ -92,6 +94,11 @@ typedef struct weft_connect_options {
     const char *local_host; /* non-NULL: bind to this address before connecting */
     int local_port;         /* with local_host: the local port (0 = any) */
     int nagle;              /* nonzero: keep Nagle's algorithm (weft sets TCP_NODELAY, as asyncio) */
+    /* Non-NULL: speak TLS with this client context (weft_tls_client_context; asyncio's
+     * ssl=); the handshake is part of the call. The peer's certificate is checked
+     * against server_hostname, or host when that is NULL, which is also sent as SNI. */
+    weft_tls_context *tls;
+    const char *server_hostname;
 } weft_connect_options;
 
 /*
@@ -107,7 +114,10 @@ typedef struct weft_connect_options {
  *   address tried when none connected (weft_errmsg() names each address and its
  *   error); -EADDRINUSE / -EADDRNOTAVAIL binding local_host; -EINVAL for a NULL host
  *   or a port outside 1..65535; -EMFILE, -ENFILE, -ENOMEM; -ECANCELED;
- *   WEFT_ENOTINLOOP.
+ *   WEFT_ENOTINLOOP. With opts->tls, the handshake's (weft/tls.h, weft_start_tls):
+ *   WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME, WEFT_ETLS_EXPIRED, WEFT_ETLS_CERT,
+ *   WEFT_ETLS_VERSION, WEFT_ETLS_TIMEOUT, WEFT_ETLS_EOF, WEFT_ETLS, each with
+ *   OpenSSL's reason in weft_errmsg(); -EINVAL for a server's context.
  * On cancel: returns NULL with -ECANCELED; every socket opened so far is closed.
  */
 WEFT_API WEFT_WAIT weft_stream *weft_open_connection(const char *host, int port,
@@ -144,7 +154,10 @@ WEFT_API weft_stream *weft_stream_from_fd(int fd, const weft_stream_options *opt
  * Returns: 1..n bytes copied into buf, or 0 at end of file (and for n == 0).
  * Suspends: when nothing is buffered and the peer has not closed, until data, end
  *   of file or an error comes. Buffered bytes are returned without suspending.
- * Errors: -ECONNRESET (the peer reset the connection), or the socket's error;
+ * Errors: -ECONNRESET (the peer reset the connection), or the socket's error; on a
+ *   TLS stream, WEFT_ETLS_EOF (the peer closed without close_notify: what it sent
+ *   may be cut short) or WEFT_ETLS (a protocol error, OpenSSL's reason in
+ *   weft_errmsg()); a TLS peer's close_notify is end of file (0);
  *   WEFT_ECLOSED (the stream is being closed: another task's weft_stream_close, or
  *   the server's close_clients or abort_clients, came first or while this read
  *   waited); -EBUSY (another task is reading s); -EINVAL (buf NULL with n > 0);
@@ -283,7 +296,8 @@ WEFT_API size_t weft_stream_write_buffer_size(weft_stream *s);
  * (StreamWriter.write_eof; shutdown(SHUT_WR)); reading goes on.
  * Returns: 0.
  * Suspends: never.
- * Errors: -ENOTSUP for a stream that cannot half-close (a pipe's read end);
+ * Errors: -ENOTSUP for a stream that cannot half-close (a pipe's read end, a TLS
+ *   stream);
  *   shutdown's error, negated (-ENOTCONN once the connection is gone): the peer
  *   was not told the stream ended (when bytes were still buffered, shutdown comes
  *   once they are sent, and its error is the write side's: the next drain or close
@@ -299,6 +313,7 @@ WEFT_API int weft_stream_write_eof(weft_stream *s);
  * Returns: the number of bytes sent (less than count only at the file's end).
  * Suspends: while the socket is full.
  * Errors: as weft_stream_drain; WEFT_ECLOSED (the stream was closed meanwhile);
+ *   -ENOTSUP on a TLS stream (the kernel cannot encrypt: read the file and write it);
  *   -EBUSY (another task is sending a file on s); -EBADF / -EINVAL for a file
  *   sendfile refuses.
  * On cancel: returns -ECANCELED; part of the range may have been sent (the file
@@ -394,6 +409,11 @@ typedef struct weft_server_options {
     int no_reuse_address;       /* nonzero: no SO_REUSEADDR (weft sets it, as asyncio) */
     int nagle;                  /* nonzero: keep Nagle's algorithm on accepted sockets */
     weft_spawn_options task;    /* for each connection's task (name, stack size, compact) */
+    /* Non-NULL: serve TLS with this server context (weft_tls_server_context; asyncio's
+     * ssl=). The server keeps it until it is given up; each connection's handshake
+     * runs in its task, within the context's handshake timeout, before the handler,
+     * which is not called for a connection whose handshake failed. */
+    weft_tls_context *tls;
 } weft_server_options;
 
 /*
@@ -406,7 +426,8 @@ typedef struct weft_server_options {
  *   weft_errcode() saying why.
  * Suspends: while resolving host (a numeric address or NULL does not suspend).
  * Errors: the resolver's (WEFT_ENONAME, ...); -EADDRINUSE; -EACCES (a port below
- *   1024); -EADDRNOTAVAIL; -EINVAL (NULL handler, port outside 0..65535); -EMFILE;
+ *   1024); -EADDRNOTAVAIL; -EINVAL (NULL handler, port outside 0..65535, a client's
+ *   TLS context in opts->tls); -EMFILE;
  *   -ENOMEM; -ECANCELED; WEFT_ENOTINLOOP.
  * On cancel: returns NULL with -ECANCELED; nothing listens.
  */
@@ -419,7 +440,8 @@ WEFT_API WEFT_WAIT weft_server *weft_start_server(weft_connection_fn handler, vo
  * Returns: the server, or NULL with weft_errcode() saying why.
  * Suspends: never.
  * Errors: -EADDRINUSE (path is some other file, or a live server's); -ENAMETOOLONG;
- *   -EACCES; -EINVAL; -EMFILE; -ENOMEM; WEFT_ENOTINLOOP. */
+ *   -EACCES; -EINVAL (also a client's TLS context in opts->tls); -EMFILE; -ENOMEM;
+ *   WEFT_ENOTINLOOP. */
 WEFT_API weft_server *weft_start_unix_server(weft_connection_fn handler, void *arg, const char *path,
                                              const weft_server_options *opts);
 

@@ -9,6 +9,8 @@
  *   stream.c    weft_stream: buffered reading and writing, drain, close
  *   server.c    weft_server: listening sockets, the accept loop, connection tasks
  *   datagram.c  weft_datagram: UDP endpoints
+ *
+ * Also the hooks the TLS layer (src/tls/) uses to run inside a stream and a server.
  */
 #ifndef WEFT__SRC_NET_H
 #define WEFT__SRC_NET_H
@@ -18,6 +20,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /*
  * Handles of the layer's objects (streams, servers, datagram endpoints), checked as
@@ -99,6 +102,60 @@ int weft__unix_address(const char *path, struct sockaddr_un *sun, socklen_t *len
 void weft__stream_server_done(struct weft_stream *s);
 /* stream.c: close_clients (abort false) and abort_clients (abort true). */
 void weft__stream_close_from_server(struct weft_stream *s, bool abort);
+
+/*
+ * TLS inside a stream (stream.c's top comment). The TLS layer (src/tls/, above this
+ * one) hands a stream its connection and these calls; the stream then reads
+ * through recv and writes through send, and OpenSSL's own reads and writes of the
+ * descriptor come back through weft__stream_raw_read and weft__stream_raw_write.
+ */
+typedef struct weft__tls_ops {
+    /* One step of the handshake: 0 when done, -EAGAIN to wait until the descriptor
+     * is readable, or an error with the message set. */
+    int (*handshake)(void *tls);
+    /* Up to n decrypted bytes into p: the count (*more: OpenSSL holds more, or its
+     * last read of the descriptor filled its space), 0 at the peer's close_notify,
+     * -EAGAIN to wait until readable, or an error with the message set. */
+    ssize_t (*recv)(void *tls, char *p, size_t n, bool *more);
+    /* Encrypts every byte of iov: 0, or an error with the message set. */
+    int (*send)(void *tls, const struct iovec *iov, int count);
+    /* Queues the close_notify alert (once; later calls do nothing). */
+    void (*close_notify)(void *tls);
+    /* Frees the connection, when the stream's record is freed. */
+    void (*free)(void *tls);
+} weft__tls_ops;
+
+/* The head of every weft_tls_context (src/tls/): what a connect or a server needs of
+ * one, so that net can take a context in its options without knowing OpenSSL. */
+typedef struct weft__tls_hook {
+    /* Wraps s in TLS as this context says and runs the handshake, within the
+     * context's handshake timeout. A client checks the peer's certificate against
+     * server_hostname (and sends it as SNI). Returns as weft__stream_tls_start. */
+    int (*secure)(struct weft__tls_hook *ctx, struct weft_stream *s, const char *server_hostname,
+                  const char *what);
+    void (*retain)(struct weft__tls_hook *ctx);
+    void (*release)(struct weft__tls_hook *ctx);
+    bool server; /* a server's context (else a client's) */
+} weft__tls_hook;
+
+/* stream.c: hands s to the TLS layer's connection `tls` and runs the handshake to
+ * its end, suspending while it waits (the reader's place is held meanwhile). tls
+ * is taken in every case (freed with ops->free when refused). Returns 0, or an
+ * error with the message set; on an error after the handshake began, the
+ * connection is closed (its handle stays the user's). Refused before it began
+ * (WEFT_ESTATE already TLS, WEFT_ECLOSED, -EBUSY another reader or a sendfile,
+ * -ENOMEM), s is unchanged. */
+int weft__stream_tls_start(struct weft_stream *s, const weft__tls_ops *ops, void *tls, const char *what);
+/* stream.c: s's TLS connection once its handshake finished, else NULL. */
+void *weft__stream_tls(struct weft_stream *s);
+/* stream.c: OpenSSL's reads: bytes read ahead before TLS began, then read(2).
+ * Returns the count (0 at end of file; *full: the space was filled) or -errno. */
+ssize_t weft__stream_raw_read(struct weft_stream *s, void *p, size_t n, bool *full);
+/* stream.c: OpenSSL's writes: sent at once or queued in order, as a plain write.
+ * Returns 0 or the write side's error. */
+int weft__stream_raw_write(struct weft_stream *s, const void *p, size_t n);
+/* stream.c: the descriptor. */
+int weft__stream_fd(struct weft_stream *s);
 
 /*
  * Connects a TCP socket to host:port as weft_open_connection describes (resolving,

@@ -60,6 +60,7 @@ struct weft_server {
     weft_stream_options stream_opts;
     weft_spawn_options task_opts;
     char *task_name;             /* task_opts.name, copied */
+    weft__tls_hook *tls;         /* serve TLS with this context (retained), or NULL */
     bool nagle;
     bool closed;                 /* weft_server_close: listening sockets gone */
     bool backing_off;
@@ -92,6 +93,9 @@ static void server_recycle(weft__net_loop *net, weft_server *srv)
 {
     free(srv->task_name);
     free(srv->unix_path);
+    if (srv->tls)
+        srv->tls->release(srv->tls);
+    srv->tls = NULL;
     srv->task_name = srv->unix_path = NULL;
     weft__net_retire(&srv->obj);
     srv->next_free = net->free_servers;
@@ -148,7 +152,11 @@ static void *connection_main(void *arg)
 {
     connection *c = arg;
     weft_server *srv = c->srv;
-    void *result = srv->handler(weft__stream_user_handle(c->s), srv->arg);
+    void *result = NULL;
+    /* A TLS server's handler gets the stream once the handshake is done; one that
+     * fails (a client that does not trust us, a scanner) just ends the connection. */
+    if (!srv->tls || srv->tls->secure(srv->tls, c->s, NULL, "TLS server") == 0)
+        result = srv->handler(weft__stream_user_handle(c->s), srv->arg);
     weft__stream_server_done(c->s);
     weft__dlist_unlink(&srv->conns, &c->link);
     srv->nconns--;
@@ -301,6 +309,16 @@ static weft_server *server_new(weft_connection_fn handler, void *arg, const weft
     srv->handler = handler;
     srv->arg = arg;
     if (opts) {
+        if (opts->tls) {
+            srv->tls = (weft__tls_hook *)opts->tls;
+            if (!srv->tls->server) {
+                srv->tls = NULL;
+                server_recycle(net, srv);
+                *err = -EINVAL;
+                return NULL;
+            }
+            srv->tls->retain(srv->tls);
+        }
         srv->stream_opts = opts->stream;
         srv->task_opts = opts->task;
         srv->nagle = opts->nagle != 0;
@@ -415,7 +433,9 @@ weft_server *weft_start_server(weft_connection_fn handler, void *arg, const char
     weft_server *srv = server_new(handler, arg, opts, &err);
     if (!srv) {
         freeaddrinfo(res);
-        weft__set_errmsg(err, "weft_start_server: %s", weft_strerror(err));
+        weft__set_errmsg(err, "weft_start_server: %s",
+                         err == -EINVAL ? "opts->tls is a client's context (make one with weft_tls_server_context)"
+                                        : weft_strerror(err));
         return NULL;
     }
     int bound_port = port;
@@ -515,7 +535,9 @@ weft_server *weft_start_unix_server(weft_connection_fn handler, void *arg, const
     if (!srv || err) {
         if (srv)
             server_recycle(weft__net_state(weft__loop), srv);
-        weft__set_errmsg(-ENOMEM, "weft_start_unix_server: no memory");
+        weft__set_errmsg(err ? err : -ENOMEM, "weft_start_unix_server: %s",
+                         err == -EINVAL ? "opts->tls is a client's context (make one with weft_tls_server_context)"
+                                        : "no memory");
         return NULL;
     }
     snprintf(srv->where, sizeof srv->where, "%s", path);

@@ -19,6 +19,15 @@
  * left more in the socket, so the next read tries the socket first; one that came
  * back short emptied it, so the next read waits for readiness first instead of
  * spending a system call to learn EAGAIN.
+ *
+ * TLS (src/tls/, a layer above) is a transport inside the stream: once a handshake
+ * has begun (weft__stream_tls_start), reads call the TLS layer's recv, which
+ * decrypts what OpenSSL reads from the descriptor, and writes its send, which
+ * encrypts; the ciphertext OpenSSL produces comes back through
+ * weft__stream_raw_write into the same send-or-queue path as a plain write, so the
+ * write buffer, drain, the watcher's flush and close are one code for both, and
+ * OpenSSL never waits to write. A plain stream pays one test of s->tls per read
+ * and write call.
  */
 #include "net/net.h"
 
@@ -85,6 +94,12 @@ struct weft_stream {
     size_t wstart, wend, wcap;
 
     size_t limit, high, low;
+
+    void *tls;                   /* the TLS layer's connection, or NULL (plain) */
+    const weft__tls_ops *tls_ops;
+    bool tls_ready;              /* the handshake has finished */
+    char *pre;                   /* bytes read before TLS began, for OpenSSL first */
+    size_t pre_off, pre_len;
 };
 
 static weft_stream *user_handle(weft_stream *s)
@@ -150,6 +165,14 @@ static void free_buffers(weft_stream *s)
     s->rb = s->wb = NULL;
     s->rstart = s->rend = s->rcap = 0;
     s->wstart = s->wend = s->wcap = 0;
+    free(s->pre);
+    s->pre = NULL;
+    s->pre_off = s->pre_len = 0;
+    if (s->tls) {
+        s->tls_ops->free(s->tls);
+        s->tls = NULL;
+        s->tls_ops = NULL;
+    }
 }
 
 /* Closes the descriptor (once): the watcher goes first, as io.h requires. Waiting
@@ -445,7 +468,7 @@ static int read_error(weft_stream *s, const char *what)
 {
     if (s->rerr == -ECONNRESET)
         return weft__set_errmsg(s->rerr, "%s: the peer reset the connection", what);
-    return weft__set_errmsg(s->rerr, "%s: %s", what, strerror(-s->rerr));
+    return weft__set_errmsg(s->rerr, "%s: %s", what, weft_strerror(s->rerr));
 }
 
 /*
@@ -472,6 +495,25 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
              * and now: the checks above come first. */
             s->read_more = true;
             continue;
+        }
+        if (s->tls) {
+            bool more = false;
+            ssize_t got = s->tls_ops->recv(s->tls, p, n, &more);
+            if (got > 0) {
+                s->read_more = more;
+                return got;
+            }
+            if (got == 0) {
+                s->eof = true;
+                return 0;
+            }
+            if (got == -EAGAIN) {
+                s->read_more = false;
+                continue;
+            }
+            /* The TLS layer said why, in OpenSSL's words; later reads say it again. */
+            s->rerr = (int)got;
+            return got;
         }
         ssize_t got = read(s->w.fd, p, n);
         if (got > 0) {
@@ -749,19 +791,10 @@ bool weft_stream_at_eof(weft_stream *h)
 /* Writing, public                                                          */
 /* ------------------------------------------------------------------------ */
 
-static int write_iov(weft_stream *s, const struct iovec *iov, int count, const char *what)
+/* Sends total bytes of iov to the descriptor, queueing what it does not take. */
+static inline int send_or_queue(weft_stream *s, const struct iovec *iov, int count, size_t total,
+                                const char *what)
 {
-    if (s->werr)
-        return write_error(s, s->werr, what);
-    if (s->closing)
-        return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream is closing (write_eof, close or the server's "
-                                              "close_clients came first)",
-                                what);
-    size_t total = 0;
-    for (int i = 0; i < count; i++)
-        total += iov[i].iov_len;
-    if (total == 0)
-        return 0;
     size_t sent = 0;
     if (wbuffered(s) == 0 && !s->sending_file) {
         /* Nothing queued before (nor a file going out): straight to the socket. */
@@ -801,6 +834,178 @@ static int write_iov(weft_stream *s, const struct iovec *iov, int count, const c
                                 weft_strerror(rc), sent ? " (the stream is broken: part of the write was sent)" : "");
     }
     return 0;
+}
+
+/* Encrypts through the TLS layer, whose ciphertext comes back to send_or_queue
+ * (weft__stream_raw_write). */
+static int tls_write(weft_stream *s, const struct iovec *iov, int count, const char *what)
+{
+    if (!s->tls_ready)
+        return weft__set_errmsg(WEFT_ESTATE, "%s: the stream's TLS handshake has not finished (weft_start_tls "
+                                             "returns once it has)",
+                                what);
+    int rc = s->tls_ops->send(s->tls, iov, count);
+    if (rc < 0) {
+        if (!s->werr)
+            fail_writes(s, rc);
+        return write_error(s, rc, what);
+    }
+    return 0;
+}
+
+static int write_iov(weft_stream *s, const struct iovec *iov, int count, const char *what)
+{
+    if (s->werr)
+        return write_error(s, s->werr, what);
+    if (s->closing)
+        return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream is closing (write_eof, close or the server's "
+                                              "close_clients came first)",
+                                what);
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+    if (WEFT__UNLIKELY(s->tls != NULL))
+        return tls_write(s, iov, count, what);
+    return send_or_queue(s, iov, count, total, what);
+}
+
+/* ------------------------------------------------------------------------ */
+/* For the TLS layer                                                        */
+/* ------------------------------------------------------------------------ */
+
+int weft__stream_raw_write(weft_stream *s, const void *p, size_t n)
+{
+    if (s->werr)
+        return s->werr;
+    if (s->closed)
+        return WEFT_ECLOSED;
+    struct iovec iov = {(void *)p, n};
+    int rc = send_or_queue(s, &iov, 1, n, "TLS");
+    return rc < 0 ? rc : 0;
+}
+
+ssize_t weft__stream_raw_read(weft_stream *s, void *p, size_t n, bool *full)
+{
+    if (s->pre) {
+        size_t take = s->pre_len - s->pre_off < n ? s->pre_len - s->pre_off : n;
+        memcpy(p, s->pre + s->pre_off, take);
+        s->pre_off += take;
+        if (s->pre_off == s->pre_len) {
+            free(s->pre);
+            s->pre = NULL;
+            s->pre_off = s->pre_len = 0;
+        }
+        *full = true; /* the descriptor was not asked: it may hold more */
+        return (ssize_t)take;
+    }
+    for (;;) {
+        ssize_t got = read(s->w.fd, p, n);
+        if (got >= 0) {
+            *full = (size_t)got == n;
+            return got;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int weft__stream_fd(weft_stream *s)
+{
+    return s->w.fd;
+}
+
+void *weft__stream_tls(weft_stream *s)
+{
+    return s->tls_ready ? s->tls : NULL;
+}
+
+/* Unwinds a handshake that failed: the alert OpenSSL queued goes out if the socket
+ * takes it now, then the connection is closed (readers and writers get `err`). */
+static void tls_failed(weft_stream *s, int err)
+{
+    if (!s->closed && wbuffered(s) > 0 && !s->werr)
+        flush(s);
+    s->wstart = s->wend = 0;
+    if (!s->werr)
+        s->werr = err;
+    if (!s->rerr)
+        s->rerr = err;
+    close_fd(s, err);
+}
+
+/* Refuses a TLS start before it began: the connection is freed, s unchanged. */
+static int tls_refuse(const weft__tls_ops *ops, void *tls, int rc)
+{
+    ops->free(tls);
+    return rc;
+}
+
+int weft__stream_tls_start(weft_stream *s, const weft__tls_ops *ops, void *tls, const char *what)
+{
+    if (s->tls)
+        return tls_refuse(ops, tls, weft__set_errmsg(WEFT_ESTATE, "%s: the stream already speaks TLS", what));
+    if (s->closing || s->closed || s->werr || s->rerr || s->eof)
+        return tls_refuse(ops, tls,
+                          weft__set_errmsg(WEFT_ECLOSED, "%s: the stream is %s", what,
+                                           s->eof ? "at end of file (the peer closed its side)"
+                                                  : "closing or failed"));
+    if (s->sending_file)
+        return tls_refuse(ops, tls, weft__set_errmsg(-EBUSY, "%s: a sendfile is under way on the stream", what));
+    int rc = begin_read(s, what);
+    if (rc)
+        return tls_refuse(ops, tls, rc);
+    /* Bytes read ahead as plain text are the peer's first TLS bytes: OpenSSL reads them
+     * first (weft__stream_raw_read). */
+    if (rbuffered(s) > 0) {
+        s->pre = malloc(rbuffered(s));
+        if (!s->pre) {
+            rc = weft__set_errmsg(-ENOMEM, "%s: no memory to keep %zu bytes read ahead", what, rbuffered(s));
+            end_read(s, 0);
+            return tls_refuse(ops, tls, rc);
+        }
+        memcpy(s->pre, s->rb + s->rstart, rbuffered(s));
+        s->pre_len = rbuffered(s);
+        s->pre_off = 0;
+        s->rstart = s->rend = 0;
+    }
+    s->tls = tls;
+    s->tls_ops = ops;
+    s->read_more = true;
+    for (;;) {
+        if (s->closed || s->read_closed) {
+            rc = weft__set_errmsg(WEFT_ECLOSED, "%s: the stream was closed during the TLS handshake", what);
+            break;
+        }
+        if (s->read_more) {
+            rc = ops->handshake(tls);
+            if (rc == 0)
+                break;
+            if (rc != -EAGAIN) {
+                tls_failed(s, rc);
+                break;
+            }
+            s->read_more = false;
+            continue;
+        }
+        rc = wait_readable(s, what);
+        if (rc == -ECANCELED) {
+            rc = weft__cancelled_errmsg(weft__current());
+            break;
+        }
+        if (rc < 0)
+            break;
+        s->read_more = true;
+    }
+    if (rc == 0) {
+        s->tls_ready = true;
+        s->read_more = true; /* OpenSSL may hold application data that came with the handshake */
+    } else if (!s->closed) {
+        tls_failed(s, rc == -ECANCELED ? WEFT_ECLOSED : rc);
+    }
+    end_read(s, 0);
+    return rc;
 }
 
 int weft_stream_write(weft_stream *h, const void *buf, size_t n)
@@ -867,6 +1072,9 @@ int weft_stream_write_eof(weft_stream *h)
     if (!s->is_socket)
         return weft__set_errmsg(-ENOTSUP, "weft_stream_write_eof: only a socket can close one direction; close "
                                           "the stream instead");
+    if (s->tls)
+        return weft__set_errmsg(-ENOTSUP, "weft_stream_write_eof: TLS cannot close one direction (asyncio's SSL "
+                                          "transport cannot either); close the stream instead");
     if (s->closing)
         return 0;
     s->closing = true;
@@ -952,6 +1160,9 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
         return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream is closing");
     if (s->sending_file)
         return weft__set_errmsg(-EBUSY, "weft_stream_sendfile: another task is sending a file on this stream");
+    if (s->tls)
+        return weft__set_errmsg(-ENOTSUP, "weft_stream_sendfile: a TLS stream encrypts in the process, so the "
+                                          "kernel cannot send the file for it; read the file and write it");
     enter(s);
     ssize_t rc = stream_sendfile(s, file_fd, offset, count);
     if (s->sending_file) {
@@ -979,6 +1190,14 @@ static void stop_reader(weft_stream *s)
     }
 }
 
+/* A TLS stream that ends in order tells its peer so (close_notify, sent once): the
+ * alert goes out after the bytes buffered before it. */
+static void tls_close_notify(weft_stream *s)
+{
+    if (s->tls && s->tls_ready && !s->closed && !s->werr && !s->rerr)
+        s->tls_ops->close_notify(s->tls);
+}
+
 static void abort_now(weft_stream *s)
 {
     /* A close waiting to send these bytes must not report success. */
@@ -997,6 +1216,7 @@ int weft_stream_close(weft_stream *h)
 {
     STREAM_ARG(s, h, "weft_stream_close");
     enter(s);
+    tls_close_notify(s);
     s->closing = true;
     stop_reader(s);
     int rc = 0;
@@ -1199,6 +1419,12 @@ weft_stream *weft_open_connection(const char *host, int port, const weft_connect
         weft__set_errmsg(-EINVAL, "weft_open_connection: low_water is above high_water");
         return NULL;
     }
+    weft__tls_hook *tls = opts ? (weft__tls_hook *)opts->tls : NULL;
+    if (tls && tls->server) {
+        weft__set_errmsg(-EINVAL, "weft_open_connection: opts->tls is a server's context (make one with "
+                                  "weft_tls_client_context)");
+        return NULL;
+    }
     int fd = weft__connect_tcp(host, port, opts);
     if (fd < 0)
         return NULL;
@@ -1207,6 +1433,12 @@ weft_stream *weft_open_connection(const char *host, int port, const weft_connect
     if (!s) {
         close(fd);
         weft__set_errmsg(err, "weft_open_connection: %s", weft_strerror(err));
+        return NULL;
+    }
+    if (tls && tls->secure(tls, s, opts->server_hostname ? opts->server_hostname : host, "weft_open_connection") != 0) {
+        /* The message says why (in OpenSSL's words for a refused certificate). */
+        abort_now(s);
+        give_up(s);
         return NULL;
     }
     return user_handle(s);
@@ -1319,6 +1551,8 @@ void weft__stream_mark_server_owned(weft_stream *s)
 
 void weft__stream_close_from_server(weft_stream *s, bool abort)
 {
+    if (!abort)
+        tls_close_notify(s);
     s->closing = true;
     if (abort || wbuffered(s) == 0 || s->werr) {
         if (abort)
@@ -1337,6 +1571,7 @@ void weft__stream_close_from_server(weft_stream *s, bool abort)
 void weft__stream_server_done(weft_stream *s)
 {
     enter(s);
+    tls_close_notify(s);
     s->closing = true;
     stop_reader(s);
     if (!s->closed && wbuffered(s) > 0 && !s->werr) {
