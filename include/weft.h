@@ -46,5 +46,6 @@
 #include "weft/exec.h"     /* thread pools, run_in_loop, process pools */
 #include "weft/net.h"      /* getaddrinfo, streams, servers */
 #include "weft/udp.h"      /* UDP datagram endpoints */
+#include "weft/tls.h"      /* TLS contexts, TLS streams, start_tls */
 
 #endif /* WEFT_H */

@@ -10,16 +10,17 @@
 # install the tools yourself).
 set -euo pipefail
 
-# libcurl4-openssl-dev builds examples/net/fetch (libcurl's multi interface on weft's
+# libssl-dev (OpenSSL) is weft's TLS. libcurl4-openssl-dev builds examples/net/fetch (libcurl's multi interface on weft's
 # descriptor watchers) and libhttp-parser-dev examples/net/http_server; without one, that
 # example is left out of the build.
-build_packages=(cmake gcc make pkg-config libc6-dev libcurl4-openssl-dev libhttp-parser-dev)
+build_packages=(cmake gcc make pkg-config libc6-dev libssl-dev libcurl4-openssl-dev libhttp-parser-dev)
 demo_packages=("${build_packages[@]}")
 # Criterion runs the tests; the AArch64 cross compiler, its libc and qemu-user run them
 # for the second architecture; python3 runs helper scripts; gdb and valgrind are used by
 # the debugging tests; clang-14 and its runtime build the libFuzzer targets; curl, wrk and
-# nc are the real peers of the network showcases' tests.
-test_packages=("${build_packages[@]}" libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user python3 gdb valgrind clang-14 libclang-rt-14-dev curl wrk netcat-openbsd)
+# nc are the real peers of the network showcases' tests; openssl makes the TLS tests'
+# certificates and is their s_server / s_client peer.
+test_packages=("${build_packages[@]}" libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user python3 gdb valgrind clang-14 libclang-rt-14-dev curl wrk netcat-openbsd openssl)
 
 if [ $# -eq 0 ]; then
   echo "usage: $0 build|demo|test|PACKAGE..." >&2

@@ -49,7 +49,7 @@ while [ "$running" -gt 0 ]; do
   running=$((running - 1))
 done
 "$clang" -g -O1 -fsanitize=fuzzer,address,undefined -I"$root/include" "$target_source" "${objects[@]}" -lpthread \
-  -o "$out/$name"
+  -lssl -lcrypto -o "$out/$name"
 touch "$stamp"
 echo "run_fuzz: running $name for $seconds s"
 # Each input runs a whole weft loop; the pipe and the stream are closed at its end.

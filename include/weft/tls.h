@@ -1,0 +1,163 @@
+/*
+ * weft/tls.h — TLS over weft's streams, built on OpenSSL (asyncio's ssl= argument,
+ * SSLContext and start_tls). A TLS stream is a weft_stream: read, readline,
+ * readexactly, readuntil, write, drain and close work on it unchanged, with the
+ * same buffering and back-pressure.
+ *
+ *   asyncio / ssl                                   weft
+ *   ctx = ssl.create_default_context()              ctx = weft_tls_client_context(NULL)
+ *   ctx.load_verify_locations(cafile=f)             opts.ca_file = f
+ *   ctx.load_cert_chain(cert, key)                  opts.cert_file = cert; opts.key_file = key
+ *   ctx.minimum_version = TLSVersion.TLSv1_3        opts.min_version = WEFT_TLS_1_3
+ *   ctx.set_alpn_protocols(["h2", "http/1.1"])      opts.alpn = (const char *[]){"h2", "http/1.1", NULL}
+ *   ctx.check_hostname = False;                     weft_tls_context_insecure_skip_verify(ctx)
+ *     ctx.verify_mode = CERT_NONE
+ *   open_connection(h, p, ssl=ctx)                  weft_open_connection(h, p, &(weft_connect_options){.tls = ctx})
+ *   start_server(cb, h, p, ssl=ctx)                 weft_start_server(cb, arg, h, p, &(weft_server_options){.tls = ctx})
+ *   await writer.start_tls(ctx, server_hostname=h)  weft_start_tls(s, ctx, h)
+ *   writer.get_extra_info("ssl_object")             weft_stream_tls_version(s), weft_stream_tls_alpn(s)
+ *     .version(), .selected_alpn_protocol()
+ *   ctx.sni_callback choosing a context by name     weft_tls_context_add_certificate(ctx, name, cert, key)
+ *
+ * Secure by default: a client context trusts the system's CA store, checks the
+ * peer's certificate and that it names the host asked for, and refuses anything
+ * older than TLS 1.2. Only weft_tls_context_insecure_skip_verify turns checking off.
+ * Errors say why in OpenSSL's words, each reason its own code (weft/errors.h):
+ * WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME, WEFT_ETLS_EXPIRED, WEFT_ETLS_CERT,
+ * WEFT_ETLS_VERSION, WEFT_ETLS_TIMEOUT, WEFT_ETLS_EOF and WEFT_ETLS for the rest.
+ *
+ * A context is read-only once made and may be shared by any number of connections,
+ * servers and threads. OpenSSL's types stay out of this header.
+ *
+ * Part of weft's public header: include <weft.h>, not this file.
+ */
+#ifndef WEFT_TLS_H
+#define WEFT_TLS_H
+
+#include "base.h"
+#include "net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Protocol versions for weft_tls_options.min_version. */
+enum { WEFT_TLS_1_2 = 12, WEFT_TLS_1_3 = 13 };
+
+/* A context's configuration; all zeros means the secure defaults. Files are PEM. */
+typedef struct weft_tls_options {
+    const char *ca_file;        /* trust these CAs (a PEM bundle) instead of the system's store */
+    const char *ca_dir;         /* ...or these (a directory hashed by `openssl rehash`); with
+                                   neither, the system's store (ssl.create_default_context) */
+    const char *cert_file;      /* our certificate chain, leaf first: required for a server,
+                                   optional for a client (a client certificate) */
+    const char *key_file;       /* its private key; NULL = in cert_file */
+    int min_version;            /* 0 = WEFT_TLS_1_2; WEFT_TLS_1_3 refuses TLS 1.2 */
+    const char *ciphers;        /* TLS 1.2 cipher list (OpenSSL's syntax); NULL = OpenSSL's defaults */
+    const char *ciphersuites;   /* TLS 1.3 suites; NULL = OpenSSL's defaults */
+    const char *const *alpn;    /* ALPN protocols, most wanted first, NULL-terminated; NULL = none.
+                                   A server picks the first of its list the client offers. */
+    double handshake_timeout;   /* seconds; 0 = 60 (asyncio's ssl_handshake_timeout) */
+} weft_tls_options;
+
+/*
+ * weft_tls_client_context / weft_tls_server_context — make a TLS configuration
+ * (ssl.create_default_context(Purpose.SERVER_AUTH / CLIENT_AUTH)). Certificates
+ * and keys are read now, so a missing or wrong file is this call's error.
+ * opts may be NULL for a client (the defaults); a server needs cert_file.
+ * Returns: the context (freed with weft_tls_context_free), or NULL with
+ *   weft_errcode() saying why. Any thread, in a loop or not.
+ * Suspends: never (the files are read on the calling thread: make contexts at
+ *   start-up, or through weft_to_thread).
+ * Errors: -EINVAL (a server without cert_file, a min_version other than 0, 12 or 13,
+ *   an ALPN name empty or longer than 255 bytes); -ENOENT and the like for a file that
+ *   cannot be read; WEFT_ETLS for a file OpenSSL refuses (not PEM, a key that does not
+ *   match the certificate, an unknown cipher), with OpenSSL's reason in weft_errmsg();
+ *   -ENOMEM.
+ */
+WEFT_API weft_tls_context *weft_tls_client_context(const weft_tls_options *opts);
+WEFT_API weft_tls_context *weft_tls_server_context(const weft_tls_options *opts);
+
+/*
+ * weft_tls_context_insecure_skip_verify — stop checking the peer's certificate and
+ * host name (ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE). Anyone
+ * between the client and the server can then read and change the traffic: for tests
+ * against self-signed servers only. Connections made afterwards are affected.
+ * Returns: 0.
+ * Suspends: never.
+ * Errors: -EINVAL for NULL or a server's context.
+ */
+WEFT_API int weft_tls_context_insecure_skip_verify(weft_tls_context *ctx);
+
+/*
+ * weft_tls_context_add_certificate — serve another certificate to clients that ask
+ * for `name` by SNI (a server with several names on one address; asyncio's
+ * sni_callback choosing a context). "*.example.com" stands for any one label before
+ * example.com. A client that names none of them, or sends no name, gets the
+ * context's own cert_file. Add every name before a server uses the context.
+ * Returns: 0.
+ * Suspends: never (the files are read now).
+ * Errors: -EINVAL (NULL or a client's context, an empty name, NULL cert_file);
+ *   WEFT_ESTATE (a server already holds the context); as weft_tls_server_context for
+ *   the files; -ENOMEM.
+ */
+WEFT_API int weft_tls_context_add_certificate(weft_tls_context *ctx, const char *name, const char *cert_file,
+                                              const char *key_file);
+
+/* weft_tls_context_free — give up the caller's reference: the context goes once the
+ * servers using it are given up and the handshakes using it are over; connections
+ * already made do not need it.
+ * Returns: nothing.
+ * Suspends: never.
+ * Errors: none (NULL is ignored). */
+WEFT_API void weft_tls_context_free(weft_tls_context *ctx);
+
+/*
+ * weft_start_tls — upgrade an open stream to TLS in place (asyncio's
+ * StreamWriter.start_tls; SMTP's STARTTLS, PostgreSQL's SSLRequest). A client
+ * context makes this end the client, checking the peer against server_hostname
+ * (NULL only with weft_tls_context_insecure_skip_verify); a server context makes it
+ * the server (server_hostname ignored). Bytes written before are sent first, in
+ * plain; bytes the stream had read ahead are taken as the peer's first TLS bytes.
+ * Returns: 0 once the handshake is done: the same handle now reads and writes TLS.
+ * Suspends: until the handshake is done, within the context's handshake timeout.
+ * Errors: WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME, WEFT_ETLS_EXPIRED, WEFT_ETLS_CERT
+ *   (the peer's certificate was refused, or ours by the peer), WEFT_ETLS_VERSION,
+ *   WEFT_ETLS_TIMEOUT, WEFT_ETLS_EOF (the peer closed during the handshake),
+ *   WEFT_ETLS (any other failure, OpenSSL's reason in weft_errmsg()): the stream is
+ *   then closed, and its handle still the caller's to give up (weft_stream_close);
+ *   refused before anything was sent, the stream unchanged: -EINVAL (NULL ctx, or a
+ *   client context without a host name and verification on), WEFT_ESTATE (already
+ *   TLS), WEFT_ECLOSED (closing, or at end of file), -EBUSY (another task is reading
+ *   s or sending a file), -ENOMEM; -ESTALE; WEFT_ENOTINLOOP.
+ * On cancel: returns -ECANCELED; the handshake is abandoned and the stream closed
+ *   (its handle still the caller's).
+ */
+WEFT_API WEFT_WAIT int weft_start_tls(weft_stream *s, weft_tls_context *ctx, const char *server_hostname);
+
+/* weft_stream_tls_version — the protocol version a TLS stream speaks ("TLSv1.3").
+ * Returns: a static string, or NULL for a plain stream or a stale handle.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API const char *weft_stream_tls_version(weft_stream *s);
+
+/* weft_stream_tls_resumed — true when the handshake resumed an earlier session (a
+ * client context keeps the latest session of each host name it connected to, and
+ * offers it on the next connection to that name; ssl_object.session_reused).
+ * Returns: the flag; false for a plain stream or a stale handle.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API bool weft_stream_tls_resumed(weft_stream *s);
+
+/* weft_stream_tls_alpn — the ALPN protocol agreed in the handshake ("h2").
+ * Returns: a string owned by the stream, valid until it is given up; NULL when none
+ *   was agreed, for a plain stream or a stale handle.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API const char *weft_stream_tls_alpn(weft_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_TLS_H */
