@@ -1,0 +1,672 @@
+/*
+ * test_tls.c — TLS over weft's streams (src/tls/), against real peers on loopback:
+ * a weft client and a weft server (lines, a megabyte each way with drain, ALPN,
+ * session resumption, SNI, close_notify), a weft client against `openssl s_server` and Python's asyncio TLS
+ * server (tls/asyncio_server.py), `openssl s_client` and
+ * `curl --cacert` against a weft server, each certificate refusal with its own code
+ * (wrong host name, unknown CA, expired, protocol version), the handshake timeout,
+ * a peer that ends without close_notify, and start_tls on a plain connection.
+ * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+
+TestSuite(tls, .timeout = 60);
+
+extern char **environ;
+
+static char certdir[256];
+
+/* The certificates are made once, by the runner before it starts the tests, in a
+ * directory the tests find in WEFT_TLS_CERTDIR (they run in processes of their own)
+ * and that the runner removes at the end. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    snprintf(certdir, sizeof certdir, "%s/weft-tls-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(certdir))
+        return;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "bash %s %s", WEFT_TLS_CERTS_SCRIPT, certdir);
+    if (system(cmd) == 0)
+        setenv("WEFT_TLS_CERTDIR", certdir, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    const char *dir = getenv("WEFT_TLS_CERTDIR");
+    if (dir && strstr(dir, "/weft-tls-")) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "test_tls: could not remove %s\n", dir);
+    }
+}
+
+static void make_certs(void)
+{
+    const char *dir = getenv("WEFT_TLS_CERTDIR");
+    cr_assert(dir, "the certificates were not made (tests/tls/make_certs.sh failed before the tests)");
+    snprintf(certdir, sizeof certdir, "%s", dir);
+}
+
+static const char *cert(const char *name)
+{
+    static char paths[8][320];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s", certdir, name);
+    return p;
+}
+
+static weft_tls_context *server_ctx(const char *leaf, const char *const *alpn)
+{
+    char pem[64], key[64];
+    snprintf(pem, sizeof pem, "%s.pem", leaf);
+    snprintf(key, sizeof key, "%s.key", leaf);
+    weft_tls_context *ctx =
+        weft_tls_server_context(&(weft_tls_options){.cert_file = cert(pem), .key_file = cert(key), .alpn = alpn});
+    cr_expect(ctx, "weft_tls_server_context: %s", weft_errmsg());
+    return ctx;
+}
+
+static weft_tls_context *client_ctx(const char *ca, const char *const *alpn)
+{
+    weft_tls_context *ctx = weft_tls_client_context(&(weft_tls_options){.ca_file = cert(ca), .alpn = alpn});
+    cr_expect(ctx, "weft_tls_client_context: %s", weft_errmsg());
+    return ctx;
+}
+
+/* A string that may be NULL, compared. */
+#define expect_is(got, want)                                                                   \
+    do {                                                                                       \
+        const char *got_ = (got);                                                              \
+        cr_expect(got_ && strcmp(got_, (want)) == 0, "%s is %s, not %s", #got, got_ ? got_ : "NULL", \
+                  (want));                                                                     \
+    } while (0)
+
+/* A free TCP port on 127.0.0.1 (for peers that are not weft). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* ---- a weft client and a weft server --------------------------------------- */
+
+static void *echo_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    const char *line;
+    ssize_t n;
+    while ((n = weft_stream_readline(s, &line)) > 0) {
+        if (weft_stream_write(s, line, (size_t)n) != 0 || weft_stream_drain(s) != 0)
+            break;
+    }
+    return NULL;
+}
+
+#define BIG (1024 * 1024)
+
+static void *big_writer(void *arg)
+{
+    weft_stream *s = arg;
+    char *data = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        data[i] = (i % 64 == 63) ? '\n' : (char)('a' + i % 26);
+    for (size_t at = 0; at < BIG; at += 100000) {
+        size_t n = BIG - at < 100000 ? BIG - at : 100000;
+        cr_expect_eq(weft_stream_write(s, data + at, n), 0, "write: %s", weft_errmsg());
+        cr_expect_eq(weft_stream_drain(s), 0, "drain: %s", weft_errmsg());
+    }
+    free(data);
+    return NULL;
+}
+
+static void *pair_main(void *arg)
+{
+    (void)arg;
+    const char *server_alpn[] = {"h2", "http/1.1", NULL};
+    const char *client_alpn[] = {"http/1.1", "h2", NULL};
+    weft_tls_context *sctx = server_ctx("server", server_alpn);
+    weft_tls_context *cctx = client_ctx("ca.pem", client_alpn);
+    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv, "weft_start_server: %s", weft_errmsg());
+    weft_tls_context_free(sctx); /* the server keeps its own reference */
+    int port = weft_server_port(srv);
+
+    /* By address: the certificate's IP entry is checked. */
+    weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx});
+    cr_assert(s, "weft_open_connection: %s", weft_errmsg());
+    expect_is(weft_stream_tls_version(s), "TLSv1.3");
+    const char *alpn = weft_stream_tls_alpn(s);
+    cr_expect(alpn && strcmp(alpn, "h2") == 0, "ALPN: the server's first choice, got %s", alpn ? alpn : "none");
+
+    cr_expect_eq(weft_stream_write(s, "hello\n", 6), 0);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 6, "readline: %s", weft_errmsg());
+    cr_expect_eq(memcmp(line, "hello\n", 6), 0);
+
+    /* A megabyte each way, the writer draining while the reader reads. */
+    weft_task *w = weft_spawn(big_writer, s);
+    char *back = malloc(BIG);
+    cr_expect_eq(weft_stream_readexactly(s, back, BIG), BIG, "readexactly: %s", weft_errmsg());
+    for (size_t i = 0; i < BIG; i++) {
+        if (back[i] != ((i % 64 == 63) ? '\n' : (char)('a' + i % 26))) {
+            cr_expect(false, "byte %zu differs", i);
+            break;
+        }
+    }
+    free(back);
+    cr_expect_eq(weft_await(w, NULL), 0);
+    cr_expect_eq(weft_stream_close(s), 0, "close: %s", weft_errmsg());
+
+    /* By name: SNI and the certificate's DNS entry. */
+    s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx, .server_hostname = "localhost"});
+    cr_assert(s, "weft_open_connection by name: %s", weft_errmsg());
+    cr_expect_not(weft_stream_tls_resumed(s), "a first connection to a name is a full handshake");
+    cr_expect_eq(weft_stream_write(s, "again\n", 6), 0);
+    cr_expect_eq(weft_stream_readline(s, &line), 6);
+    cr_expect_eq(weft_stream_close(s), 0);
+
+    /* The session (a TLS 1.3 ticket, read with the reply) is resumed. */
+    s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx, .server_hostname = "localhost"});
+    cr_assert(s, "weft_open_connection, resuming: %s", weft_errmsg());
+    cr_expect(weft_stream_tls_resumed(s), "the second connection to localhost resumes its session");
+    cr_expect_eq(weft_stream_write(s, "third\n", 6), 0);
+    cr_expect_eq(weft_stream_readline(s, &line), 6);
+    cr_expect_eq(weft_stream_close(s), 0);
+
+    weft_tls_context_free(cctx);
+    weft_server_close(srv);
+    cr_expect_eq(weft_server_wait_closed(srv), 0);
+    return NULL;
+}
+
+Test(tls, weft_client_and_server)
+{
+    make_certs();
+    cr_assert_eq(weft_run(pair_main, NULL, NULL), 0);
+}
+
+/* ---- ending: close_notify, and a peer that ends without it ----------------- */
+
+static void *bye_handler(weft_stream *s, void *arg)
+{
+    bool rude = arg != NULL;
+    weft_stream_write(s, "bye\n", 4);
+    if (rude) {
+        /* The TCP connection ends with no close_notify before it. */
+        weft_stream_drain(s);
+        shutdown(weft_stream_fd(s), SHUT_WR);
+        char c;
+        weft_stream_read(s, &c, 1); /* until the client goes */
+    }
+    return NULL; /* weft closes it: close_notify first */
+}
+
+static void *ending_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    for (int rude = 0; rude < 2; rude++) {
+        weft_server *srv = weft_start_server(bye_handler, rude ? (void *)1 : NULL, "127.0.0.1", 0,
+                                             &(weft_server_options){.tls = sctx});
+        cr_assert(srv);
+        weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = cctx});
+        cr_assert(s, "connect: %s", weft_errmsg());
+        const char *line;
+        cr_expect_eq(weft_stream_readline(s, &line), 4);
+        char buf[16];
+        ssize_t n = weft_stream_read(s, buf, sizeof buf);
+        if (rude) {
+            cr_expect_eq(n, WEFT_ETLS_EOF, "no close_notify: %zd %s", n, weft_errmsg());
+            cr_expect(strstr(weft_errmsg(), "close_notify"), "message: %s", weft_errmsg());
+        } else {
+            cr_expect_eq(n, 0, "close_notify is end of file: %zd %s", n, weft_errmsg());
+            cr_expect(weft_stream_at_eof(s));
+        }
+        weft_stream_close(s);
+        weft_server_close(srv);
+        weft_server_wait_closed(srv);
+    }
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, close_notify_and_its_absence)
+{
+    make_certs();
+    cr_assert_eq(weft_run(ending_main, NULL, NULL), 0);
+}
+
+/* ---- refusals, each with its own code --------------------------------------- */
+
+typedef struct refusal {
+    const char *leaf;     /* the server's certificate */
+    const char *hostname; /* what the client asks for */
+    int code;
+} refusal;
+
+static void *quiet_handler(weft_stream *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    cr_expect(false, "a handler ran for a refused handshake");
+    return NULL;
+}
+
+static void *refusal_main(void *arg)
+{
+    refusal *r = arg;
+    weft_tls_context *sctx = server_ctx(r->leaf, NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_server *srv = weft_start_server(quiet_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv),
+                                          &(weft_connect_options){.tls = cctx, .server_hostname = r->hostname});
+    cr_expect_null(s);
+    cr_expect_eq(weft_errcode(), r->code, "%s: got %s: %s", r->leaf, weft_errname(weft_errcode()), weft_errmsg());
+    cr_log_info("%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, wrong_hostname)
+{
+    make_certs();
+    refusal r = {"server", "wrong.example", WEFT_ETLS_HOSTNAME};
+    cr_assert_eq(weft_run(refusal_main, &r, NULL), 0);
+}
+
+Test(tls, unknown_ca)
+{
+    make_certs();
+    refusal r = {"stranger", "localhost", WEFT_ETLS_UNKNOWN_CA};
+    cr_assert_eq(weft_run(refusal_main, &r, NULL), 0);
+}
+
+Test(tls, expired_certificate)
+{
+    make_certs();
+    refusal r = {"expired", "localhost", WEFT_ETLS_EXPIRED};
+    cr_assert_eq(weft_run(refusal_main, &r, NULL), 0);
+}
+
+static void *insecure_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("stranger", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    cr_expect_eq(weft_tls_context_insecure_skip_verify(cctx), 0);
+    cr_expect_eq(weft_tls_context_insecure_skip_verify(sctx), -EINVAL);
+    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv),
+                                          &(weft_connect_options){.tls = cctx, .server_hostname = "wrong.example"});
+    cr_expect(s, "verification off, explicitly: %s", weft_errmsg());
+    if (s)
+        weft_stream_close(s);
+    /* Contexts of the wrong end are refused. */
+    cr_expect_null(weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = sctx}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect_null(weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = cctx}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, verification_off_only_explicitly)
+{
+    make_certs();
+    cr_assert_eq(weft_run(insecure_main, NULL, NULL), 0);
+}
+
+/* ---- SNI: a certificate by name ------------------------------------------------ */
+
+static void *sni_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    cr_expect_eq(weft_tls_context_add_certificate(sctx, "other.example", cert("other.pem"), cert("other.key")), 0,
+                 "%s", weft_errmsg());
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    cr_expect_eq(weft_tls_context_add_certificate(cctx, "x", cert("other.pem"), NULL), -EINVAL);
+    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    cr_expect_eq(weft_tls_context_add_certificate(sctx, "late.example", cert("other.pem"), cert("other.key")),
+                 WEFT_ESTATE);
+    int port = weft_server_port(srv);
+    const char *names[] = {"other.example", "localhost", "wrong.example"};
+    int codes[] = {0, 0, WEFT_ETLS_HOSTNAME};
+    for (int i = 0; i < 3; i++) {
+        weft_stream *s = weft_open_connection("127.0.0.1", port,
+                                              &(weft_connect_options){.tls = cctx, .server_hostname = names[i]});
+        cr_expect_eq(s ? 0 : weft_errcode(), codes[i], "%s: %s", names[i], weft_errmsg());
+        if (s)
+            weft_stream_close(s);
+    }
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, sni_picks_the_certificate)
+{
+    make_certs();
+    cr_assert_eq(weft_run(sni_main, NULL, NULL), 0);
+}
+
+/* ---- the handshake timeout --------------------------------------------------- */
+
+static void *silent_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[4096];
+    while (weft_stream_read(s, buf, sizeof buf) > 0) {
+    }
+    return NULL;
+}
+
+static void *timeout_main(void *arg)
+{
+    (void)arg;
+    weft_server *srv = weft_start_server(silent_handler, NULL, "127.0.0.1", 0, NULL); /* never answers */
+    weft_tls_context *cctx =
+        weft_tls_client_context(&(weft_tls_options){.ca_file = cert("ca.pem"), .handshake_timeout = 0.2});
+    double t0 = weft_time();
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = cctx});
+    cr_expect_null(s);
+    cr_expect_eq(weft_errcode(), WEFT_ETLS_TIMEOUT, "%s", weft_errmsg());
+    double took = weft_time() - t0;
+    cr_expect(took >= 0.19 && took < 5, "took %.3f s", took);
+    weft_server_close(srv);
+    weft_server_abort_clients(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, handshake_timeout)
+{
+    make_certs();
+    cr_assert_eq(weft_run(timeout_main, NULL, NULL), 0);
+}
+
+/* ---- start_tls on a plain connection ------------------------------------------ */
+
+static void *starttls_handler(weft_stream *s, void *arg)
+{
+    weft_tls_context *sctx = arg;
+    const char *line;
+    ssize_t n = weft_stream_readline(s, &line);
+    cr_expect(n == 9 && memcmp(line, "STARTTLS\n", 9) == 0);
+    weft_stream_write(s, "220 go ahead\n", 13);
+    cr_expect_eq(weft_start_tls(s, sctx, NULL), 0, "server start_tls: %s", weft_errmsg());
+    echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *starttls_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_server *srv = weft_start_server(starttls_handler, sctx, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), NULL);
+    cr_assert(s);
+    cr_expect_null(weft_stream_tls_version(s));
+    weft_stream_write(s, "STARTTLS\n", 9);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 13);
+    cr_expect_eq(weft_start_tls(s, cctx, "localhost"), 0, "client start_tls: %s", weft_errmsg());
+    expect_is(weft_stream_tls_version(s), "TLSv1.3");
+    cr_expect_eq(weft_start_tls(s, cctx, "localhost"), WEFT_ESTATE);
+    weft_stream_write(s, "secret\n", 7);
+    cr_expect_eq(weft_stream_readline(s, &line), 7);
+    cr_expect_eq(memcmp(line, "secret\n", 7), 0);
+    cr_expect_eq(weft_stream_close(s), 0);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, start_tls)
+{
+    make_certs();
+    cr_assert_eq(weft_run(starttls_main, NULL, NULL), 0);
+}
+
+/* ---- openssl s_server as the peer ------------------------------------------- */
+
+static pid_t spawn(char *const argv[])
+{
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    cr_assert_eq(posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+typedef struct s_server_case {
+    int port;
+    int min_version;
+    int expect; /* 0: a page; else the error */
+} s_server_case;
+
+/* Connects until s_server listens (it takes a moment to start). */
+static weft_stream *connect_retrying(int port, weft_tls_context *ctx)
+{
+    for (int i = 0; i < 100; i++) {
+        weft_stream *s = weft_open_connection("127.0.0.1", port,
+                                              &(weft_connect_options){.tls = ctx, .server_hostname = "localhost"});
+        if (s || weft_errcode() != -ECONNREFUSED)
+            return s;
+        weft_sleep(0.05);
+    }
+    return NULL;
+}
+
+static void *s_server_main(void *arg)
+{
+    s_server_case *c = arg;
+    const char *alpn[] = {"http/1.1", NULL};
+    weft_tls_context *cctx = weft_tls_client_context(
+        &(weft_tls_options){.ca_file = cert("ca.pem"), .alpn = alpn, .min_version = c->min_version});
+    weft_stream *s = connect_retrying(c->port, cctx);
+    if (c->expect) {
+        cr_expect_null(s);
+        cr_expect_eq(weft_errcode(), c->expect, "got %s: %s", weft_errname(weft_errcode()), weft_errmsg());
+        cr_log_info("%s", weft_errmsg());
+    } else {
+        cr_assert(s, "connect to s_server: %s", weft_errmsg());
+        expect_is(weft_stream_tls_alpn(s), "http/1.1");
+        const char *req = "GET / HTTP/1.0\r\n\r\n";
+        weft_stream_write(s, req, strlen(req));
+        const char *line;
+        ssize_t n = weft_stream_readline(s, &line);
+        cr_expect(n > 12 && memcmp(line, "HTTP/1.0 200", 12) == 0, "s_server said %.*s", (int)(n > 0 ? n : 0),
+                  n > 0 ? line : "");
+        weft_stream_close(s);
+    }
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+static void against_s_server(const char *version_flag, int min_version, int expect)
+{
+    make_certs();
+    s_server_case c = {free_port(), min_version, expect};
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", c.port);
+    char *argv[] = {"openssl", "s_server", "-quiet", "-accept", accept, "-cert", (char *)cert("server.pem"), "-key",
+                    (char *)cert("server.key"), "-www", "-alpn", "http/1.1", (char *)version_flag, NULL};
+    pid_t pid = spawn(argv);
+    int rc = weft_run(s_server_main, &c, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, 0);
+}
+
+Test(tls, client_against_openssl_s_server)
+{
+    against_s_server(NULL, 0, 0);
+}
+
+Test(tls, protocol_version_refused)
+{
+    against_s_server("-tls1_2", WEFT_TLS_1_3, WEFT_ETLS_VERSION);
+}
+
+/* ---- Python's asyncio TLS server as the peer ---------------------------------- */
+
+static void *asyncio_main(void *arg)
+{
+    int port = *(int *)arg;
+    const char *alpn[] = {"h2", NULL};
+    weft_tls_context *cctx = client_ctx("ca.pem", alpn);
+    weft_stream *s = connect_retrying(port, cctx);
+    cr_assert(s, "connect to asyncio: %s", weft_errmsg());
+    expect_is(weft_stream_tls_alpn(s), "h2");
+    weft_stream_write(s, "hello\n", 6);
+    const char *line;
+    ssize_t n = weft_stream_readline(s, &line);
+    cr_expect(n == 10 && memcmp(line, "h2: hello\n", 10) == 0, "asyncio said %.*s", (int)(n > 0 ? n : 0),
+              n > 0 ? line : "");
+    cr_expect_eq(weft_stream_close(s), 0, "close: %s", weft_errmsg());
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, client_against_python_asyncio_server)
+{
+    make_certs();
+    int port = free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    char *argv[] = {"python3", WEFT_TLS_ASYNCIO_SERVER, ports, (char *)cert("server.pem"), (char *)cert("server.key"),
+                    NULL};
+    pid_t pid = spawn(argv);
+    int rc = weft_run(asyncio_main, &port, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, 0);
+}
+
+/* ---- openssl s_client and curl against a weft server --------------------------- */
+
+static void *ping_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    const char *line;
+    ssize_t n = weft_stream_readline(s, &line);
+    if (n > 0 && memcmp(line, "ping", 4) == 0)
+        weft_stream_write(s, "pong\n", 5);
+    return NULL;
+}
+
+static void *http_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    const char *head;
+    if (weft_stream_readuntil(s, "\r\n\r\n", 4, &head) > 0) {
+        const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhello, tls\r\n";
+        weft_stream_write(s, resp, strlen(resp));
+    }
+    return NULL;
+}
+
+static void *run_command(void *arg)
+{
+    const char *cmd = arg;
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    char *out = calloc(1, 65536);
+    size_t used = 0, got;
+    while ((got = fread(out + used, 1, 65535 - used, p)) > 0)
+        used += got;
+    pclose(p);
+    return out;
+}
+
+typedef struct tool_case {
+    bool curl;
+    char *out;
+} tool_case;
+
+static void *tool_main(void *arg)
+{
+    tool_case *t = arg;
+    const char *alpn[] = {"h2", "http/1.1", NULL};
+    const char *curl_alpn[] = {"http/1.1", NULL};
+    weft_tls_context *sctx = server_ctx("server", t->curl ? curl_alpn : alpn);
+    weft_server *srv = weft_start_server(t->curl ? http_handler : ping_handler, NULL, "127.0.0.1", 0,
+                                         &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    char cmd[1024];
+    if (t->curl)
+        snprintf(cmd, sizeof cmd, "curl -sS --cacert %s https://localhost:%d/ 2>&1", cert("ca.pem"),
+                 weft_server_port(srv));
+    else
+        snprintf(cmd, sizeof cmd,
+                 "printf 'ping\\n' | openssl s_client -connect 127.0.0.1:%d -servername localhost "
+                 "-verify_hostname localhost -CAfile %s -verify_return_error -alpn h2 -quiet 2>&1",
+                 weft_server_port(srv), cert("ca.pem"));
+    void *out = NULL;
+    cr_expect_eq(weft_to_thread(run_command, cmd, &out), 0);
+    t->out = out;
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, openssl_s_client_against_server)
+{
+    make_certs();
+    tool_case t = {false, NULL};
+    cr_assert_eq(weft_run(tool_main, &t, NULL), 0);
+    cr_assert(t.out);
+    cr_expect(strstr(t.out, "pong"), "s_client printed: %s", t.out);
+    free(t.out);
+}
+
+Test(tls, curl_against_server)
+{
+    make_certs();
+    tool_case t = {true, NULL};
+    cr_assert_eq(weft_run(tool_main, &t, NULL), 0);
+    cr_assert(t.out);
+    cr_expect_str_eq(t.out, "hello, tls\r\n", "curl printed: %s", t.out);
+    free(t.out);
+}
