@@ -2,7 +2,8 @@
  * bench_server.h — what the server workloads (W4 echo, W5 http) share: the peers'
  * arguments (PORT LIFETIME_S), a weft server on 127.0.0.1:PORT with backlog 1024 that
  * runs the workload's handler per connection, and its end after LIFETIME seconds
- * (closed, connections aborted, handlers waited for). Include after bench_common.h.
+ * (closed, connections aborted, handlers waited for), over TLS when given a server
+ * context. Include after bench_common.h.
  */
 #ifndef WEFT_BENCH_SERVER_H
 #define WEFT_BENCH_SERVER_H
@@ -14,13 +15,14 @@ typedef struct bench_server {
     weft_connection_fn handler;
     int port;
     double lifetime;
+    weft_tls_context *tls; /* serve TLS with it, or NULL */
 } bench_server;
 
 static void *bench_server_main(void *arg)
 {
     bench_server *b = arg;
     weft_server *srv = weft_start_server(b->handler, NULL, "127.0.0.1", b->port,
-                                         &(weft_server_options){.backlog = 1024});
+                                         &(weft_server_options){.backlog = 1024, .tls = b->tls});
     if (!srv)
         bench_die(b->prog, "cannot listen on 127.0.0.1:%d: %s", b->port, weft_errmsg());
     if (weft_sleep(b->lifetime) != 0)
@@ -37,7 +39,7 @@ static inline int bench_serve(int argc, char **argv, const char *prog, weft_conn
 {
     if (argc != 3)
         bench_die(prog, "usage: %s PORT LIFETIME_S", prog);
-    bench_server b = {prog, handler, atoi(argv[1]), atof(argv[2])};
+    bench_server b = {prog, handler, atoi(argv[1]), atof(argv[2]), NULL};
     if (weft_run(bench_server_main, &b, NULL) != 0)
         bench_die(prog, "%s", weft_errmsg());
     return 0;
