@@ -116,7 +116,8 @@ fi
 
 tsan_probe
 if phase "build-tsan" configure_and_build build-tsan -DWEFT_SANITIZE=thread; then
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  # OpenSSL is not built with ThreadSanitizer: tests/tsan-openssl.supp says why it is quieted.
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan-openssl.supp \
     phase "ctest build-tsan -L threads" "${tsan_prefix[@]}" ctest --test-dir build-tsan --output-on-failure \
       -j"$JOBS" --timeout "$CTEST_TIMEOUT" --no-tests=error -L threads
 else

@@ -48,7 +48,9 @@ enum { WEFT_TLS_1_2 = 12, WEFT_TLS_1_3 = 13 };
 typedef struct weft_tls_options {
     const char *ca_file;        /* trust these CAs (a PEM bundle) instead of the system's store */
     const char *ca_dir;         /* ...or these (a directory hashed by `openssl rehash`); with
-                                   neither, the system's store (ssl.create_default_context) */
+                                   neither, a client trusts the system's store
+                                   (ssl.create_default_context). A server given either asks
+                                   each client for a certificate they sign (mutual TLS) */
     const char *cert_file;      /* our certificate chain, leaf first: required for a server,
                                    optional for a client (a client certificate) */
     const char *key_file;       /* its private key; NULL = in cert_file */
@@ -82,7 +84,8 @@ WEFT_API weft_tls_context *weft_tls_server_context(const weft_tls_options *opts)
  * weft_tls_context_insecure_skip_verify — stop checking the peer's certificate and
  * host name (ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE). Anyone
  * between the client and the server can then read and change the traffic: for tests
- * against self-signed servers only. Connections made afterwards are affected.
+ * against self-signed servers only. Call it before the context is used (connections
+ * made afterwards are affected; one already shared with other threads must not change).
  * Returns: 0.
  * Suspends: never.
  * Errors: -EINVAL for NULL or a server's context.
@@ -119,6 +122,8 @@ WEFT_API void weft_tls_context_free(weft_tls_context *ctx);
  * (NULL only with weft_tls_context_insecure_skip_verify); a server context makes it
  * the server (server_hostname ignored). Bytes written before are sent first, in
  * plain; bytes the stream had read ahead are taken as the peer's first TLS bytes.
+ * Other tasks' writes during the handshake fail with WEFT_ESTATE, and their reads
+ * with -EBUSY (the handshake holds the reader's place).
  * Returns: 0 once the handshake is done: the same handle now reads and writes TLS.
  * Suspends: until the handshake is done, within the context's handshake timeout.
  * Errors: WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME, WEFT_ETLS_EXPIRED, WEFT_ETLS_CERT
@@ -142,8 +147,9 @@ WEFT_API WEFT_WAIT int weft_start_tls(weft_stream *s, weft_tls_context *ctx, con
 WEFT_API const char *weft_stream_tls_version(weft_stream *s);
 
 /* weft_stream_tls_resumed — true when the handshake resumed an earlier session (a
- * client context keeps the latest session of each host name it connected to, and
- * offers it on the next connection to that name; ssl_object.session_reused).
+ * client context keeps the latest session of each of up to 64 host names it
+ * connected to, and offers it, once, on the next connection to that name;
+ * ssl_object.session_reused).
  * Returns: the flag; false for a plain stream or a stale handle.
  * Suspends: never.
  * Errors: none. */

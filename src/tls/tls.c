@@ -451,13 +451,19 @@ static void ctx_release(weft__tls_hook *h)
 /* ------------------------------------------------------------------------ */
 
 /* OpenSSL has a new session for a client connection (after the handshake in TLS
- * 1.2, with each ticket in 1.3): it becomes the host's saved one. */
-static int session_new(SSL *ssl, SSL_SESSION *session)
+ * 1.2, with each ticket in 1.3): a copy becomes the host's saved one. A copy, so
+ * that no session object is shared: the connection keeps its own, and the saved one
+ * goes, under the lock, to the one connection that resumes it (possibly on another
+ * thread's loop), each used once as RFC 8446 (C.4) asks of TLS 1.3 tickets. */
+static int session_new(SSL *ssl, SSL_SESSION *given)
 {
     tls_conn *c = SSL_get_app_data(ssl);
     weft_tls_context *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (!c || !ctx || !c->peer[0] || !SSL_SESSION_is_resumable(session))
+    if (!c || !ctx || !c->peer[0] || !SSL_SESSION_is_resumable(given))
         return 0;
+    SSL_SESSION *session = SSL_SESSION_dup(given);
+    if (!session)
+        return 0; /* no memory: the next connection makes a full handshake */
     pthread_mutex_lock(&ctx->sessions_lock);
     size_t i = 0;
     while (i < ctx->nsessions && strcmp(ctx->sessions[i].host, c->peer) != 0)
@@ -476,22 +482,29 @@ static int session_new(SSL *ssl, SSL_SESSION *session)
     snprintf(ctx->sessions[0].host, sizeof ctx->sessions[0].host, "%s", c->peer);
     ctx->sessions[0].session = session;
     pthread_mutex_unlock(&ctx->sessions_lock);
-    return 1; /* the reference is ours */
+    return 0; /* OpenSSL keeps its own reference to the one given */
 }
 
-/* Offers the host's saved session, if any. */
+/* Offers the host's saved session, if any, taking it out of the cache. */
 static void resume(weft_tls_context *ctx, tls_conn *c)
 {
     if (!ctx->sessions)
         return;
+    SSL_SESSION *session = NULL;
     pthread_mutex_lock(&ctx->sessions_lock);
     for (size_t i = 0; i < ctx->nsessions; i++) {
         if (strcmp(ctx->sessions[i].host, c->peer) == 0) {
-            SSL_set_session(c->ssl, ctx->sessions[i].session); /* takes its own reference */
+            session = ctx->sessions[i].session;
+            memmove(&ctx->sessions[i], &ctx->sessions[i + 1], (ctx->nsessions - i - 1) * sizeof ctx->sessions[0]);
+            ctx->nsessions--;
             break;
         }
     }
     pthread_mutex_unlock(&ctx->sessions_lock);
+    if (session) {
+        SSL_set_session(c->ssl, session); /* takes its own reference */
+        SSL_SESSION_free(session);
+    }
 }
 
 /* A new connection for s, configured for this end and peer; NULL with the message set. */
