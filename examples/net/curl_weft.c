@@ -57,6 +57,7 @@ struct weft_curl {
     bool closing; /* in weft_curl_free: no timer may be scheduled any more */
     struct watched *sockets;
     struct transfer *transfers;
+    char *ca_file; /* weft_curl_set_ca_file, or NULL: the system's store */
 };
 
 /* weft_fail for a call that returns a code rather than a coroutine's NULL: records the
@@ -345,7 +346,18 @@ int weft_curl_free(weft_curl *cw)
         weft_remove_writer(cw->sockets->fd);
         forget_watched(cw, cw->sockets);
     }
+    free(cw->ca_file);
     free(cw);
+    return 0;
+}
+
+int weft_curl_set_ca_file(weft_curl *cw, const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return (int)fail(-ENOMEM, "weft_curl_set_ca_file: no memory");
+    free(cw->ca_file);
+    cw->ca_file = copy;
     return 0;
 }
 
@@ -420,6 +432,8 @@ long weft_curl_get(weft_curl *cw, const char *url, double timeout_s, struct weft
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM: this thread runs other tasks */
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (cw->ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, cw->ca_file);
 
     /* The limit is a weft timeout scope, not CURLOPT_TIMEOUT: it covers the whole call,
      * and it takes the same path as any cancellation from outside. */

@@ -36,6 +36,14 @@ struct weft_curl_body {
 weft_curl *weft_curl_new(void);
 
 /*
+ * weft_curl_set_ca_file — trust the CAs of this PEM file for https:// URLs instead of the
+ * system's store (curl's --cacert); the server's certificate and name are still checked.
+ * Returns: 0, or -ENOMEM after weft_fail.
+ * Suspends: never.
+ */
+int weft_curl_set_ca_file(weft_curl *cw, const char *path);
+
+/*
  * weft_curl_get — GET `url`, suspending the calling task until the response is complete
  * or `timeout_s` seconds have passed (0 or less: no limit of its own; a timeout scope or
  * weft_cancel around the call works as well). The body is appended to *out (may be NULL

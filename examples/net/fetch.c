@@ -4,7 +4,7 @@
  * total times as seed 001 compares its sequential and concurrent runs. The sequential
  * total is the SUM of the requests' times, the concurrent one about the MAX per wave.
  *
- *   usage: fetch [-n COUNT] [-c LIMIT] [-t TIMEOUT] URL...
+ *   usage: fetch [-n COUNT] [-c LIMIT] [-t TIMEOUT] [-k CAFILE] URL...
  *
  * The requests are libcurl's, on one multi handle that weft's descriptor watchers and
  * timers drive (curl_weft.c); each fetch is a task that calls weft_curl_get in straight
@@ -46,6 +46,7 @@ struct run {
     int count;
     long limit;
     double timeout;
+    const char *ca_file; /* -k: the CAs https:// URLs are checked against, or NULL */
     int failures; /* over both runs */
 };
 
@@ -182,6 +183,10 @@ static void *fetch_main(void *arg)
     weft_curl *cw = weft_curl_new();
     if (!cw)
         return NULL; /* weft_curl_new has said why */
+    if (run->ca_file && weft_curl_set_ca_file(cw, run->ca_file) != 0) {
+        weft_curl_free(cw);
+        return NULL; /* it has said why */
+    }
     struct job *jobs = calloc((size_t)run->count, sizeof *jobs);
     if (!jobs) {
         weft_curl_free(cw);
@@ -211,11 +216,12 @@ static void *fetch_main(void *arg)
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: fetch [-n COUNT] [-c LIMIT] [-t TIMEOUT] URL...\n"
+            "usage: fetch [-n COUNT] [-c LIMIT] [-t TIMEOUT] [-k CAFILE] URL...\n"
             "  Fetches the URLs one after another, then concurrently, and compares the times.\n"
             "  -n COUNT    requests in all, cycling through the URLs (default: one per URL)\n"
             "  -c LIMIT    at most LIMIT requests in flight at once (default %d)\n"
-            "  -t TIMEOUT  seconds allowed for each request, 0 for none (default %g)\n",
+            "  -t TIMEOUT  seconds allowed for each request, 0 for none (default %g)\n"
+            "  -k CAFILE   for https:// URLs, trust the CAs of this PEM file (default: the system's)\n",
             DEFAULT_LIMIT, DEFAULT_TIMEOUT);
 }
 
@@ -235,7 +241,7 @@ int main(int argc, char **argv)
     struct run run = {.limit = DEFAULT_LIMIT, .timeout = DEFAULT_TIMEOUT};
     long count = 0;
     int option;
-    while ((option = getopt(argc, argv, "n:c:t:h")) != -1) {
+    while ((option = getopt(argc, argv, "n:c:t:k:h")) != -1) {
         char *end;
         switch (option) {
         case 'n':
@@ -257,6 +263,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fetch: -t wants seconds (0 or more, such as 2.5), not '%s'\n", optarg);
                 return 2;
             }
+            break;
+        case 'k':
+            run.ca_file = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -11,8 +11,9 @@
  *   GET /delay/MS/bytes/N  N bytes after sleeping MS milliseconds
  *   anything else          404
  *
- * usage: http_server [-p PORT] [-t SECONDS] [-q]
+ * usage: http_server [-p PORT] [-t SECONDS] [-q] [-C CERT -K KEY]
  *   -p  port on 127.0.0.1 (0, the default, picks a free one; it is printed)
+ *   -C, -K  serve https: TLS with this certificate chain and key (PEM; weft/tls.h)
  *   -t  stop by itself after SECONDS (default: run until SIGINT/SIGTERM)
  *   -q  do not log requests
  * It prints "listening on 127.0.0.1:PORT" first, so a script can read the port.
@@ -242,11 +243,21 @@ static void *serve(void *srv)
     return rc == -ECANCELED ? NULL : weft_fail(rc, "http_server: %s", weft_errmsg());
 }
 
+static const char *cert_file, *key_file;
+
 static void *main_task(void *arg)
 {
     (void)arg;
+    weft_tls_context *tls = NULL;
+    if (cert_file) {
+        tls = weft_tls_server_context(&(weft_tls_options){.cert_file = cert_file, .key_file = key_file,
+                                                          .alpn = (const char *[]){"http/1.1", NULL}});
+        if (!tls)
+            return weft_fail(weft_errcode(), "http_server: %s", weft_errmsg());
+    }
     weft_server *srv = weft_start_server(serve_connection, NULL, "127.0.0.1", port,
-                                         &(weft_server_options){.backlog = 1024});
+                                         &(weft_server_options){.backlog = 1024, .tls = tls});
+    weft_tls_context_free(tls); /* the server keeps it while it needs it */
     if (!srv)
         return weft_fail(weft_errcode(), "http_server: %s", weft_errmsg());
     printf("listening on 127.0.0.1:%d\n", weft_server_port(srv));
@@ -269,14 +280,14 @@ static void *main_task(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: http_server [-p PORT] [-t SECONDS] [-q]\n");
+    fprintf(stderr, "usage: http_server [-p PORT] [-t SECONDS] [-q] [-C CERT -K KEY]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "p:t:q")) != -1) {
+    while ((opt = getopt(argc, argv, "p:t:qC:K:")) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -286,6 +297,12 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = true;
+            break;
+        case 'C':
+            cert_file = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
             break;
         default:
             usage();

@@ -2,7 +2,8 @@
 """fetch_test.py — runs examples/net/fetch against a local HTTP server and checks what a
 user of it sees: every status and byte count, concurrent time well under sequential time
 with the limit honoured, a per-request timeout that cuts a slow response short, a refused
-port reported as such, an HTTP error and bad usage giving a non-zero exit.
+port reported as such, an HTTP error and bad usage giving a non-zero exit, and https:// from the same server
+over TLS, checked against a test CA made at test time.
 
     fetch_test.py PATH/TO/fetch PATH/TO/http_server [PATH/TO/curl_cancel]
 
@@ -16,11 +17,15 @@ itself after SERVER_LIFETIME seconds. A sanitizer report from
 fetch (leaks included: LeakSanitizer exits non-zero) fails the test.
 """
 
+import os
 import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 RUN_TIMEOUT = 30
 SERVER_LIFETIME = 120
@@ -40,9 +45,9 @@ def check(condition, what, output=""):
     return condition
 
 
-def start_server(http_server):
+def start_server(http_server, tls_args=()):
     """Starts the HTTP server the tests fetch from; returns (process, base URL)."""
-    server = subprocess.Popen([http_server, "-q", "-p", "0", "-t", str(SERVER_LIFETIME)],
+    server = subprocess.Popen([http_server, "-q", "-p", "0", "-t", str(SERVER_LIFETIME), *tls_args],
                               stdout=subprocess.PIPE, text=True)
     line = server.stdout.readline()
     m = re.match(r"^listening on 127\.0\.0\.1:(\d+)$", line.strip())
@@ -206,6 +211,30 @@ def test_usage(fetch):
               out + err)
 
 
+def test_https(fetch, http_server):
+    """The HTTP showcase served over TLS (weft_server_options.tls) with a test CA made
+    now by tests/tls/make_certs.sh: fetch checks the server against that CA (-k) and
+    gets every response; without it (the system's CAs) each fetch is refused."""
+    with tempfile.TemporaryDirectory(prefix="weft-https-") as certs:
+        subprocess.run(["bash", os.path.join(HERE, "..", "tls", "make_certs.sh"), certs], check=True)
+        server, base = start_server(http_server, ["-C", os.path.join(certs, "server.pem"),
+                                                  "-K", os.path.join(certs, "server.key")])
+        try:
+            port = base.rsplit(":", 1)[1]
+            urls = [f"https://localhost:{port}/bytes/{n}" for n in (10, 1000, 100000)]
+            rc, out, _, _ = run_fetch(fetch, ["-k", os.path.join(certs, "ca.pem")] + urls)
+            seq, conc = phases(out)
+            want = {1: (200, 10), 2: (200, 1000), 3: (200, 100000)}
+            check(rc == 0 and completed(seq) == want and completed(conc) == want,
+                  "https:// from the TLS showcase server, verified against the test CA", out)
+            rc, out, _, _ = run_fetch(fetch, [urls[0]])
+            f = failed(phases(out)[0])
+            check(rc == 1 and 1 in f and "certificate" in f[1][1].lower(),
+                  "https:// with the system's CAs: the test CA's certificate is refused", out)
+        finally:
+            stop_server(server)
+
+
 def test_cancel_from_outside(curl_cancel, base):
     """curl_cancel cancels weft_curl_get with weft_cancel and with a timeout scope around
     the call: each ends at once, the handle still works, weft_curl_free finds nothing left."""
@@ -235,6 +264,7 @@ def main():
         test_refused(fetch)
         test_http_error(fetch, base)
         test_usage(fetch)
+        test_https(fetch, sys.argv[2])
         if len(sys.argv) == 4:
             test_cancel_from_outside(sys.argv[3], base)
     finally:
