@@ -5,7 +5,8 @@
  * server (tls/asyncio_server.py), `openssl s_client` and
  * `curl --cacert` against a weft server, each certificate refusal with its own code
  * (wrong host name, unknown CA, expired, protocol version), the handshake timeout,
- * a peer that ends without close_notify, and start_tls on a plain connection.
+ * a peer that ends without close_notify, start_tls on a plain connection, and TLS
+ * over a Unix socket (a TLS Unix server, a client upgraded with start_tls).
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -402,6 +403,15 @@ static void *timeout_main(void *arg)
     cr_expect_eq(weft_errcode(), WEFT_ETLS_TIMEOUT, "%s", weft_errmsg());
     double took = weft_time() - t0;
     cr_expect(took >= 0.19 && took < 5, "took %.3f s", took);
+
+    /* A scope of the caller's around the call: its own expiry, not the handshake's. */
+    weft_tls_context *patient = client_ctx("ca.pem", NULL);
+    weft_timeout *to = weft_timeout_enter(0.1);
+    s = weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = patient});
+    int rc = weft_timeout_exit(to, s ? 0 : weft_errcode());
+    cr_expect_null(s);
+    cr_expect_eq(rc, -ETIMEDOUT, "the caller's scope: %s", weft_errname(rc));
+    weft_tls_context_free(patient);
     weft_server_close(srv);
     weft_server_abort_clients(srv);
     weft_server_wait_closed(srv);
@@ -460,6 +470,38 @@ Test(tls, start_tls)
 {
     make_certs();
     cr_assert_eq(weft_run(starttls_main, NULL, NULL), 0);
+}
+
+/* ---- over a Unix socket --------------------------------------------------------- */
+
+static void *unix_main(void *arg)
+{
+    (void)arg;
+    char path[108];
+    snprintf(path, sizeof path, "@weft-tls-test-%d", (int)getpid());
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_server *srv = weft_start_unix_server(echo_handler, NULL, path, &(weft_server_options){.tls = sctx});
+    cr_assert(srv, "weft_start_unix_server: %s", weft_errmsg());
+    weft_stream *s = weft_open_unix_connection(path, NULL);
+    cr_assert(s, "%s", weft_errmsg());
+    cr_expect_eq(weft_start_tls(s, cctx, "localhost"), 0, "start_tls over a Unix socket: %s", weft_errmsg());
+    weft_stream_write(s, "unix\n", 5);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 5);
+    cr_expect_eq(memcmp(line, "unix\n", 5), 0);
+    cr_expect_eq(weft_stream_close(s), 0);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, over_a_unix_socket)
+{
+    make_certs();
+    cr_assert_eq(weft_run(unix_main, NULL, NULL), 0);
 }
 
 /* ---- openssl s_server as the peer ------------------------------------------- */
