@@ -34,6 +34,26 @@ static void *bench_server_main(void *arg)
     return NULL;
 }
 
+/* W5's handler (plain and TLS): each request's headers end with "\r\n\r\n" (no
+ * bodies); each is answered with the fixed hello-world response, in order. */
+static inline void *bench_http_hello(weft_stream *s, void *arg)
+{
+    static const char resp[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 13\r\n"
+                               "\r\n"
+                               "Hello, World!";
+    (void)arg;
+    for (;;) {
+        const char *head;
+        ssize_t n = weft_stream_readuntil(s, "\r\n\r\n", 4, &head);
+        if (n <= 0)
+            return NULL;
+        if (weft_stream_write(s, resp, sizeof resp - 1) != 0 || weft_stream_drain(s) != 0)
+            return NULL;
+    }
+}
+
 /* Parses PORT LIFETIME_S and serves; returns main's exit status. */
 static inline int bench_serve(int argc, char **argv, const char *prog, weft_connection_fn handler)
 {

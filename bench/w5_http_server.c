@@ -15,26 +15,7 @@
 
 #include "bench_server.h"
 
-static const char RESP[] = "HTTP/1.1 200 OK\r\n"
-                           "Content-Type: text/plain\r\n"
-                           "Content-Length: 13\r\n"
-                           "\r\n"
-                           "Hello, World!";
-
-static void *http(weft_stream *s, void *arg)
-{
-    (void)arg;
-    for (;;) {
-        const char *head;
-        ssize_t n = weft_stream_readuntil(s, "\r\n\r\n", 4, &head);
-        if (n <= 0)
-            return NULL;
-        if (weft_stream_write(s, RESP, sizeof RESP - 1) != 0 || weft_stream_drain(s) != 0)
-            return NULL;
-    }
-}
-
 int main(int argc, char **argv)
 {
-    return bench_serve(argc, argv, "w5_http_server", http);
+    return bench_serve(argc, argv, "w5_http_server", bench_http_hello);
 }

@@ -12,25 +12,6 @@
 
 #include "bench_server.h"
 
-static const char RESP[] = "HTTP/1.1 200 OK\r\n"
-                           "Content-Type: text/plain\r\n"
-                           "Content-Length: 13\r\n"
-                           "\r\n"
-                           "Hello, World!";
-
-static void *https(weft_stream *s, void *arg)
-{
-    (void)arg;
-    for (;;) {
-        const char *head;
-        ssize_t n = weft_stream_readuntil(s, "\r\n\r\n", 4, &head);
-        if (n <= 0)
-            return NULL;
-        if (weft_stream_write(s, RESP, sizeof RESP - 1) != 0 || weft_stream_drain(s) != 0)
-            return NULL;
-    }
-}
-
 int main(int argc, char **argv)
 {
     const char *prog = "w5_https_server";
@@ -40,7 +21,7 @@ int main(int argc, char **argv)
         &(weft_tls_options){.cert_file = argv[3], .key_file = argv[4], .min_version = WEFT_TLS_1_3});
     if (!tls)
         bench_die(prog, "%s", weft_errmsg());
-    bench_server b = {prog, https, atoi(argv[1]), atof(argv[2]), tls};
+    bench_server b = {prog, bench_http_hello, atoi(argv[1]), atof(argv[2]), tls};
     if (weft_run(bench_server_main, &b, NULL) != 0)
         bench_die(prog, "%s", weft_errmsg());
     weft_tls_context_free(tls);

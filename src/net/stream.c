@@ -1280,24 +1280,26 @@ int weft_stream_wait_closed(weft_stream *h)
 /* Addresses                                                                */
 /* ------------------------------------------------------------------------ */
 
+/* getpeername or getsockname of the stream's socket, for the two calls below. */
+static int stream_address(weft_stream *h, struct sockaddr *addr, socklen_t *len, const char *what,
+                          int (*get)(int, struct sockaddr *, socklen_t *))
+{
+    STREAM_ARG(s, h, what);
+    if (s->closed)
+        return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream is closed", what);
+    if (get(s->w.fd, addr, len) != 0)
+        return weft__set_errmsg(-errno, "%s: %s", what, strerror(errno));
+    return 0;
+}
+
 int weft_stream_peername(weft_stream *h, struct sockaddr *addr, socklen_t *len)
 {
-    STREAM_ARG(s, h, "weft_stream_peername");
-    if (s->closed)
-        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_peername: the stream is closed");
-    if (getpeername(s->w.fd, addr, len) != 0)
-        return weft__set_errmsg(-errno, "weft_stream_peername: %s", strerror(errno));
-    return 0;
+    return stream_address(h, addr, len, "weft_stream_peername", getpeername);
 }
 
 int weft_stream_sockname(weft_stream *h, struct sockaddr *addr, socklen_t *len)
 {
-    STREAM_ARG(s, h, "weft_stream_sockname");
-    if (s->closed)
-        return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sockname: the stream is closed");
-    if (getsockname(s->w.fd, addr, len) != 0)
-        return weft__set_errmsg(-errno, "weft_stream_sockname: %s", strerror(errno));
-    return 0;
+    return stream_address(h, addr, len, "weft_stream_sockname", getsockname);
 }
 
 int weft_stream_fd(weft_stream *h)
