@@ -6,7 +6,8 @@
  * `curl --cacert` against a weft server, each certificate refusal with its own code
  * (wrong host name, unknown CA, expired, protocol version), the handshake timeout,
  * a peer that ends without close_notify, start_tls on a plain connection, and TLS
- * over a Unix socket (a TLS Unix server, a client upgraded with start_tls).
+ * over a Unix socket (a TLS Unix server, a client upgraded with start_tls), and
+ * sendfile on a TLS stream (the file read and encrypted, other writes after it).
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -711,4 +712,98 @@ Test(tls, curl_against_server)
     cr_assert(t.out);
     cr_expect_str_eq(t.out, "hello, tls\r\n", "curl printed: %s", t.out);
     free(t.out);
+}
+
+/* ---- sendfile on a TLS stream ---------------------------------------------- */
+
+#define FILE_SIZE (1024 * 1024 + 123)
+#define FILE_SKIP 100
+
+static char file_byte(size_t i)
+{
+    return (char)('A' + (i * 7 + i / 251) % 26);
+}
+
+typedef struct file_case {
+    int fd;            /* the file the server sends */
+    ssize_t sent;      /* what weft_stream_sendfile returned */
+    int pipe_rc;       /* ...and for a pipe */
+} file_case;
+
+/* Writes while the file goes out: the bytes must come after the file's range. */
+static void *tail_writer(void *arg)
+{
+    cr_expect_eq(weft_stream_write(arg, "TAIL\n", 5), 0, "write during sendfile: %s", weft_errmsg());
+    return NULL;
+}
+
+static file_case *the_file;
+
+static void *file_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    cr_expect_eq(weft_stream_write(s, "HEAD\n", 5), 0);
+    weft_task *t = weft_spawn(tail_writer, s); /* runs when the sendfile first waits */
+    the_file->sent = weft_stream_sendfile(s, the_file->fd, FILE_SKIP, FILE_SIZE);
+    cr_expect_eq(weft_await(t, NULL), 0);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_expect_eq(write(p[1], "x", 1), 1);
+    the_file->pipe_rc = (int)weft_stream_sendfile(s, p[0], 0, 1);
+    close(p[0]);
+    close(p[1]);
+    cr_expect_eq(weft_stream_close(s), 0, "close: %s", weft_errmsg());
+    return NULL;
+}
+
+static void *sendfile_main(void *arg)
+{
+    file_case *fc = arg;
+    the_file = fc;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_server *srv = weft_start_server(file_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv, "weft_start_server: %s", weft_errmsg());
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = cctx});
+    cr_assert(s, "weft_open_connection: %s", weft_errmsg());
+    char *got = NULL;
+    ssize_t n = weft_stream_read_to_eof(s, &got);
+    size_t want = 5 + (FILE_SIZE - FILE_SKIP) + 5;
+    cr_expect_eq(n, (ssize_t)want, "read_to_eof: %zd bytes (%s), want %zu", n, n < 0 ? weft_errmsg() : "", want);
+    if (n == (ssize_t)want) {
+        cr_expect_eq(memcmp(got, "HEAD\n", 5), 0, "what was written before the file comes first");
+        for (size_t i = 0; i < FILE_SIZE - FILE_SKIP; i++) {
+            if (got[5 + i] != file_byte(FILE_SKIP + i)) {
+                cr_expect(false, "byte %zu of the file's range differs", i);
+                break;
+            }
+        }
+        cr_expect_eq(memcmp(got + want - 5, "TAIL\n", 5), 0, "a write made during the sendfile comes after the file");
+    }
+    free(got);
+    cr_expect_eq(weft_stream_close(s), 0);
+    weft_server_close(srv);
+    cr_expect_eq(weft_server_wait_closed(srv), 0);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, sendfile_reads_and_encrypts_the_file)
+{
+    make_certs();
+    char path[] = "/tmp/weft-tls-file-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    unlink(path);
+    char *data = malloc(FILE_SIZE);
+    for (size_t i = 0; i < FILE_SIZE; i++)
+        data[i] = file_byte(i);
+    cr_assert_eq(write(fd, data, FILE_SIZE), FILE_SIZE);
+    free(data);
+    file_case fc = {.fd = fd};
+    cr_assert_eq(weft_run(sendfile_main, &fc, NULL), 0);
+    cr_expect_eq(fc.sent, FILE_SIZE - FILE_SKIP, "sendfile returned %zd: the bytes to the file's end", fc.sent);
+    cr_expect_eq(fc.pipe_rc, -ESPIPE, "a pipe cannot be read at an offset: %d", fc.pipe_rc);
+    close(fd);
 }

@@ -310,14 +310,18 @@ WEFT_API int weft_stream_write_eof(weft_stream *s);
  * sendfile(2): no copy through user memory (loop.sendfile). Bytes already in the
  * write buffer go first.
  * Writes other tasks make meanwhile queue behind the file's range.
+ * On a TLS stream the kernel cannot encrypt, so (as asyncio's fallback) the file is
+ * read 64 KiB at a time with pread(2) on the loop's thread and written through TLS,
+ * drained between chunks; the file must be seekable.
  * Returns: the number of bytes sent (less than count only at the file's end).
  * Suspends: while the socket is full.
  * Errors: as weft_stream_drain; WEFT_ECLOSED (the stream was closed meanwhile);
- *   -ENOTSUP on a TLS stream (the kernel cannot encrypt: read the file and write it);
- *   -EBUSY (another task is sending a file on s); -EBADF / -EINVAL for a file
- *   sendfile refuses.
+ *   -EBUSY (another task is sending a file on s); -EBADF / -EINVAL for a file that
+ *   sendfile refuses; on a TLS stream, pread's errors (-ESPIPE for a pipe, -EIO)
+ *   and WEFT_ESTATE while its handshake is under way.
  * On cancel: returns -ECANCELED; part of the range may have been sent (the file
- *   offset argument is not changed; weft_stream_write_buffer_size is 0).
+ *   offset argument is not changed). On a plain stream weft_stream_write_buffer_size
+ *   is then 0; on a TLS stream the chunk already encrypted is still sent.
  */
 WEFT_API WEFT_WAIT ssize_t weft_stream_sendfile(weft_stream *s, int file_fd, off_t offset, size_t count);
 

@@ -100,6 +100,9 @@ struct weft_stream {
     bool tls_ready;              /* the handshake has finished */
     char *pre;                   /* bytes read before TLS began, for OpenSSL first */
     size_t pre_off, pre_len;
+    char *held;                  /* plaintext other tasks wrote during a TLS sendfile,
+                                    encrypted after the file's range */
+    size_t held_len, held_cap;
 };
 
 static weft_stream *user_handle(weft_stream *s)
@@ -168,6 +171,9 @@ static void free_buffers(weft_stream *s)
     free(s->pre);
     s->pre = NULL;
     s->pre_off = s->pre_len = 0;
+    free(s->held);
+    s->held = NULL;
+    s->held_len = s->held_cap = 0;
     if (s->tls) {
         s->tls_ops->free(s->tls);
         s->tls = NULL;
@@ -324,8 +330,9 @@ static void after_flush(weft_stream *s)
 /* Sends as much of the write buffer as the socket takes. */
 static void flush(weft_stream *s)
 {
-    if (s->sending_file)
-        return; /* the file's range goes first; the sendfile flushes after it */
+    if (s->sending_file && !s->tls)
+        return; /* the file's range goes first; the sendfile flushes after it (a TLS
+                   stream's file goes through the buffer itself: see tls_sendfile) */
     while (wbuffered(s) > 0) {
         struct iovec iov = {s->wb + s->wstart, wbuffered(s)};
         ssize_t n = send_iov(s, &iov, 1);
@@ -853,6 +860,40 @@ static int tls_write(weft_stream *s, const struct iovec *iov, int count, const c
     return 0;
 }
 
+/* Keeps another task's write during a TLS sendfile, to encrypt after the file's range
+ * (tls_sendfile, or a close that cuts it short): the file's bytes go first, as on a
+ * plain stream. */
+static int hold(weft_stream *s, const struct iovec *iov, int count, size_t total, const char *what)
+{
+    if (total > s->held_cap - s->held_len) {
+        size_t cap = s->held_cap ? s->held_cap : 4096;
+        while (cap - s->held_len < total)
+            cap *= 2;
+        char *p = realloc(s->held, cap);
+        if (!p)
+            return weft__set_errmsg(-ENOMEM, "%s: no memory to hold %zu bytes behind a sendfile", what, total);
+        s->held = p;
+        s->held_cap = cap;
+    }
+    for (int i = 0; i < count; i++) {
+        memcpy(s->held + s->held_len, iov[i].iov_base, iov[i].iov_len);
+        s->held_len += iov[i].iov_len;
+    }
+    return 0;
+}
+
+/* Encrypts what hold() kept, in order; the hold is over. */
+static void release_held(weft_stream *s)
+{
+    if (s->held_len > 0 && !s->werr && !s->closed) {
+        struct iovec iov = {s->held, s->held_len};
+        (void)tls_write(s, &iov, 1, "weft_stream_write"); /* a failure is the write side's sticky error */
+    }
+    free(s->held);
+    s->held = NULL;
+    s->held_len = s->held_cap = 0;
+}
+
 static int write_iov(weft_stream *s, const struct iovec *iov, int count, const char *what)
 {
     if (s->werr)
@@ -867,7 +908,7 @@ static int write_iov(weft_stream *s, const struct iovec *iov, int count, const c
     if (total == 0)
         return 0;
     if (WEFT__UNLIKELY(s->tls != NULL))
-        return tls_write(s, iov, count, what);
+        return s->sending_file ? hold(s, iov, count, total, what) : tls_write(s, iov, count, what);
     return send_or_queue(s, iov, count, total, what);
 }
 
@@ -1151,6 +1192,70 @@ static ssize_t stream_sendfile(weft_stream *s, int file_fd, off_t offset, size_t
     return (ssize_t)done;
 }
 
+/* How much of a file a TLS sendfile reads and encrypts at a time. */
+#define TLS_FILE_CHUNK (64 * 1024)
+
+/* A TLS stream's sendfile (asyncio's fallback for SSL transports): the kernel cannot
+ * encrypt, so the file is read here a chunk at a time and written through TLS,
+ * drained between chunks so that no more than a chunk and the high-water mark are
+ * held. The reads are pread(2) on the loop's thread, where sendfile(2) itself reads
+ * the file on a plain stream: from the page cache they take microseconds, and a
+ * file on a slow disk holds the loop in both. */
+static ssize_t tls_sendfile(weft_stream *s, int file_fd, off_t offset, size_t count)
+{
+    if (!s->tls_ready)
+        return weft__set_errmsg(WEFT_ESTATE, "weft_stream_sendfile: the stream's TLS handshake has not finished "
+                                             "(weft_start_tls returns once it has)");
+    char *buf = malloc(count < TLS_FILE_CHUNK ? (count ? count : 1) : TLS_FILE_CHUNK);
+    if (!buf)
+        return weft__set_errmsg(-ENOMEM, "weft_stream_sendfile: no memory for a %d KiB chunk of the file",
+                                TLS_FILE_CHUNK / 1024);
+    s->sending_file = true;
+    size_t done = 0;
+    ssize_t rc = 0;
+    while (done < count) {
+        if (s->closing || s->closed) {
+            rc = weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream was closed after %zu of %zu bytes",
+                                  done, count);
+            break;
+        }
+        size_t want = count - done < TLS_FILE_CHUNK ? count - done : TLS_FILE_CHUNK;
+        ssize_t n = pread(file_fd, buf, want, offset + (off_t)done);
+        if (n < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            rc = weft__set_errmsg(-e, "weft_stream_sendfile: reading the file at offset %lld: %s",
+                                  (long long)(offset + (off_t)done), strerror(e));
+            break;
+        }
+        if (n == 0)
+            break; /* the file ended */
+        struct iovec iov = {buf, (size_t)n};
+        int w = tls_write(s, &iov, 1, "weft_stream_sendfile");
+        if (w < 0) {
+            rc = w;
+            break;
+        }
+        done += (size_t)n;
+        if (wbuffered(s) > s->high) {
+            w = wait_on(&s->drainers);
+            if (w == -ECANCELED) {
+                rc = weft__cancelled_errmsg(weft__current());
+                break;
+            }
+            if (w < 0) {
+                rc = write_error(s, w, "weft_stream_sendfile");
+                break;
+            }
+        }
+    }
+    free(buf);
+    s->sending_file = false;
+    release_held(s);
+    return rc < 0 ? rc : (ssize_t)done;
+}
+
 ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t count)
 {
     STREAM_ARG(s, h, "weft_stream_sendfile");
@@ -1160,10 +1265,12 @@ ssize_t weft_stream_sendfile(weft_stream *h, int file_fd, off_t offset, size_t c
         return weft__set_errmsg(WEFT_ECLOSED, "weft_stream_sendfile: the stream is closing");
     if (s->sending_file)
         return weft__set_errmsg(-EBUSY, "weft_stream_sendfile: another task is sending a file on this stream");
-    if (s->tls)
-        return weft__set_errmsg(-ENOTSUP, "weft_stream_sendfile: a TLS stream encrypts in the process, so the "
-                                          "kernel cannot send the file for it; read the file and write it");
     enter(s);
+    if (s->tls) {
+        ssize_t rc = tls_sendfile(s, file_fd, offset, count);
+        leave(s);
+        return rc;
+    }
     ssize_t rc = stream_sendfile(s, file_fd, offset, count);
     if (s->sending_file) {
         s->sending_file = false;
@@ -1194,8 +1301,10 @@ static void stop_reader(weft_stream *s)
  * alert goes out after the bytes buffered before it. */
 static void tls_close_notify(weft_stream *s)
 {
-    if (s->tls && s->tls_ready && !s->closed && !s->werr && !s->rerr)
+    if (s->tls && s->tls_ready && !s->closed && !s->werr && !s->rerr) {
+        release_held(s); /* writes made during a sendfile this close cuts short */
         s->tls_ops->close_notify(s->tls);
+    }
 }
 
 static void abort_now(weft_stream *s)
