@@ -524,6 +524,8 @@ typedef struct s_server_case {
     int port;
     int min_version;
     int expect; /* 0: a page; else the error */
+    int max_version;
+    const char *version; /* the protocol expected, when a page */
 } s_server_case;
 
 /* Connects until s_server listens (it takes a moment to start). */
@@ -544,7 +546,8 @@ static void *s_server_main(void *arg)
     s_server_case *c = arg;
     const char *alpn[] = {"http/1.1", NULL};
     weft_tls_context *cctx = weft_tls_client_context(
-        &(weft_tls_options){.ca_file = cert("ca.pem"), .alpn = alpn, .min_version = c->min_version});
+        &(weft_tls_options){.ca_file = cert("ca.pem"), .alpn = alpn, .min_version = c->min_version,
+                             .max_version = c->max_version});
     weft_stream *s = connect_retrying(c->port, cctx);
     if (c->expect) {
         cr_expect_null(s);
@@ -553,6 +556,7 @@ static void *s_server_main(void *arg)
     } else {
         cr_assert(s, "connect to s_server: %s", weft_errmsg());
         expect_is(weft_stream_tls_alpn(s), "http/1.1");
+        expect_is(weft_stream_tls_version(s), c->version);
         const char *req = "GET / HTTP/1.0\r\n\r\n";
         weft_stream_write(s, req, strlen(req));
         const char *line;
@@ -565,10 +569,11 @@ static void *s_server_main(void *arg)
     return NULL;
 }
 
-static void against_s_server(const char *version_flag, int min_version, int expect)
+static void against_s_server(const char *version_flag, int min_version, int max_version, int expect,
+                             const char *version)
 {
     make_certs();
-    s_server_case c = {free_port(), min_version, expect};
+    s_server_case c = {free_port(), min_version, expect, max_version, version};
     char accept[32];
     snprintf(accept, sizeof accept, "127.0.0.1:%d", c.port);
     char *argv[] = {"openssl", "s_server", "-quiet", "-accept", accept, "-cert", (char *)cert("server.pem"), "-key",
@@ -582,12 +587,26 @@ static void against_s_server(const char *version_flag, int min_version, int expe
 
 Test(tls, client_against_openssl_s_server)
 {
-    against_s_server(NULL, 0, 0);
+    against_s_server(NULL, 0, 0, 0, "TLSv1.3");
+}
+
+Test(tls, max_version_keeps_to_tls_1_2)
+{
+    against_s_server(NULL, 0, WEFT_TLS_1_2, 0, "TLSv1.2");
+}
+
+Test(tls, bad_versions_refused)
+{
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.max_version = 11}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.min_version = WEFT_TLS_1_3, .max_version = WEFT_TLS_1_2}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect(strstr(weft_errmsg(), "below min_version"), "%s", weft_errmsg());
 }
 
 Test(tls, protocol_version_refused)
 {
-    against_s_server("-tls1_2", WEFT_TLS_1_3, WEFT_ETLS_VERSION);
+    against_s_server("-tls1_2", WEFT_TLS_1_3, 0, WEFT_ETLS_VERSION, NULL);
 }
 
 /* ---- Python's asyncio TLS server as the peer ---------------------------------- */

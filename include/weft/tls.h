@@ -9,6 +9,7 @@
  *   ctx.load_verify_locations(cafile=f)             opts.ca_file = f
  *   ctx.load_cert_chain(cert, key)                  opts.cert_file = cert; opts.key_file = key
  *   ctx.minimum_version = TLSVersion.TLSv1_3        opts.min_version = WEFT_TLS_1_3
+ *   ctx.maximum_version = TLSVersion.TLSv1_2        opts.max_version = WEFT_TLS_1_2
  *   ctx.set_alpn_protocols(["h2", "http/1.1"])      opts.alpn = (const char *[]){"h2", "http/1.1", NULL}
  *   ctx.check_hostname = False;                     weft_tls_context_insecure_skip_verify(ctx)
  *     ctx.verify_mode = CERT_NONE
@@ -41,7 +42,7 @@
 extern "C" {
 #endif
 
-/* Protocol versions for weft_tls_options.min_version. */
+/* Protocol versions for weft_tls_options.min_version and max_version. */
 enum { WEFT_TLS_1_2 = 12, WEFT_TLS_1_3 = 13 };
 
 /* A context's configuration; all zeros means the secure defaults. Files are PEM. */
@@ -55,6 +56,7 @@ typedef struct weft_tls_options {
                                    optional for a client (a client certificate) */
     const char *key_file;       /* its private key; NULL = in cert_file */
     int min_version;            /* 0 = WEFT_TLS_1_2; WEFT_TLS_1_3 refuses TLS 1.2 */
+    int max_version;            /* 0 = the newest OpenSSL speaks; WEFT_TLS_1_2 refuses TLS 1.3 */
     const char *ciphers;        /* TLS 1.2 cipher list (OpenSSL's syntax); NULL = OpenSSL's defaults */
     const char *ciphersuites;   /* TLS 1.3 suites; NULL = OpenSSL's defaults */
     const char *const *alpn;    /* ALPN protocols, most wanted first, NULL-terminated; NULL = none.
@@ -71,7 +73,8 @@ typedef struct weft_tls_options {
  *   weft_errcode() saying why. Any thread, in a loop or not.
  * Suspends: never (the files are read on the calling thread: make contexts at
  *   start-up, or through weft_to_thread).
- * Errors: -EINVAL (a server without cert_file, a min_version other than 0, 12 or 13,
+ * Errors: -EINVAL (a server without cert_file, a min_version or max_version other
+ *   than 0, 12 or 13, a max_version below min_version,
  *   an ALPN name empty or longer than 255 bytes); -ENOENT and the like for a file that
  *   cannot be read; WEFT_ETLS for a file OpenSSL refuses (not PEM, a key that does not
  *   match the certificate, an unknown cipher), with OpenSSL's reason in weft_errmsg();

@@ -690,6 +690,16 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
                          o->min_version);
         return NULL;
     }
+    if (o->max_version != 0 && o->max_version != WEFT_TLS_1_2 && o->max_version != WEFT_TLS_1_3) {
+        weft__set_errmsg(-EINVAL, "%s: max_version %d is neither WEFT_TLS_1_2 (12) nor WEFT_TLS_1_3 (13)", what,
+                         o->max_version);
+        return NULL;
+    }
+    if (o->max_version != 0 && o->max_version < (o->min_version ? o->min_version : WEFT_TLS_1_2)) {
+        weft__set_errmsg(-EINVAL, "%s: max_version %d is below min_version %d: no protocol is left", what,
+                         o->max_version, o->min_version);
+        return NULL;
+    }
     if (server && !o->cert_file) {
         weft__set_errmsg(-EINVAL, "%s: a server needs its certificate (opts->cert_file)", what);
         return NULL;
@@ -721,6 +731,8 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
         goto fail;
     }
     SSL_CTX_set_min_proto_version(c, o->min_version == WEFT_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (o->max_version)
+        SSL_CTX_set_max_proto_version(c, o->max_version == WEFT_TLS_1_2 ? TLS1_2_VERSION : TLS1_3_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
     /* OpenSSL reads as much as the socket holds, not a record header and then its body. */
     SSL_CTX_set_read_ahead(c, 1);
