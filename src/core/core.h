@@ -302,6 +302,8 @@ typedef struct weft__module {
 enum weft__slot {
     WEFT__SLOT_POOLS,                /* exec/pool.c: the loop's port to the thread pools */
     WEFT__SLOT_NET,                  /* net/: the loop's streams, servers, datagram endpoints, lookups */
+    WEFT__SLOT_PROC,                 /* proc/process.c: the loop's child processes */
+    WEFT__SLOT_SIGNALS,              /* proc/signal.c: the signals the loop owns */
     WEFT__SLOT_COUNT
 };
 
