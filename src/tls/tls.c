@@ -736,6 +736,10 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
     /* OpenSSL reads as much as the socket holds, not a record header and then its body. */
     SSL_CTX_set_read_ahead(c, 1);
+    /* An idle connection holds no record buffers (as nginx sets it): 37 -> 28 KB per idle
+     * TLS connection in bench/idle_conns, for no measurable cost per request (callgrind:
+     * ~20k instructions per W5 request either way). */
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
     if (o->ciphers && !SSL_CTX_set_cipher_list(c, o->ciphers)) {
         context_error(what, "the cipher list", o->ciphers);
         goto fail;
