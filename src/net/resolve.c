@@ -30,7 +30,18 @@
 #include <string.h>
 #include <sys/un.h>
 
-enum { LOOKUP_WAITING = 0, LOOKUP_RUNNING, LOOKUP_LEFT };
+/* Who frees a lookup whose caller was cancelled. The pool thread only moves WAITING to
+ * RUNNING; every other step runs on the loop's thread, where the cancelled caller and
+ * the drop (the answer coming back to nobody) may come in either order. */
+enum {
+    LOOKUP_WAITING = 0, /* not started */
+    LOOKUP_RUNNING,     /* a thread is resolving it */
+    LOOKUP_LEFT,        /* the caller left before it started: on net->orphans, freed by
+                           the drop if a thread still takes it, else at the loop's end */
+    LOOKUP_ABANDONED,   /* the caller left while it ran: the drop frees it */
+    LOOKUP_RETURNED,    /* it came back to the drop before the cancelled caller resumed:
+                           the caller frees it */
+};
 
 typedef struct lookup {
     weft__dlink orphan;      /* on net->orphans while LEFT */
@@ -97,7 +108,13 @@ static void lookup_free(lookup *lk)
 static void lookup_drop(void *result)
 {
     lookup *lk = result;
-    if (atomic_load(&lk->state) == LOOKUP_LEFT)
+    int state = atomic_load(&lk->state);
+    if (state == LOOKUP_RUNNING) {
+        /* Its caller was cancelled but has not run since: it still holds lk. */
+        atomic_store(&lk->state, LOOKUP_RETURNED);
+        return;
+    }
+    if (state == LOOKUP_LEFT)
         weft__dlist_unlink(&lk->net->orphans, &lk->orphan);
     lookup_free(lk);
 }
@@ -191,12 +208,16 @@ int weft_getaddrinfo(const char *host, int port, const struct addrinfo *hints, s
         return 0;
     }
     if (rc == -ECANCELED) {
+        /* The orphan links go in first: a thread may take it the moment it is LEFT. */
+        lk->net = net;
         int expected = LOOKUP_WAITING;
         if (atomic_compare_exchange_strong(&lk->state, &expected, LOOKUP_LEFT)) {
-            lk->net = net;
             weft__dlist_push_back(&net->orphans, &lk->orphan);
+        } else if (expected == LOOKUP_RUNNING) {
+            atomic_store(&lk->state, LOOKUP_ABANDONED); /* lookup_drop frees it */
+        } else {
+            lookup_free(lk); /* RETURNED: the answer came back first, and nobody wants it */
         }
-        /* else RUNNING: it comes back to lookup_drop. */
         return weft__cancelled_errmsg(self);
     }
     /* The pool refused the call (no thread, no memory, shut down): it never ran. */
