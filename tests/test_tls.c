@@ -5,9 +5,12 @@
  * server (tls/asyncio_server.py), `openssl s_client` and
  * `curl --cacert` against a weft server, each certificate refusal with its own code
  * (wrong host name, unknown CA, expired, protocol version), the handshake timeout,
- * a peer that ends without close_notify, start_tls on a plain connection, and TLS
- * over a Unix socket (a TLS Unix server, a client upgraded with start_tls), and
- * sendfile on a TLS stream (the file read and encrypted, other writes after it).
+ * a peer that ends without close_notify, start_tls on a plain connection, TLS
+ * over a Unix socket (a TLS Unix server, a client upgraded with start_tls),
+ * sendfile on a TLS stream (the file read and encrypted, other writes after it), and
+ * mutual TLS (a client certificate let in and named by the peer-subject getters;
+ * none, or an unknown CA's, refused, as each side sees it, in TLS 1.3 against a weft
+ * server and in TLS 1.2 against `openssl s_server -Verify`).
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -825,4 +828,303 @@ Test(tls, sendfile_reads_and_encrypts_the_file)
     cr_expect_eq(fc.sent, FILE_SIZE - FILE_SKIP, "sendfile returned %zd: the bytes to the file's end", fc.sent);
     cr_expect_eq(fc.pipe_rc, -ESPIPE, "a pipe cannot be read at an offset: %d", fc.pipe_rc);
     close(fd);
+}
+
+/* ---- mutual TLS: a server given CAs asks clients for a certificate ------------ */
+
+/* A client context presenting `leaf` (NULL: no certificate). */
+static weft_tls_context *client_ctx_as(const char *leaf)
+{
+    char pem[64], key[64];
+    snprintf(pem, sizeof pem, "%s.pem", leaf ? leaf : "");
+    snprintf(key, sizeof key, "%s.key", leaf ? leaf : "");
+    weft_tls_context *ctx = weft_tls_client_context(&(weft_tls_options){
+        .ca_file = cert("ca.pem"), .cert_file = leaf ? cert(pem) : NULL, .key_file = leaf ? cert(key) : NULL});
+    cr_expect(ctx, "weft_tls_client_context: %s", weft_errmsg());
+    return ctx;
+}
+
+/* A server context that asks clients for a certificate signed by the test CA, named
+ * by a CA file or by a hashed directory. */
+static weft_tls_context *mtls_server_ctx(bool by_dir)
+{
+    weft_tls_context *ctx = weft_tls_server_context(&(weft_tls_options){
+        .cert_file = cert("server.pem"), .key_file = cert("server.key"),
+        .ca_file = by_dir ? NULL : cert("ca.pem"), .ca_dir = by_dir ? cert("cadir") : NULL});
+    cr_expect(ctx, "weft_tls_server_context: %s", weft_errmsg());
+    return ctx;
+}
+
+/* Tells the client who it is: "subject|common name\n", then echoes. */
+static void *whoami_handler(weft_stream *s, void *arg)
+{
+    int *handled = arg;
+    (*handled)++;
+    char subject[256], cn[64], line[400];
+    ssize_t n = weft_stream_tls_peer_subject(s, subject, sizeof subject);
+    ssize_t m = weft_stream_tls_peer_common_name(s, cn, sizeof cn);
+    int len = snprintf(line, sizeof line, "%s|%s\n", n >= 0 ? subject : weft_errname((int)n),
+                       m >= 0 ? cn : weft_errname((int)m));
+    cr_expect_eq(n, n >= 0 ? (ssize_t)strlen(subject) : n, "the subject's length is returned");
+    weft_stream_write(s, line, (size_t)len);
+    echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *mutual_main(void *arg)
+{
+    bool by_dir = arg != NULL;
+    int handled = 0;
+    weft_tls_context *sctx = mtls_server_ctx(by_dir);
+    weft_server *srv = weft_start_server(whoami_handler, &handled, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv, "weft_start_server: %s", weft_errmsg());
+    int port = weft_server_port(srv);
+    const char *line;
+
+    /* A client with a certificate the CA signed is let in, and named, also when it
+     * resumes its session (the certificate travels in the session). */
+    weft_tls_context *good = client_ctx_as("client");
+    for (int i = 0; i < 2; i++) {
+        weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = good});
+        cr_assert(s, "a client with a certificate: %s", weft_errmsg());
+        cr_expect_eq(weft_stream_tls_resumed(s), i == 1, "connection %d resumed: %d", i, weft_stream_tls_resumed(s));
+        ssize_t n = weft_stream_readline(s, &line);
+        const char *want = "CN=weft test client,O=weft tests|weft test client\n";
+        cr_expect(n == (ssize_t)strlen(want) && memcmp(line, want, strlen(want)) == 0, "the server saw %.*s",
+                  (int)(n > 0 ? n : 0), n > 0 ? line : "");
+        cr_expect_eq(weft_stream_write(s, "echo\n", 5), 0);
+        cr_expect_eq(weft_stream_readline(s, &line), 5, "echo: %s", weft_errmsg());
+        /* The client sees the server's name. */
+        char subject[64];
+        cr_expect_eq(weft_stream_tls_peer_subject(s, subject, sizeof subject), 12, "%s", weft_errmsg());
+        cr_expect_str_eq(subject, "CN=localhost");
+        cr_expect_eq(weft_stream_close(s), 0);
+    }
+    cr_expect_eq(handled, 2);
+
+    /* Without a certificate, or with one an unknown CA signed: in TLS 1.3 the client's
+     * handshake is over before the server has checked it, so the connection is made,
+     * the write is taken, and the server's refusal comes as the first read's error. */
+    const char *who[] = {NULL, "stranger"};
+    const char *said[] = {"certificate required", "unknown ca"};
+    for (int i = 0; i < 2; i++) {
+        weft_tls_context *cctx = client_ctx_as(who[i]);
+        weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx});
+        cr_assert(s, "%s: the client's side of a TLS 1.3 handshake succeeds: %s", who[i] ? who[i] : "no certificate",
+                  weft_errmsg());
+        cr_expect_eq(weft_stream_write(s, "hello\n", 6), 0);
+        ssize_t n = weft_stream_readline(s, &line);
+        cr_expect_eq(n, WEFT_ETLS_CERT, "%s: the first read: %s: %s", who[i] ? who[i] : "no certificate",
+                     weft_errname((int)n), weft_errmsg());
+        cr_expect(strstr(weft_errmsg(), said[i]) && strstr(weft_errmsg(), "the peer (127.0.0.1)"),
+                  "OpenSSL's reason: %s", weft_errmsg());
+        cr_expect(strstr(weft_errmsg(), who[i] ? "refused our certificate" : "our context has none (cert_file)"),
+                  "%s", weft_errmsg());
+        cr_log_info("%s", weft_errmsg());
+        weft_stream_close(s);
+        weft_tls_context_free(cctx);
+    }
+    cr_expect_eq(handled, 2, "the handler ran for a refused client");
+
+    weft_tls_context_free(good);
+    weft_server_close(srv);
+    cr_expect_eq(weft_server_wait_closed(srv), 0);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, mutual_tls)
+{
+    make_certs();
+    cr_assert_eq(weft_run(mutual_main, NULL, NULL), 0);
+}
+
+Test(tls, mutual_tls_cas_from_a_directory)
+{
+    make_certs();
+    cr_assert_eq(weft_run(mutual_main, (void *)1, NULL), 0);
+}
+
+/* What the server's side of a refused handshake says, seen through start_tls. */
+typedef struct seen {
+    weft_tls_context *ctx;
+    int calls;
+    int rc;
+    char msg[512];
+} seen;
+
+static void *mtls_starttls_handler(weft_stream *s, void *arg)
+{
+    seen *r = arg;
+    r->rc = weft_start_tls(s, r->ctx, NULL);
+    snprintf(r->msg, sizeof r->msg, "%s", r->rc ? weft_errmsg() : "");
+    r->calls++;
+    if (r->rc == 0)
+        echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *server_sees_main(void *arg)
+{
+    (void)arg;
+    seen r = {.ctx = mtls_server_ctx(false)};
+    weft_server *srv = weft_start_server(mtls_starttls_handler, &r, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    const char *who[] = {NULL, "stranger", "client"};
+    int server_code[] = {WEFT_ETLS_CERT, WEFT_ETLS_UNKNOWN_CA, 0};
+    const char *server_said[] = {"peer did not return a certificate", "unable to get local issuer certificate", ""};
+    for (int i = 0; i < 3; i++) {
+        weft_tls_context *cctx = client_ctx_as(who[i]);
+        weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), NULL);
+        cr_assert(s);
+        cr_expect_eq(weft_start_tls(s, cctx, "localhost"), 0, "%s", weft_errmsg());
+        cr_expect_eq(weft_stream_write(s, "hi\n", 3), 0);
+        const char *line;
+        ssize_t n = weft_stream_readline(s, &line);
+        cr_expect_eq(n, server_code[i] ? WEFT_ETLS_CERT : 3, "client %s: %s", who[i] ? who[i] : "without",
+                     weft_errmsg());
+        for (int wait = 0; wait < 1000 && r.calls == i; wait++)
+            weft_sleep(0.001);
+        cr_expect_eq(r.calls, i + 1);
+        cr_expect_eq(r.rc, server_code[i], "client %s: the server's start_tls gave %s: %s", who[i] ? who[i] : "without",
+                     weft_errname(r.rc), r.msg);
+        cr_expect(strstr(r.msg, server_said[i]), "the server's message: %s", r.msg);
+        cr_log_info("server: %s", r.msg);
+        weft_stream_close(s);
+        weft_tls_context_free(cctx);
+    }
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(r.ctx);
+    return NULL;
+}
+
+Test(tls, mutual_tls_refusals_seen_by_the_server)
+{
+    make_certs();
+    cr_assert_eq(weft_run(server_sees_main, NULL, NULL), 0);
+}
+
+/* ---- the peer's name: what each getter refuses ---------------------------------- */
+
+static void *nameless_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    /* A server whose context has no CAs asks for no certificate. */
+    char buf[64];
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, sizeof buf), -ENOENT);
+    cr_expect(strstr(weft_errmsg(), "ca_file or ca_dir"), "%s", weft_errmsg());
+    cr_expect_eq(weft_stream_tls_peer_common_name(s, buf, sizeof buf), -ENOENT);
+    echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *peer_name_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_server *srv = weft_start_server(nameless_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    int port = weft_server_port(srv);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx});
+    cr_assert(s, "%s", weft_errmsg());
+    char buf[64] = "untouched";
+    cr_expect_eq(weft_stream_tls_peer_subject(s, NULL, 0), 12, "the length alone");
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, 12), -ERANGE, "no room for the NUL");
+    cr_expect(strstr(weft_errmsg(), "needs 13 bytes"), "%s", weft_errmsg());
+    cr_expect_str_eq(buf, "untouched", "nothing copied when it does not fit");
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, 13), 12);
+    cr_expect_str_eq(buf, "CN=localhost");
+    cr_expect_eq(weft_stream_tls_peer_common_name(s, buf, sizeof buf), 9);
+    cr_expect_str_eq(buf, "localhost");
+    cr_expect_eq(weft_stream_tls_peer_subject(s, NULL, 8), -EINVAL);
+    weft_stream_write(s, "x\n", 2);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 2, "the handler's checks ran: %s", weft_errmsg());
+    cr_expect_eq(weft_stream_close(s), 0);
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, sizeof buf), -ESTALE);
+
+    /* Verification off: the certificate was not checked, so it names nobody. */
+    weft_tls_context *blind = client_ctx("ca.pem", NULL);
+    weft_tls_context_insecure_skip_verify(blind);
+    s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = blind});
+    cr_assert(s, "%s", weft_errmsg());
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, sizeof buf), -ENOENT);
+    cr_expect(strstr(weft_errmsg(), "insecure_skip_verify"), "%s", weft_errmsg());
+    cr_expect_eq(weft_stream_tls_peer_common_name(s, buf, sizeof buf), -ENOENT);
+    weft_stream_close(s);
+
+    /* A plain stream has no peer certificate to ask about. */
+    weft_server *plain = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, NULL);
+    s = weft_open_connection("127.0.0.1", weft_server_port(plain), NULL);
+    cr_assert(s);
+    cr_expect_eq(weft_stream_tls_peer_subject(s, buf, sizeof buf), -EINVAL);
+    cr_expect_eq(weft_stream_tls_peer_common_name(s, buf, sizeof buf), -EINVAL);
+    weft_stream_close(s);
+    weft_server_close(plain);
+    weft_server_wait_closed(plain);
+
+    weft_tls_context_free(blind);
+    weft_tls_context_free(cctx);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, peer_name_getters)
+{
+    make_certs();
+    cr_assert_eq(weft_run(peer_name_main, NULL, NULL), 0);
+}
+
+/* ---- mutual TLS 1.2 (openssl s_server): the refusal comes in the handshake -------- */
+
+static void *s_server_mtls_main(void *arg)
+{
+    int port = *(int *)arg;
+    const char *who[] = {NULL, "stranger", "client"};
+    const char *said[] = {"handshake failure", "unknown ca", NULL};
+    for (int i = 0; i < 3; i++) {
+        weft_tls_context *cctx = client_ctx_as(who[i]);
+        weft_stream *s = connect_retrying(port, cctx);
+        if (said[i]) {
+            cr_expect_null(s, "%s: TLS 1.2's refusal ends the client's handshake", who[i] ? who[i] : "no certificate");
+            cr_expect_eq(weft_errcode(), WEFT_ETLS_CERT, "%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+            cr_expect(strstr(weft_errmsg(), said[i]), "OpenSSL's reason: %s", weft_errmsg());
+            cr_expect(strstr(weft_errmsg(), who[i] ? "refused our certificate" : "our context has none (cert_file)"),
+                      "%s", weft_errmsg());
+            cr_log_info("%s", weft_errmsg());
+        } else {
+            cr_assert(s, "a client with a certificate: %s", weft_errmsg());
+            expect_is(weft_stream_tls_version(s), "TLSv1.2");
+            const char *req = "GET / HTTP/1.0\r\n\r\n";
+            weft_stream_write(s, req, strlen(req));
+            const char *line;
+            ssize_t n = weft_stream_readline(s, &line);
+            cr_expect(n > 12 && memcmp(line, "HTTP/1.0 200", 12) == 0, "s_server said %.*s", (int)(n > 0 ? n : 0),
+                      n > 0 ? line : "");
+        }
+        if (s)
+            weft_stream_close(s);
+        weft_tls_context_free(cctx);
+    }
+    return NULL;
+}
+
+Test(tls, mutual_tls_1_2_against_openssl_s_server)
+{
+    make_certs();
+    int port = free_port();
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    char *argv[] = {"openssl", "s_server", "-quiet", "-accept", accept, "-cert", (char *)cert("server.pem"), "-key",
+                    (char *)cert("server.key"), "-www", "-tls1_2", "-Verify", "1", "-verify_return_error",
+                    "-CAfile", (char *)cert("ca.pem"), NULL};
+    pid_t pid = spawn(argv);
+    int rc = weft_run(s_server_mtls_main, &port, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, 0);
 }

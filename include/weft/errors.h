@@ -38,7 +38,7 @@ extern "C" {
     X(WEFT_ETLS_UNKNOWN_CA, -10017, "certificate verify failed: unable to get local issuer certificate (unknown CA)") \
     X(WEFT_ETLS_HOSTNAME, -10018, "certificate verify failed: hostname mismatch")        \
     X(WEFT_ETLS_EXPIRED, -10019, "certificate verify failed: certificate has expired")   \
-    X(WEFT_ETLS_CERT, -10020, "certificate verify failed")                                \
+    X(WEFT_ETLS_CERT, -10020, "certificate refused: the peer's failed verification, or the peer refused ours") \
     X(WEFT_ETLS_VERSION, -10021, "unsupported protocol: no TLS version both sides accept") \
     X(WEFT_ETLS_TIMEOUT, -10022, "the TLS handshake timed out")                           \
     X(WEFT_ETLS_EOF, -10023, "unexpected eof while reading: the peer closed the TLS connection without close_notify")

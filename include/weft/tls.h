@@ -18,6 +18,8 @@
  *   await writer.start_tls(ctx, server_hostname=h)  weft_start_tls(s, ctx, h)
  *   writer.get_extra_info("ssl_object")             weft_stream_tls_version(s), weft_stream_tls_alpn(s)
  *     .version(), .selected_alpn_protocol()
+ *   writer.get_extra_info("peercert")["subject"]    weft_stream_tls_peer_subject(s, buf, size)
+ *   a server's ctx.verify_mode = CERT_REQUIRED      a server context given ca_file or ca_dir
  *   ctx.sni_callback choosing a context by name     weft_tls_context_add_certificate(ctx, name, cert, key)
  *
  * Secure by default: a client context trusts the system's CA store, checks the
@@ -51,7 +53,9 @@ typedef struct weft_tls_options {
     const char *ca_dir;         /* ...or these (a directory hashed by `openssl rehash`); with
                                    neither, a client trusts the system's store
                                    (ssl.create_default_context). A server given either asks
-                                   each client for a certificate they sign (mutual TLS) */
+                                   each client for a certificate they sign and refuses a
+                                   client without one (mutual TLS; weft_start_tls says
+                                   what a refused client sees) */
     const char *cert_file;      /* our certificate chain, leaf first: required for a server,
                                    optional for a client (a client certificate) */
     const char *key_file;       /* its private key; NULL = in cert_file */
@@ -127,10 +131,27 @@ WEFT_API void weft_tls_context_free(weft_tls_context *ctx);
  * plain; bytes the stream had read ahead are taken as the peer's first TLS bytes.
  * Other tasks' writes during the handshake fail with WEFT_ESTATE, and their reads
  * with -EBUSY (the handshake holds the reader's place).
+ * Mutual TLS, the client's side: a server that refuses the client's certificate (or
+ * its lack of one) sends an alert. In TLS 1.2 the client reads it inside the handshake:
+ * the call that makes the connection fails with WEFT_ETLS_CERT. In TLS 1.3 the
+ * client's handshake is over before the server has checked its certificate: the call
+ * succeeds, writes are taken, and the first read (weft_stream_read, readline, ...)
+ * fails with WEFT_ETLS_CERT, as Python's ssl raises at its first read. Either way
+ * weft_errmsg() gives OpenSSL's words for the alert: "tlsv13 alert certificate
+ * required" or, in TLS 1.2, "sslv3 alert handshake failure" (no certificate: the
+ * message adds that our context has no cert_file), "tlsv1 alert unknown ca" (one the
+ * server's CAs did not sign), "sslv3 alert certificate expired", "sslv3 alert bad
+ * certificate". The server's side fails in the handshake: WEFT_ETLS_CERT ("peer did
+ * not return a certificate") or the code of its own check (WEFT_ETLS_UNKNOWN_CA,
+ * WEFT_ETLS_EXPIRED, ...); a server started with opts->tls does not call the handler.
+ * WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME and WEFT_ETLS_EXPIRED always mean that this
+ * end refused the peer's certificate; the peer's refusal of ours, whatever its alert,
+ * is WEFT_ETLS_CERT.
  * Returns: 0 once the handshake is done: the same handle now reads and writes TLS.
  * Suspends: until the handshake is done, within the context's handshake timeout.
  * Errors: WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_HOSTNAME, WEFT_ETLS_EXPIRED, WEFT_ETLS_CERT
- *   (the peer's certificate was refused, or ours by the peer), WEFT_ETLS_VERSION,
+ *   (the peer's certificate was refused for another reason or not sent when asked
+ *   for, or the peer refused ours), WEFT_ETLS_VERSION,
  *   WEFT_ETLS_TIMEOUT, WEFT_ETLS_EOF (the peer closed during the handshake),
  *   WEFT_ETLS (any other failure, OpenSSL's reason in weft_errmsg()): the stream is
  *   then closed, and its handle still the caller's to give up (weft_stream_close);
@@ -164,6 +185,31 @@ WEFT_API bool weft_stream_tls_resumed(weft_stream *s);
  * Suspends: never.
  * Errors: none. */
 WEFT_API const char *weft_stream_tls_alpn(weft_stream *s);
+
+/*
+ * weft_stream_tls_peer_subject — the subject of the peer's certificate, once checked
+ * against our CAs (get_extra_info("peercert")["subject"]), in RFC 2253's form, most
+ * specific part first: "CN=weft test client,O=weft tests" (UTF-8 as it is; ',', '+',
+ * '"', '\', '<', '>', ';' within a value escaped with '\'). A server learns from it
+ * who its client is (mutual TLS: a server context given ca_file or ca_dir); a client,
+ * whom the server's certificate names.
+ * weft_stream_tls_peer_common_name — its common name alone ("weft test client"; the
+ *   last CN when there are several, as OpenSSL's host check reads it).
+ * Both copy the name into buf, NUL-terminated; buf NULL with size 0 asks only for the
+ * length.
+ * Returns: the name's length (the NUL not counted).
+ * Suspends: never.
+ * Errors: -ENOENT: no checked certificate (a server whose context has no CAs asks
+ *   for none; a client context with weft_tls_context_insecure_skip_verify checked
+ *   nothing, so it names nobody, as Python's getpeercert() returns {} then; for the
+ *   common name, a subject without one); -ERANGE: buf is too small (size less than
+ *   the length plus one): nothing copied, weft_errmsg() says the size needed;
+ *   -EILSEQ: the common name holds a NUL byte; -EINVAL: a plain stream, one whose
+ *   handshake has not finished, or buf NULL with size > 0; -ENOMEM; -ESTALE;
+ *   WEFT_ESTATE; WEFT_ENOTINLOOP.
+ */
+WEFT_API ssize_t weft_stream_tls_peer_subject(weft_stream *s, char *buf, size_t size);
+WEFT_API ssize_t weft_stream_tls_peer_common_name(weft_stream *s, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

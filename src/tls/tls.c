@@ -74,6 +74,7 @@ typedef struct tls_conn {
     bool last_full;      /* the descriptor's last read filled the space OpenSSL gave */
     bool failed;         /* a fatal error: OpenSSL must not write again */
     bool shut_sent;      /* close_notify queued */
+    bool asked_for_cert; /* a client: the server asked for a certificate and we had none */
     int io_err;          /* the descriptor's last error (negative), for SSL_ERROR_SYSCALL */
     char alpn[256];      /* the protocol agreed, NUL-terminated ("" = none) */
     char peer[256];      /* the host name asked for, for messages */
@@ -214,20 +215,37 @@ static int verify_failure(tls_conn *c, const char *what)
                             c->peer[0] ? " (" : "", c->peer, c->peer[0] ? ")" : "");
 }
 
-/* The peer's alert or OpenSSL's own refusal, by OpenSSL's reason. */
+/* Whether OpenSSL's reason is the peer's alert refusing our certificate (or asking
+ * for one we did not send): the peer checked us and said no. A TLS 1.2 server that
+ * wants a certificate and gets none answers handshake_failure, which says so only
+ * when it asked us for one. */
+static bool peer_refused_ours(const tls_conn *c, int reason)
+{
+    switch (reason) {
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+        return c->asked_for_cert;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The peer's alert or OpenSSL's own refusal, by OpenSSL's reason. WEFT_ETLS_UNKNOWN_CA,
+ * _HOSTNAME and _EXPIRED say that we refused the peer's certificate (verify_failure);
+ * the peer's refusal of ours is WEFT_ETLS_CERT, whatever its alert. */
 static int reason_code(int reason)
 {
     switch (reason) {
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
         return WEFT_ETLS_EOF;
-    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-        return WEFT_ETLS_UNKNOWN_CA;
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-        return WEFT_ETLS_EXPIRED;
-    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
     case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
         return WEFT_ETLS_CERT;
     case SSL_R_UNSUPPORTED_PROTOCOL:
@@ -283,6 +301,16 @@ static int ssl_failure(tls_conn *c, int ret, bool zero_is_eof, const char *what)
             rc = weft__set_errmsg(WEFT_ETLS_EOF, "%s: unexpected eof while reading: the peer closed the "
                                                  "connection without close_notify",
                                   what);
+        } else if (peer_refused_ours(c, reason)) {
+            /* A TLS 1.2 client learns it in the handshake; a TLS 1.3 client at its
+             * first read after it (the server checks the client's certificate last). */
+            bool have = SSL_get_certificate(c->ssl) != NULL;
+            rc = weft__set_errmsg(WEFT_ETLS_CERT, "%s: the peer%s%s%s %s: %s (its alert)", what,
+                                  c->peer[0] ? " (" : "", c->peer, c->peer[0] ? ")" : "",
+                                  !c->asked_for_cert ? "refused our certificate"
+                                  : have ? "asks for a certificate and ours suits none of its signature algorithms"
+                                         : "asks for a certificate and our context has none (cert_file)",
+                                  ossl_reason(err, buf, sizeof buf));
         } else {
             int code = reason_code(reason);
             const char *r = ossl_reason(err, buf, sizeof buf);
@@ -505,6 +533,18 @@ static void resume(weft_tls_context *ctx, tls_conn *c)
         SSL_set_session(c->ssl, session); /* takes its own reference */
         SSL_SESSION_free(session);
     }
+}
+
+/* OpenSSL asks a client's callback for a certificate only when the server wants one
+ * and the context has none: we send none, and remember why the server may refuse us. */
+static int cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    tls_conn *c = SSL_get_app_data(ssl);
+    if (c)
+        c->asked_for_cert = true;
+    return 0;
 }
 
 /* A new connection for s, configured for this end and peer; NULL with the message set. */
@@ -780,6 +820,7 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
             SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     } else {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_client_cert_cb(c, cert_asked);
         /* Sessions are kept by host name here, not in OpenSSL's cache (keyed by server
          * session id, which a client cannot look up). */
         ctx->sessions = calloc(SAVED_SESSIONS, sizeof *ctx->sessions);
@@ -933,4 +974,100 @@ const char *weft_stream_tls_alpn(weft_stream *h)
 {
     tls_conn *c = stream_conn(h, "weft_stream_tls_alpn");
     return c && c->alpn[0] ? c->alpn : NULL;
+}
+
+/* The peer's certificate, when it was checked: a client with verification off, or a
+ * server that asked for none, has no name to give. NULL with the message set. */
+static X509 *checked_peer(weft_stream *h, const char *what, int *err)
+{
+    struct weft_stream *s = weft__net_from(h, WEFT__NET_STREAM, what, err);
+    if (!s)
+        return NULL;
+    tls_conn *c = weft__stream_tls(s);
+    if (!c) {
+        *err = weft__set_errmsg(-EINVAL, "%s: not a TLS stream (or its handshake has not finished)", what);
+        return NULL;
+    }
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (!peer) {
+        *err = weft__set_errmsg(-ENOENT, "%s: the peer sent no certificate%s", what,
+                                c->server ? " (a server asks clients for one only when its context has CAs: "
+                                            "ca_file or ca_dir)"
+                                          : "");
+        return NULL;
+    }
+    if (!(SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+        *err = weft__set_errmsg(-ENOENT, "%s: the peer's certificate was not checked "
+                                         "(weft_tls_context_insecure_skip_verify): its names prove nothing",
+                                what);
+        return NULL;
+    }
+    return peer;
+}
+
+/* Copies a name of n bytes into buf, or says how much room it needs. */
+static ssize_t give_name(const char *name, size_t n, char *buf, size_t size, const char *what)
+{
+    if (!buf && size == 0)
+        return (ssize_t)n;
+    if (n + 1 > size)
+        return weft__set_errmsg(-ERANGE, "%s: the name needs %zu bytes (NUL included), buf has %zu", what, n + 1,
+                                size);
+    memcpy(buf, name, n);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+ssize_t weft_stream_tls_peer_subject(weft_stream *h, char *buf, size_t size)
+{
+    const char *what = "weft_stream_tls_peer_subject";
+    if (!buf && size)
+        return weft__set_errmsg(-EINVAL, "%s: buf is NULL and size is %zu", what, size);
+    int err;
+    X509 *peer = checked_peer(h, what, &err);
+    if (!peer)
+        return err;
+    BIO *mem = BIO_new(BIO_s_mem());
+    /* RFC 2253, UTF-8 left as it is (not escaped byte by byte). */
+    if (!mem || X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+        BIO_free(mem);
+        ERR_clear_error();
+        return weft__set_errmsg(-ENOMEM, "%s: no memory", what);
+    }
+    char *text = NULL;
+    long n = BIO_get_mem_data(mem, &text);
+    ssize_t rc = give_name(text ? text : "", n > 0 ? (size_t)n : 0, buf, size, what);
+    BIO_free(mem);
+    return rc;
+}
+
+ssize_t weft_stream_tls_peer_common_name(weft_stream *h, char *buf, size_t size)
+{
+    const char *what = "weft_stream_tls_peer_common_name";
+    if (!buf && size)
+        return weft__set_errmsg(-EINVAL, "%s: buf is NULL and size is %zu", what, size);
+    int err;
+    X509 *peer = checked_peer(h, what, &err);
+    if (!peer)
+        return err;
+    /* The last common name is the most specific (as OpenSSL's host check takes it). */
+    X509_NAME *subject = X509_get_subject_name(peer);
+    int at = -1;
+    for (int i; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, at)) >= 0;)
+        at = i;
+    if (at < 0)
+        return weft__set_errmsg(-ENOENT, "%s: the peer's certificate names no common name (CN)", what);
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at)));
+    if (n < 0) {
+        ERR_clear_error();
+        return weft__set_errmsg(WEFT_ETLS, "%s: the common name cannot be read as UTF-8", what);
+    }
+    ssize_t rc;
+    if (memchr(utf8, '\0', (size_t)n))
+        rc = weft__set_errmsg(-EILSEQ, "%s: the common name holds a NUL byte (a name made to be cut short)", what);
+    else
+        rc = give_name((const char *)utf8, (size_t)n, buf, size, what);
+    OPENSSL_free(utf8);
+    return rc;
 }

@@ -9,6 +9,10 @@
 #   other-ca.pem                   another CA, which nobody trusts
 #   stranger.pem stranger.key      localhost, signed by other-ca (an unknown CA)
 #   other.pem other.key            other.example (DNS), signed by the CA: a second name (SNI)
+#   client.pem client.key          a client's certificate (CN=weft test client, O=weft tests), signed
+#                                  by the CA: mutual TLS
+#   cadir/                         the CA in a directory hashed by `openssl rehash` (ca_dir)
+#   emptydir/                      a directory with no CA in it
 set -euo pipefail
 dir=$1
 mkdir -p "$dir"
@@ -39,6 +43,18 @@ leaf() { # name issuer [extfile]
 leaf server ca
 leaf stranger other-ca
 leaf other ca other.ext
+
+# A client's certificate: a subject of two parts, for the peer-subject getters.
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr \
+  -subj "/O=weft tests/CN=weft test client" 2>/dev/null
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext \
+  -out client.pem 2>/dev/null
+
+# The CA as a hashed directory (ca_dir), and one that holds no CA.
+mkdir -p cadir emptydir
+cp ca.pem cadir/
+openssl rehash cadir
 
 # An expired certificate: `openssl ca` is the command that takes explicit dates.
 mkdir -p db
