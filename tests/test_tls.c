@@ -10,7 +10,8 @@
  * sendfile on a TLS stream (the file read and encrypted, other writes after it), and
  * mutual TLS (a client certificate let in and named by the peer-subject getters;
  * none, or an unknown CA's, refused, as each side sees it, in TLS 1.3 against a weft
- * server and in TLS 1.2 against `openssl s_server -Verify`).
+ * server and in TLS 1.2 against `openssl s_server -Verify`), and CAs read from a
+ * directory hashed by `openssl rehash` (ca_dir).
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -1127,4 +1128,53 @@ Test(tls, mutual_tls_1_2_against_openssl_s_server)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     cr_assert_eq(rc, 0);
+}
+
+/* ---- CAs from a directory (ca_dir) -------------------------------------------- */
+
+static void *ca_dir_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    int port = weft_server_port(srv);
+
+    /* The directory `openssl rehash` prepared holds the CA: the server is verified. */
+    weft_tls_context *dir = weft_tls_client_context(&(weft_tls_options){.ca_dir = cert("cadir")});
+    cr_assert(dir, "%s", weft_errmsg());
+    weft_stream *s =
+        weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = dir, .server_hostname = "localhost"});
+    cr_assert(s, "verified against ca_dir: %s", weft_errmsg());
+    weft_stream_write(s, "dir\n", 4);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 4);
+    cr_expect_eq(weft_stream_close(s), 0);
+
+    /* A directory without the CA trusts nobody (not the system's store either). */
+    weft_tls_context *empty = weft_tls_client_context(&(weft_tls_options){.ca_dir = cert("emptydir")});
+    cr_assert(empty, "an empty directory is taken: %s", weft_errmsg());
+    s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = empty, .server_hostname = "localhost"});
+    cr_expect_null(s);
+    cr_expect_eq(weft_errcode(), WEFT_ETLS_UNKNOWN_CA, "%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+
+    /* A path that is no directory is the context's error, not every handshake's. */
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.ca_dir = cert("no-such-dir")}));
+    cr_expect_eq(weft_errcode(), -ENOENT, "%s", weft_errmsg());
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.ca_dir = cert("ca.pem")}));
+    cr_expect_eq(weft_errcode(), -ENOTDIR, "%s", weft_errmsg());
+    cr_expect(strstr(weft_errmsg(), "ca_dir"), "%s", weft_errmsg());
+
+    weft_tls_context_free(dir);
+    weft_tls_context_free(empty);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, ca_dir)
+{
+    make_certs();
+    cr_assert_eq(weft_run(ca_dir_main, NULL, NULL), 0);
 }

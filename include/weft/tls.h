@@ -80,7 +80,8 @@ typedef struct weft_tls_options {
  * Errors: -EINVAL (a server without cert_file, a min_version or max_version other
  *   than 0, 12 or 13, a max_version below min_version,
  *   an ALPN name empty or longer than 255 bytes); -ENOENT and the like for a file that
- *   cannot be read; WEFT_ETLS for a file OpenSSL refuses (not PEM, a key that does not
+ *   cannot be read, -ENOTDIR for a ca_dir that is not a directory (a directory with
+ *   no CA in it is taken: it trusts nobody); WEFT_ETLS for a file OpenSSL refuses (not PEM, a key that does not
  *   match the certificate, an unknown cipher), with OpenSSL's reason in weft_errmsg();
  *   -ENOMEM.
  */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -800,6 +801,18 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
         }
         if (SSL_CTX_check_private_key(c) != 1) {
             context_error(what, "the private key does not match the certificate", NULL);
+            goto fail;
+        }
+    }
+    if (o->ca_dir) {
+        /* OpenSSL looks in the directory only when a handshake needs a CA: a path that
+         * is not a directory would be every handshake's WEFT_ETLS_UNKNOWN_CA. */
+        struct stat st;
+        int err = stat(o->ca_dir, &st) != 0 ? errno
+                  : !S_ISDIR(st.st_mode)    ? ENOTDIR
+                  : access(o->ca_dir, R_OK | X_OK) != 0 ? errno : 0;
+        if (err) {
+            weft__set_errmsg(-err, "%s: the CA directory (ca_dir) %s: %s", what, o->ca_dir, strerror(err));
             goto fail;
         }
     }
