@@ -11,7 +11,8 @@
  * mutual TLS (a client certificate let in and named by the peer-subject getters;
  * none, or an unknown CA's, refused, as each side sees it, in TLS 1.3 against a weft
  * server and in TLS 1.2 against `openssl s_server -Verify`), and CAs read from a
- * directory hashed by `openssl rehash` (ca_dir).
+ * directory hashed by `openssl rehash` (ca_dir), and start_tls on a server whose
+ * readline read ahead into the client's ClientHello.
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -22,6 +23,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 TestSuite(tls, .timeout = 60);
@@ -1177,4 +1179,74 @@ Test(tls, ca_dir)
 {
     make_certs();
     cr_assert_eq(weft_run(ca_dir_main, NULL, NULL), 0);
+}
+
+/* ---- start_tls when the stream has read ahead into the ClientHello ------------------ */
+
+typedef struct ahead {
+    weft_tls_context *ctx;
+    int queued_before; /* bytes the kernel held when the server read its line */
+    int queued_after;  /* ...and after: what the stream read ahead left there */
+    ssize_t line_len;
+    int rc;
+} ahead;
+
+static void *readahead_handler(weft_stream *s, void *arg)
+{
+    ahead *r = arg;
+    int fd = weft_stream_fd(s);
+    /* Read nothing until the ClientHello has come behind the line, so that the one
+     * read of readline takes both. */
+    int queued = 0;
+    for (int i = 0; i < 2000; i++) {
+        cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
+        if (queued > 10 + 5) /* the line, and more than a record header */
+            break;
+        weft_sleep(0.001);
+    }
+    r->queued_before = queued;
+    const char *line;
+    r->line_len = weft_stream_readline(s, &line);
+    cr_expect(r->line_len == 10 && memcmp(line, "STARTTLS\r\n", 10) == 0, "the line: %zd", r->line_len);
+    cr_assert_eq(ioctl(fd, FIONREAD, &r->queued_after), 0);
+    r->rc = weft_start_tls(s, r->ctx, NULL);
+    if (r->rc == 0)
+        echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *readahead_main(void *arg)
+{
+    (void)arg;
+    /* A short handshake timeout: bytes lost by the server would end it in 2 s. */
+    ahead r = {.ctx = weft_tls_server_context(&(weft_tls_options){
+                       .cert_file = cert("server.pem"), .key_file = cert("server.key"), .handshake_timeout = 2})};
+    cr_assert(r.ctx, "%s", weft_errmsg());
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    weft_server *srv = weft_start_server(readahead_handler, &r, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), NULL);
+    cr_assert(s);
+    /* The line, and the ClientHello at once, without waiting for an answer. */
+    cr_expect_eq(weft_stream_write(s, "STARTTLS\r\n", 10), 0);
+    cr_expect_eq(weft_start_tls(s, cctx, "localhost"), 0, "client start_tls: %s", weft_errmsg());
+    cr_expect_eq(r.rc, 0, "server start_tls on read-ahead bytes: %s", weft_errname(r.rc));
+    cr_expect_gt(r.queued_before, 15, "the ClientHello had come behind the line: %d bytes", r.queued_before);
+    cr_expect_eq(r.queued_after, 0, "readline took the ClientHello with the line (%d bytes left behind)",
+                 r.queued_after);
+    weft_stream_write(s, "after\n", 6);
+    const char *line;
+    cr_expect_eq(weft_stream_readline(s, &line), 6, "echo over TLS: %s", weft_errmsg());
+    cr_expect_eq(weft_stream_close(s), 0);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(r.ctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, start_tls_takes_bytes_read_ahead)
+{
+    make_certs();
+    cr_assert_eq(weft_run(readahead_main, NULL, NULL), 0);
 }
