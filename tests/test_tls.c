@@ -12,7 +12,8 @@
  * none, or an unknown CA's, refused, as each side sees it, in TLS 1.3 against a weft
  * server and in TLS 1.2 against `openssl s_server -Verify`), and CAs read from a
  * directory hashed by `openssl rehash` (ca_dir), and start_tls on a server whose
- * readline read ahead into the client's ClientHello.
+ * readline read ahead into the client's ClientHello, and sessions resumed only with
+ * the host and port they were made with.
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -1249,4 +1250,62 @@ Test(tls, start_tls_takes_bytes_read_ahead)
 {
     make_certs();
     cr_assert_eq(weft_run(readahead_main, NULL, NULL), 0);
+}
+
+/* ---- sessions are kept by host and port ------------------------------------------ */
+
+/* Connects to localhost at port, echoes a line (the TLS 1.3 tickets come before the
+ * answer), closes; whether the handshake resumed a session. */
+static bool visit(int port, weft_tls_context *cctx)
+{
+    weft_stream *s =
+        weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx, .server_hostname = "localhost"});
+    cr_assert(s, "connect to %d: %s", port, weft_errmsg());
+    bool resumed = weft_stream_tls_resumed(s);
+    const char *line;
+    cr_expect_eq(weft_stream_write(s, "visit\n", 6), 0);
+    cr_expect_eq(weft_stream_readline(s, &line), 6, "%s", weft_errmsg());
+    cr_expect_eq(weft_stream_close(s), 0);
+    return resumed;
+}
+
+static void *session_key_main(void *arg)
+{
+    /* Two servers of one host on two ports: with one server context (the same ticket
+     * keys, so a session offered to the wrong port would be resumed there), or with
+     * one each (the wrong port cannot resume it, but it took the right one's away). */
+    bool shared = arg != NULL;
+    weft_tls_context *sa = server_ctx("server", NULL);
+    weft_tls_context *sb = shared ? sa : server_ctx("server", NULL);
+    weft_server *a = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sa});
+    weft_server *b = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sb});
+    cr_assert(a && b);
+    int pa = weft_server_port(a), pb = weft_server_port(b);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    cr_expect_not(visit(pa, cctx), "the first connection to port A is a full handshake");
+    cr_expect(visit(pa, cctx), "the second to port A resumes");
+    cr_expect_not(visit(pb, cctx), "port B of the same host is not offered A's session: a full handshake");
+    cr_expect(visit(pa, cctx), "port A still resumes after B");
+    cr_expect(visit(pb, cctx), "port B resumes its own session");
+    weft_tls_context_free(cctx);
+    weft_server_close(a);
+    weft_server_close(b);
+    weft_server_wait_closed(a);
+    weft_server_wait_closed(b);
+    weft_tls_context_free(sa);
+    if (!shared)
+        weft_tls_context_free(sb);
+    return NULL;
+}
+
+Test(tls, sessions_by_host_and_port_one_server_context)
+{
+    make_certs();
+    cr_assert_eq(weft_run(session_key_main, (void *)1, NULL), 0);
+}
+
+Test(tls, sessions_by_host_and_port_two_server_contexts)
+{
+    make_certs();
+    cr_assert_eq(weft_run(session_key_main, NULL, NULL), 0);
 }

@@ -172,9 +172,11 @@ WEFT_API WEFT_WAIT int weft_start_tls(weft_stream *s, weft_tls_context *ctx, con
 WEFT_API const char *weft_stream_tls_version(weft_stream *s);
 
 /* weft_stream_tls_resumed — true when the handshake resumed an earlier session (a
- * client context keeps the latest session of each of up to 64 host names it
- * connected to, and offers it, once, on the next connection to that name;
- * ssl_object.session_reused).
+ * client context keeps the latest session of each of up to 64 places it connected
+ * to, a place being the host name checked (server_hostname, or the host) and the
+ * server's port, or its Unix socket's path, and offers it, once, on the next
+ * connection to the same place: two servers of one host on two ports are never
+ * offered each other's sessions; ssl_object.session_reused).
  * Returns: the flag; false for a plain stream or a stale handle.
  * Suspends: never.
  * Errors: none. */

@@ -25,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -41,9 +44,18 @@ typedef struct named_cert {
     SSL_CTX *ssl;        /* that certificate and key */
 } named_cert;
 
-/* A client's latest session with one host, to resume the next connection. */
-typedef struct saved_session {
+/* Where a client connected: the host name it checked the server against, and the
+ * server's port ("443") or Unix socket path. A session is offered only to the place
+ * it was made with: two servers of one host, on two ports, need not share keys or
+ * certificates. */
+typedef struct session_key {
     char host[256];
+    char where[112];      /* the port, or the socket's path ('@' first: abstract); "" unknown */
+} session_key;
+
+/* A client's latest session with one place, to resume the next connection. */
+typedef struct saved_session {
+    session_key key;
     SSL_SESSION *session; /* one reference, ours */
 } saved_session;
 
@@ -59,7 +71,7 @@ struct weft_tls_context {
     double handshake_timeout;
     unsigned char *alpn; /* the ALPN list in its wire form (length-prefixed names) */
     size_t alpn_len;
-    /* A client's sessions by host name, most recent first, for resumption; shared by
+    /* A client's sessions by host and port, most recent first, for resumption; shared by
      * every loop that uses the context, so under a lock. */
     pthread_mutex_t sessions_lock;
     saved_session *sessions;
@@ -79,6 +91,7 @@ typedef struct tls_conn {
     int io_err;          /* the descriptor's last error (negative), for SSL_ERROR_SYSCALL */
     char alpn[256];      /* the protocol agreed, NUL-terminated ("" = none) */
     char peer[256];      /* the host name asked for, for messages */
+    session_key key;     /* a client's: where its session is saved ("" host: nowhere) */
     const char *what;    /* the call that made it (weft_open_connection, ...), for messages */
 } tls_conn;
 
@@ -479,23 +492,56 @@ static void ctx_release(weft__tls_hook *h)
 /* A client's sessions, resumed                                             */
 /* ------------------------------------------------------------------------ */
 
+static bool same_key(const session_key *a, const session_key *b)
+{
+    return strcmp(a->host, b->host) == 0 && strcmp(a->where, b->where) == 0;
+}
+
+/* The key of a client connection to host over s: the host and the peer's port or
+ * path. A host name too long to keep whole keeps no session. */
+static void key_make(session_key *k, struct weft_stream *s, const char *host)
+{
+    memset(k, 0, sizeof *k);
+    if (strlen(host) >= sizeof k->host)
+        return;
+    memcpy(k->host, host, strlen(host) + 1);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(weft__stream_fd(s), (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        snprintf(k->where, sizeof k->where, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        snprintf(k->where, sizeof k->where, "%u", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+        if (n > sizeof k->where - 1)
+            n = sizeof k->where - 1;
+        memcpy(k->where, sun->sun_path, n);
+        if (n && k->where[0] == '\0')
+            k->where[0] = '@'; /* the abstract namespace */
+        k->where[n] = '\0';
+    }
+}
+
 /* OpenSSL has a new session for a client connection (after the handshake in TLS
- * 1.2, with each ticket in 1.3): a copy becomes the host's saved one. A copy, so
- * that no session object is shared: the connection keeps its own, and the saved one
- * goes, under the lock, to the one connection that resumes it (possibly on another
+ * 1.2, with each ticket in 1.3): a copy becomes the one saved for its host and port.
+ * A copy, so that no session object is shared: the connection keeps its own, and the
+ * saved one goes, under the lock, to the one connection that resumes it (possibly on another
  * thread's loop), each used once as RFC 8446 (C.4) asks of TLS 1.3 tickets. */
 static int session_new(SSL *ssl, SSL_SESSION *given)
 {
     tls_conn *c = SSL_get_app_data(ssl);
     weft_tls_context *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (!c || !ctx || !c->peer[0] || !SSL_SESSION_is_resumable(given))
+    if (!c || !ctx || !c->key.host[0] || !SSL_SESSION_is_resumable(given))
         return 0;
     SSL_SESSION *session = SSL_SESSION_dup(given);
     if (!session)
         return 0; /* no memory: the next connection makes a full handshake */
     pthread_mutex_lock(&ctx->sessions_lock);
     size_t i = 0;
-    while (i < ctx->nsessions && strcmp(ctx->sessions[i].host, c->peer) != 0)
+    while (i < ctx->nsessions && !same_key(&ctx->sessions[i].key, &c->key))
         i++;
     if (i == ctx->nsessions) {
         if (ctx->nsessions < SAVED_SESSIONS) {
@@ -508,13 +554,14 @@ static int session_new(SSL *ssl, SSL_SESSION *given)
         SSL_SESSION_free(ctx->sessions[i].session);
     }
     memmove(&ctx->sessions[1], &ctx->sessions[0], i * sizeof ctx->sessions[0]);
-    snprintf(ctx->sessions[0].host, sizeof ctx->sessions[0].host, "%s", c->peer);
+    ctx->sessions[0].key = c->key;
     ctx->sessions[0].session = session;
     pthread_mutex_unlock(&ctx->sessions_lock);
     return 0; /* OpenSSL keeps its own reference to the one given */
 }
 
-/* Offers the host's saved session, if any, taking it out of the cache. */
+/* Offers the session saved for the connection's host and port, if any, taking it
+ * out of the cache. */
 static void resume(weft_tls_context *ctx, tls_conn *c)
 {
     if (!ctx->sessions)
@@ -522,7 +569,7 @@ static void resume(weft_tls_context *ctx, tls_conn *c)
     SSL_SESSION *session = NULL;
     pthread_mutex_lock(&ctx->sessions_lock);
     for (size_t i = 0; i < ctx->nsessions; i++) {
-        if (strcmp(ctx->sessions[i].host, c->peer) == 0) {
+        if (same_key(&ctx->sessions[i].key, &c->key)) {
             session = ctx->sessions[i].session;
             memmove(&ctx->sessions[i], &ctx->sessions[i + 1], (ctx->nsessions - i - 1) * sizeof ctx->sessions[0]);
             ctx->nsessions--;
@@ -577,6 +624,7 @@ static tls_conn *conn_new(weft_tls_context *ctx, struct weft_stream *s, const ch
     if (!host)
         return c;
     snprintf(c->peer, sizeof c->peer, "%s", host);
+    key_make(&c->key, s, host);
     resume(ctx, c);
     bool ip = is_ip_literal(host);
     int ok = 1;
@@ -834,8 +882,8 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
     } else {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_client_cert_cb(c, cert_asked);
-        /* Sessions are kept by host name here, not in OpenSSL's cache (keyed by server
-         * session id, which a client cannot look up). */
+        /* Sessions are kept by host name and port here, not in OpenSSL's cache (keyed
+         * by server session id, which a client cannot look up). */
         ctx->sessions = calloc(SAVED_SESSIONS, sizeof *ctx->sessions);
         if (!ctx->sessions) {
             weft__set_errmsg(-ENOMEM, "%s: no memory", what);
