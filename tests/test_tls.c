@@ -13,7 +13,7 @@
  * server and in TLS 1.2 against `openssl s_server -Verify`), and CAs read from a
  * directory hashed by `openssl rehash` (ca_dir), and start_tls on a server whose
  * readline read ahead into the client's ClientHello, and sessions resumed only with
- * the host and port they were made with.
+ * the host and port they were made with, and a TLS Unix connection made in one call.
  * Certificates are made at test time by tests/tls/make_certs.sh (openssl req, x509, ca).
  */
 #define _GNU_SOURCE
@@ -1308,4 +1308,87 @@ Test(tls, sessions_by_host_and_port_two_server_contexts)
 {
     make_certs();
     cr_assert_eq(weft_run(session_key_main, NULL, NULL), 0);
+}
+
+/* ---- a TLS Unix connection in one call ----------------------------------------- */
+
+static void *counting_handler(weft_stream *s, void *arg)
+{
+    (*(int *)arg)++;
+    echo_handler(s, NULL);
+    return NULL;
+}
+
+static void *unix_one_call_main(void *arg)
+{
+    (void)arg;
+    char path[108];
+    snprintf(path, sizeof path, "@weft-tls-unix-%d", (int)getpid());
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+    int handled = 0;
+    weft_server *srv = weft_start_unix_server(counting_handler, &handled, path, &(weft_server_options){.tls = sctx});
+    cr_assert(srv, "weft_start_unix_server: %s", weft_errmsg());
+    const char *line;
+
+    /* Connected, handshaken and checked against server_hostname in the one call; the
+     * second connection to the same path resumes the first's session. */
+    for (int i = 0; i < 2; i++) {
+        weft_stream *s = weft_open_unix_connection(
+            path, &(weft_unix_connect_options){.tls = cctx, .server_hostname = "localhost", .stream.limit = 128});
+        cr_assert(s, "a TLS Unix connection: %s", weft_errmsg());
+        expect_is(weft_stream_tls_version(s), "TLSv1.3");
+        cr_expect_eq(weft_stream_tls_resumed(s), i == 1, "connection %d resumed: %d", i, weft_stream_tls_resumed(s));
+        char subject[32];
+        cr_expect_eq(weft_stream_tls_peer_subject(s, subject, sizeof subject), 12);
+        weft_stream_write(s, "unix tls\n", 9);
+        cr_expect_eq(weft_stream_readline(s, &line), 9, "%s", weft_errmsg());
+        cr_expect_eq(memcmp(line, "unix tls\n", 9), 0);
+        /* opts->stream applies: a line longer than the limit is refused. */
+        char big[200];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\n';
+        weft_stream_write(s, big, sizeof big);
+        cr_expect_eq(weft_stream_readline(s, &line), WEFT_ELIMIT, "the stream's limit of 128 bytes");
+        cr_expect_eq(weft_stream_close(s), 0);
+    }
+    cr_expect_eq(handled, 2);
+
+    /* The certificate is checked against server_hostname. */
+    weft_stream *s = weft_open_unix_connection(
+        path, &(weft_unix_connect_options){.tls = cctx, .server_hostname = "wrong.example"});
+    cr_expect_null(s);
+    cr_expect_eq(weft_errcode(), WEFT_ETLS_HOSTNAME, "%s", weft_errmsg());
+
+    /* A path names no host: without server_hostname, or with a server's context, the
+     * call is refused before it connects. */
+    cr_expect_null(weft_open_unix_connection(path, &(weft_unix_connect_options){.tls = cctx}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect(strstr(weft_errmsg(), "server_hostname"), "%s", weft_errmsg());
+    cr_expect_null(
+        weft_open_unix_connection(path, &(weft_unix_connect_options){.tls = sctx, .server_hostname = "localhost"}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    weft_sleep(0.05);
+    cr_expect_eq(handled, 2, "a refused call connected nothing");
+
+    /* Verification off: no host name needed. */
+    weft_tls_context *blind = client_ctx("ca.pem", NULL);
+    weft_tls_context_insecure_skip_verify(blind);
+    s = weft_open_unix_connection(path, &(weft_unix_connect_options){.tls = blind});
+    cr_expect(s, "verification off, no host name: %s", weft_errmsg());
+    if (s)
+        weft_stream_close(s);
+    weft_tls_context_free(blind);
+
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    weft_tls_context_free(cctx);
+    return NULL;
+}
+
+Test(tls, unix_connection_in_one_call)
+{
+    make_certs();
+    cr_assert_eq(weft_run(unix_one_call_main, NULL, NULL), 0);
 }

@@ -123,18 +123,33 @@ typedef struct weft_connect_options {
 WEFT_API WEFT_WAIT weft_stream *weft_open_connection(const char *host, int port,
                                                     const weft_connect_options *opts);
 
+/* How weft_open_unix_connection connects; all zeros means asyncio's defaults. The
+ * fields are weft_connect_options's that mean something for a Unix socket. */
+typedef struct weft_unix_connect_options {
+    weft_stream_options stream;
+    /* Non-NULL: speak TLS with this client context (weft_tls_client_context; asyncio's
+     * ssl=); the handshake is part of the call. A path names no host, so the server's
+     * certificate is checked against server_hostname (also sent as SNI), which is
+     * required unless the context skips verification (asyncio requires it too). */
+    weft_tls_context *tls;
+    const char *server_hostname;
+} weft_unix_connect_options;
+
 /*
  * weft_open_unix_connection — connect to a Unix-domain stream socket
- * (asyncio.open_unix_connection). A path starting with '@' names Linux's abstract
- * namespace ("@name" is "\0name").
+ * (asyncio.open_unix_connection), over TLS with opts->tls. A path starting with '@'
+ * names Linux's abstract namespace ("@name" is "\0name").
  * Returns: the stream, or NULL with weft_errcode() saying why.
- * Suspends: always, until connected.
+ * Suspends: always, until connected (and, with opts->tls, until the handshake is done).
  * Errors: -ENOENT (no such socket), -ECONNREFUSED (nobody listens), -EACCES,
- *   -ENAMETOOLONG (longer than sockaddr_un allows), -EINVAL (NULL path),
- *   -EMFILE, -ENFILE, -ENOMEM; -ECANCELED; WEFT_ENOTINLOOP.
+ *   -ENAMETOOLONG (longer than sockaddr_un allows), -EINVAL (NULL path; with
+ *   opts->tls, a server's context, or no server_hostname while the context verifies:
+ *   refused before connecting), -EMFILE, -ENFILE, -ENOMEM; -ECANCELED;
+ *   WEFT_ENOTINLOOP. With opts->tls, the handshake's, as weft_open_connection's.
  * On cancel: returns NULL with -ECANCELED; the socket is closed.
  */
-WEFT_API WEFT_WAIT weft_stream *weft_open_unix_connection(const char *path, const weft_stream_options *opts);
+WEFT_API WEFT_WAIT weft_stream *weft_open_unix_connection(const char *path,
+                                                         const weft_unix_connect_options *opts);
 
 /*
  * weft_stream_from_fd — make a stream of a connected descriptor the caller opened: a

@@ -133,6 +133,10 @@ typedef struct weft__tls_hook {
      * server_hostname (and sends it as SNI). Returns as weft__stream_tls_start. */
     int (*secure)(struct weft__tls_hook *ctx, struct weft_stream *s, const char *server_hostname,
                   const char *what);
+    /* Whether a client connection can be secured with this context and
+     * server_hostname, checked before connecting: 0, or -EINVAL with the message set
+     * (a server's context, or no host name while the context verifies). */
+    int (*client_check)(struct weft__tls_hook *ctx, const char *server_hostname, const char *what);
     void (*retain)(struct weft__tls_hook *ctx);
     void (*release)(struct weft__tls_hook *ctx);
     bool server; /* a server's context (else a client's) */

@@ -1531,11 +1531,9 @@ weft_stream *weft_open_connection(const char *host, int port, const weft_connect
         return NULL;
     }
     weft__tls_hook *tls = opts ? (weft__tls_hook *)opts->tls : NULL;
-    if (tls && tls->server) {
-        weft__set_errmsg(-EINVAL, "weft_open_connection: opts->tls is a server's context (make one with "
-                                  "weft_tls_client_context)");
+    if (tls && tls->client_check(tls, opts->server_hostname ? opts->server_hostname : host,
+                                 "weft_open_connection") != 0)
         return NULL;
-    }
     int fd = weft__connect_tcp(host, port, opts);
     if (fd < 0)
         return NULL;
@@ -1573,7 +1571,7 @@ int weft__unix_address(const char *path, struct sockaddr_un *sun, socklen_t *len
     return 0;
 }
 
-weft_stream *weft_open_unix_connection(const char *path, const weft_stream_options *opts)
+weft_stream *weft_open_unix_connection(const char *path, const weft_unix_connect_options *opts)
 {
     weft_loop *L = weft__loop;
     weft_task *self = weft__current();
@@ -1585,7 +1583,7 @@ weft_stream *weft_open_unix_connection(const char *path, const weft_stream_optio
     struct sockaddr_un sun;
     socklen_t len = 0;
     int rc = path ? weft__unix_address(path, &sun, &len) : -EINVAL;
-    if (rc == 0 && options_check(opts, &limit, &high, &low) != 0)
+    if (rc == 0 && options_check(opts ? &opts->stream : NULL, &limit, &high, &low) != 0)
         rc = -EINVAL;
     if (rc != 0) {
         weft__set_errmsg(rc, "weft_open_unix_connection: %s",
@@ -1594,6 +1592,10 @@ weft_stream *weft_open_unix_connection(const char *path, const weft_stream_optio
                          : rc == -EINVAL && !*path ? "the path is empty" : "low_water is above high_water");
         return NULL;
     }
+    /* A path names no host: the server's certificate is checked against server_hostname. */
+    weft__tls_hook *tls = opts ? (weft__tls_hook *)opts->tls : NULL;
+    if (tls && tls->client_check(tls, opts->server_hostname, "weft_open_unix_connection") != 0)
+        return NULL;
     if (self->cancelling) {
         weft__cancelled_errmsg(self);
         return NULL;
@@ -1627,11 +1629,20 @@ weft_stream *weft_open_unix_connection(const char *path, const weft_stream_optio
         return NULL;
     }
     int err = 0;
-    weft_stream *s = weft__stream_new(L, fd, opts, &err);
+    weft_stream *s = weft__stream_new(L, fd, opts ? &opts->stream : NULL, &err);
     if (!s) {
         close(fd);
         weft__set_errmsg(err, "weft_open_unix_connection: %s", weft_strerror(err));
         return NULL;
+    }
+    if (tls) {
+        /* The handshake suspends: no yield of its own is needed. */
+        if (tls->secure(tls, s, opts->server_hostname, "weft_open_unix_connection") != 0) {
+            abort_now(s);
+            give_up(s);
+            return NULL;
+        }
+        return user_handle(s);
     }
     /* Asyncio semantics: an awaited call yields at least once. */
     if (e == 0 && self) {

@@ -651,13 +651,28 @@ static tls_conn *conn_new(weft_tls_context *ctx, struct weft_stream *s, const ch
     return c;
 }
 
+static int ctx_client_check(weft__tls_hook *h, const char *host, const char *what)
+{
+    weft_tls_context *ctx = (weft_tls_context *)h;
+    if (h->server)
+        return weft__set_errmsg(-EINVAL, "%s: opts->tls is a server's context (make one with "
+                                         "weft_tls_client_context)",
+                                what);
+    if (!host && atomic_load(&ctx->verify))
+        return weft__set_errmsg(-EINVAL, "%s: a TLS client needs the server's host name to check its "
+                                         "certificate (server_hostname, or weft_tls_context_insecure_skip_verify)",
+                                what);
+    return 0;
+}
+
 static int ctx_secure(weft__tls_hook *h, struct weft_stream *s, const char *host, const char *what)
 {
     weft_tls_context *ctx = (weft_tls_context *)h;
-    if (!h->server && !host && atomic_load(&ctx->verify))
-        return weft__set_errmsg(-EINVAL, "%s: a TLS client needs the server's host name to check its "
-                                         "certificate (or weft_tls_context_insecure_skip_verify)",
-                                what);
+    if (!h->server) {
+        int rc = ctx_client_check(h, host, what);
+        if (rc)
+            return rc;
+    }
     tls_conn *c = conn_new(ctx, s, host, what);
     if (!c)
         return weft_errcode();
@@ -803,6 +818,7 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
         return NULL;
     }
     ctx->hook.secure = ctx_secure;
+    ctx->hook.client_check = ctx_client_check;
     ctx->hook.retain = ctx_retain;
     ctx->hook.release = ctx_release;
     ctx->hook.server = server;
