@@ -10,7 +10,8 @@
  * sendfile on a TLS stream (the file read and encrypted, other writes after it), and
  * mutual TLS (a client certificate let in and named by the peer-subject getters;
  * none, or an unknown CA's, refused, as each side sees it, in TLS 1.3 against a weft
- * server and in TLS 1.2 against `openssl s_server -Verify`), and CAs read from a
+ * server and in TLS 1.2 against `openssl s_server -Verify`, and with a certificate
+ * chosen by SNI), and CAs read from a
  * directory hashed by `openssl rehash` (ca_dir), and start_tls on a server whose
  * readline read ahead into the client's ClientHello, and sessions resumed only with
  * the host and port they were made with, and a TLS Unix connection made in one call.
@@ -1391,4 +1392,50 @@ Test(tls, unix_connection_in_one_call)
 {
     make_certs();
     cr_assert_eq(weft_run(unix_one_call_main, NULL, NULL), 0);
+}
+
+/* ---- mutual TLS with a certificate chosen by SNI ----------------------------------- */
+
+static void *sni_mutual_main(void *arg)
+{
+    (void)arg;
+    int handled = 0;
+    weft_tls_context *sctx = mtls_server_ctx(false);
+    cr_assert_eq(weft_tls_context_add_certificate(sctx, "other.example", cert("other.pem"), cert("other.key")), 0);
+    weft_server *srv = weft_start_server(whoami_handler, &handled, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    /* The client names other.example: the server answers with that certificate and
+     * still checks the client's against its CAs. */
+    const char *who[] = {"client", "stranger"};
+    for (int i = 0; i < 2; i++) {
+        weft_tls_context *cctx = client_ctx_as(who[i]);
+        weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv),
+                                              &(weft_connect_options){.tls = cctx, .server_hostname = "other.example"});
+        cr_assert(s, "%s: %s", who[i], weft_errmsg());
+        char subject[64];
+        cr_expect_eq(weft_stream_tls_peer_common_name(s, subject, sizeof subject), 9);
+        cr_expect_str_eq(subject, "localhost", "other.pem's CN (its name is in subjectAltName)");
+        const char *line;
+        ssize_t n = weft_stream_readline(s, &line);
+        if (i == 0) {
+            const char *want = "CN=weft test client,O=weft tests|weft test client\n";
+            cr_expect(n == (ssize_t)strlen(want) && memcmp(line, want, strlen(want)) == 0,
+                      "the client of other.example let in and named: %s", n < 0 ? weft_errmsg() : "wrong line");
+        } else {
+            cr_expect_eq(n, WEFT_ETLS_CERT, "an unknown CA's client refused: %s", weft_errmsg());
+        }
+        weft_stream_close(s);
+        weft_tls_context_free(cctx);
+    }
+    cr_expect_eq(handled, 1);
+    weft_server_close(srv);
+    weft_server_wait_closed(srv);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, mutual_tls_with_a_certificate_chosen_by_sni)
+{
+    make_certs();
+    cr_assert_eq(weft_run(sni_mutual_main, NULL, NULL), 0);
 }

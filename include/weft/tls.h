@@ -105,7 +105,9 @@ WEFT_API int weft_tls_context_insecure_skip_verify(weft_tls_context *ctx);
  * for `name` by SNI (a server with several names on one address; asyncio's
  * sni_callback choosing a context). "*.example.com" stands for any one label before
  * example.com. A client that names none of them, or sends no name, gets the
- * context's own cert_file. Add every name before a server uses the context.
+ * context's own cert_file. A context given CAs (mutual TLS) checks clients against
+ * them whichever certificate it serves. Add every name before a server uses the
+ * context.
  * Returns: 0.
  * Suspends: never (the files are read now).
  * Errors: -EINVAL (NULL or a client's context, an empty name, NULL cert_file);

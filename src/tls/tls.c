@@ -990,7 +990,9 @@ int weft_tls_context_add_certificate(weft_tls_context *ctx, const char *name, co
         free(copy);
         return rc;
     }
-    /* After the switch, OpenSSL asks the named context for ALPN: it answers as ours. */
+    /* After the switch, OpenSSL asks the named context for ALPN, and checks a client's
+     * certificate against its CAs: it answers as ours, with our CAs (mutual TLS). */
+    SSL_CTX_set1_cert_store(c, SSL_CTX_get_cert_store(ctx->ssl));
     static const unsigned char sid[] = "weft";
     SSL_CTX_set_session_id_context(c, sid, sizeof sid - 1);
     if (ctx->alpn_len)
