@@ -15,6 +15,8 @@
  *     ctx.verify_mode = CERT_NONE
  *   open_connection(h, p, ssl=ctx)                  weft_open_connection(h, p, &(weft_connect_options){.tls = ctx})
  *   start_server(cb, h, p, ssl=ctx)                 weft_start_server(cb, arg, h, p, &(weft_server_options){.tls = ctx})
+ *   open_unix_connection(path, ssl=ctx,             weft_open_unix_connection(path, &(weft_unix_connect_options)
+ *     server_hostname=h)                              {.tls = ctx, .server_hostname = h})
  *   await writer.start_tls(ctx, server_hostname=h)  weft_start_tls(s, ctx, h)
  *   writer.get_extra_info("ssl_object")             weft_stream_tls_version(s), weft_stream_tls_alpn(s)
  *     .version(), .selected_alpn_protocol()
@@ -175,9 +177,9 @@ WEFT_API const char *weft_stream_tls_version(weft_stream *s);
 
 /* weft_stream_tls_resumed — true when the handshake resumed an earlier session (a
  * client context keeps the latest session of each of up to 64 places it connected
- * to, a place being the host name checked (server_hostname, or the host) and the
- * server's port, or its Unix socket's path, and offers it, once, on the next
- * connection to the same place: two servers of one host on two ports are never
+ * to, a place being the host name checked (server_hostname, or the host; a
+ * connection without one keeps no session) and the server's port, or its Unix
+ * socket's path, and offers it, once, on the next connection to the same place: two servers of one host on two ports are never
  * offered each other's sessions; ssl_object.session_reused).
  * Returns: the flag; false for a plain stream or a stale handle.
  * Suspends: never.
