@@ -851,10 +851,10 @@ static weft_tls_context *client_ctx_as(const char *leaf)
 
 /* A server context that asks clients for a certificate signed by the test CA, named
  * by a CA file or by a hashed directory. */
-static weft_tls_context *mtls_server_ctx(bool by_dir)
+static weft_tls_context *mtls_server_ctx(bool by_dir, int max_version)
 {
     weft_tls_context *ctx = weft_tls_server_context(&(weft_tls_options){
-        .cert_file = cert("server.pem"), .key_file = cert("server.key"),
+        .cert_file = cert("server.pem"), .key_file = cert("server.key"), .max_version = max_version,
         .ca_file = by_dir ? NULL : cert("ca.pem"), .ca_dir = by_dir ? cert("cadir") : NULL});
     cr_expect(ctx, "weft_tls_server_context: %s", weft_errmsg());
     return ctx;
@@ -876,11 +876,18 @@ static void *whoami_handler(weft_stream *s, void *arg)
     return NULL;
 }
 
+/* How mutual_main's server is made. */
+typedef struct mutual_case {
+    bool by_dir;     /* its CAs from a hashed directory, not a file */
+    int max_version; /* WEFT_TLS_1_2: a TLS 1.2 server */
+} mutual_case;
+
 static void *mutual_main(void *arg)
 {
-    bool by_dir = arg != NULL;
+    mutual_case *mc = arg;
+    bool tls12 = mc->max_version == WEFT_TLS_1_2;
     int handled = 0;
-    weft_tls_context *sctx = mtls_server_ctx(by_dir);
+    weft_tls_context *sctx = mtls_server_ctx(mc->by_dir, mc->max_version);
     weft_server *srv = weft_start_server(whoami_handler, &handled, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
     cr_assert(srv, "weft_start_server: %s", weft_errmsg());
     int port = weft_server_port(srv);
@@ -892,6 +899,7 @@ static void *mutual_main(void *arg)
     for (int i = 0; i < 2; i++) {
         weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = good});
         cr_assert(s, "a client with a certificate: %s", weft_errmsg());
+        expect_is(weft_stream_tls_version(s), tls12 ? "TLSv1.2" : "TLSv1.3");
         cr_expect_eq(weft_stream_tls_resumed(s), i == 1, "connection %d resumed: %d", i, weft_stream_tls_resumed(s));
         ssize_t n = weft_stream_readline(s, &line);
         const char *want = "CN=weft test client,O=weft tests|weft test client\n";
@@ -909,24 +917,32 @@ static void *mutual_main(void *arg)
 
     /* Without a certificate, or with one an unknown CA signed: in TLS 1.3 the client's
      * handshake is over before the server has checked it, so the connection is made,
-     * the write is taken, and the server's refusal comes as the first read's error. */
+     * the write is taken, and the server's refusal comes as the first read's error;
+     * in TLS 1.2 the connection fails. */
     const char *who[] = {NULL, "stranger"};
-    const char *said[] = {"certificate required", "unknown ca"};
+    const char *said[] = {tls12 ? "handshake failure" : "certificate required", "unknown ca"};
     for (int i = 0; i < 2; i++) {
         weft_tls_context *cctx = client_ctx_as(who[i]);
         weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = cctx});
-        cr_assert(s, "%s: the client's side of a TLS 1.3 handshake succeeds: %s", who[i] ? who[i] : "no certificate",
-                  weft_errmsg());
-        cr_expect_eq(weft_stream_write(s, "hello\n", 6), 0);
-        ssize_t n = weft_stream_readline(s, &line);
-        cr_expect_eq(n, WEFT_ETLS_CERT, "%s: the first read: %s: %s", who[i] ? who[i] : "no certificate",
-                     weft_errname((int)n), weft_errmsg());
+        ssize_t n;
+        if (tls12) {
+            cr_expect_null(s, "%s: TLS 1.2: the connection fails", who[i] ? who[i] : "no certificate");
+            n = s ? 0 : weft_errcode();
+        } else {
+            cr_assert(s, "%s: the client's side of a TLS 1.3 handshake succeeds: %s",
+                      who[i] ? who[i] : "no certificate", weft_errmsg());
+            cr_expect_eq(weft_stream_write(s, "hello\n", 6), 0);
+            n = weft_stream_readline(s, &line);
+        }
+        cr_expect_eq(n, WEFT_ETLS_CERT, "%s: %s: %s", who[i] ? who[i] : "no certificate", weft_errname((int)n),
+                     weft_errmsg());
         cr_expect(strstr(weft_errmsg(), said[i]) && strstr(weft_errmsg(), "the peer (127.0.0.1)"),
                   "OpenSSL's reason: %s", weft_errmsg());
         cr_expect(strstr(weft_errmsg(), who[i] ? "refused our certificate" : "our context has none (cert_file)"),
                   "%s", weft_errmsg());
         cr_log_info("%s", weft_errmsg());
-        weft_stream_close(s);
+        if (s)
+            weft_stream_close(s);
         weft_tls_context_free(cctx);
     }
     cr_expect_eq(handled, 2, "the handler ran for a refused client");
@@ -941,13 +957,19 @@ static void *mutual_main(void *arg)
 Test(tls, mutual_tls)
 {
     make_certs();
-    cr_assert_eq(weft_run(mutual_main, NULL, NULL), 0);
+    cr_assert_eq(weft_run(mutual_main, &(mutual_case){0}, NULL), 0);
+}
+
+Test(tls, mutual_tls_1_2)
+{
+    make_certs();
+    cr_assert_eq(weft_run(mutual_main, &(mutual_case){.max_version = WEFT_TLS_1_2}, NULL), 0);
 }
 
 Test(tls, mutual_tls_cas_from_a_directory)
 {
     make_certs();
-    cr_assert_eq(weft_run(mutual_main, (void *)1, NULL), 0);
+    cr_assert_eq(weft_run(mutual_main, &(mutual_case){.by_dir = true}, NULL), 0);
 }
 
 /* What the server's side of a refused handshake says, seen through start_tls. */
@@ -972,7 +994,7 @@ static void *mtls_starttls_handler(weft_stream *s, void *arg)
 static void *server_sees_main(void *arg)
 {
     (void)arg;
-    seen r = {.ctx = mtls_server_ctx(false)};
+    seen r = {.ctx = mtls_server_ctx(false, 0)};
     weft_server *srv = weft_start_server(mtls_starttls_handler, &r, "127.0.0.1", 0, NULL);
     cr_assert(srv);
     const char *who[] = {NULL, "stranger", "client"};
@@ -1400,7 +1422,7 @@ static void *sni_mutual_main(void *arg)
 {
     (void)arg;
     int handled = 0;
-    weft_tls_context *sctx = mtls_server_ctx(false);
+    weft_tls_context *sctx = mtls_server_ctx(false, 0);
     cr_assert_eq(weft_tls_context_add_certificate(sctx, "other.example", cert("other.pem"), cert("other.key")), 0);
     weft_server *srv = weft_start_server(whoami_handler, &handled, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
     cr_assert(srv);
