@@ -13,4 +13,24 @@
  * which its last user shuts down. */
 extern const weft__module weft__module_pools;
 
+/*
+ * weft__to_thread_held — fn(arg) on the default pool, for a caller that must not
+ * leave while fn runs because fn uses the caller's memory (a buffer being read
+ * into or written from): the layers above build calls whose cancellation loses
+ * nothing on it (fs/). Unlike weft_to_thread:
+ *   - a cancellation that comes while fn runs does not end the wait: the task
+ *     waits on until fn has returned (its cancellation set aside, as
+ *     weft__wait_through_cancel does, and kept for its next suspension point), and
+ *     *stop, when stop is not NULL, is set to 1 for fn to see between steps;
+ *   - a call not yet started when its task is cancelled is taken back and never
+ *     runs (-ECANCELED), unless `always`: then it runs, and is waited for, even
+ *     for a task cancelled before the call (a close that must happen).
+ * fn's return value is ignored: its outcome goes back through arg.
+ * Returns 0 when fn ran (even if the task was cancelled meanwhile), -ECANCELED when
+ * it never ran, or an error with its message: fn's weft_fail, -ENOMEM, -EAGAIN (no
+ * thread could be started), WEFT_ENOTINLOOP; fn did not run after any of these but
+ * weft_fail's. `what` names the call in messages.
+ */
+int weft__to_thread_held(weft_blocking_fn fn, void *arg, atomic_int *stop, bool always, const char *what);
+
 #endif

@@ -22,6 +22,8 @@
  *   - running, or pushed on the port: the completion path. A caller that leaves only
  *     forgets it (call->task = NULL) and the drain frees it; a caller the drain woke
  *     frees it itself after reading the result.
+ *   - held (weft__to_thread_held, exec.h): the caller's throughout. A caller
+ *     cancelled while it runs waits on, so the drain only marks it back.
  * Records are so freed on the loop's thread only, and come from its small allocator.
  * Each record holds a reference on its pool, so a pool freed by weft_pool_free while
  * completions are still on their way stays readable until the last is processed.
@@ -75,10 +77,19 @@ struct pool_call {
     char *msg;               /* the blocking function's weft_fail message, malloc'd */
     int err;
     uint8_t fate;            /* why it never ran, if it did not */
+    uint8_t held;            /* HELD_*: its caller stays until it is back (weft__to_thread_held) */
+    uint8_t back;            /* held: its completion has been processed (loop thread only) */
+    uint8_t unrun;           /* held: taken back before it started; it never runs (loop thread only) */
+    atomic_int *stop;        /* held: set to 1 when the caller is cancelled while it runs */
     atomic_int state;        /* PENDING (loop thread) -> QUEUED -> TAKEN (under the pool's lock) */
     weft_task *task;         /* the waiting task, NULL once it left; loop thread only */
     loop_port *port;
     weft_pool *pool;
+};
+
+enum call_held {
+    HELD = 1,        /* weft__to_thread_held: the caller frees the record */
+    HELD_ALWAYS = 2, /* ... and it runs even when its caller is cancelled before it starts */
 };
 
 enum call_fate {
@@ -333,9 +344,11 @@ static void call_returned(weft_loop *L, loop_port *port, pool_call *c)
 {
     port->outstanding--;
     L->external_refs--;
+    if (c->held)
+        c->back = 1; /* its caller is still there, waiting or about to wait again */
     if (c->task)
         weft__wake(c->task, 0); /* the task frees the record */
-    else
+    else if (!c->held)
         call_free(L, c);
     if (port->closer && port->outstanding == 0) {
         weft_task *closer = port->closer;
@@ -474,21 +487,17 @@ static void unqueue(weft_pool *p, pool_call *c)
     p->queued--;
 }
 
-/* The waiting task leaves early (cancelled, or its timeout scope expired). */
-static void call_unwait(weft_task *self, int reason)
+/* Takes back a call that has not started (on the port or in its pool's queue):
+ * true if it did, and it will never run; false if a worker has it. */
+static bool call_take_back(weft_loop *L, pool_call *c)
 {
-    (void)reason;
-    pool_call *c = self->wait_obj;
-    weft_loop *L = weft__loop;
-    self->wait_obj = NULL; /* tells run_call the record is no longer its to free */
     int state = atomic_load_explicit(&c->state, memory_order_acquire);
     if (state == CALL_PENDING) {
         loop_port *port = c->port;
         weft__dlist_unlink(&port->pending, &c->link);
         port->outstanding--;
         L->external_refs--;
-        call_free(L, c); /* it never runs */
-        return;
+        return true;
     }
     if (state == CALL_QUEUED) {
         weft_pool *p = c->pool; /* alive: c holds a reference */
@@ -500,12 +509,41 @@ static void call_unwait(weft_task *self, int reason)
             pthread_mutex_unlock(&p->lock);
             c->port->outstanding--;
             L->external_refs--;
-            call_free(L, c); /* it never runs */
-            return;
+            return true;
         }
         pthread_mutex_unlock(&p->lock);
     }
+    return false;
+}
+
+/* The waiting task leaves early (cancelled, or its timeout scope expired). */
+static void call_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    pool_call *c = self->wait_obj;
+    weft_loop *L = weft__loop;
+    self->wait_obj = NULL; /* tells run_call the record is no longer its to free */
+    if (call_take_back(L, c)) {
+        call_free(L, c); /* it never runs */
+        return;
+    }
     c->task = NULL; /* running or on its way back: the drain frees it */
+}
+
+/* A held call's task is cancelled: a call not started is taken back (unless it
+ * must run); one running is waited for again, its stop flag raised. The record
+ * stays the caller's either way. */
+static void held_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    pool_call *c = self->wait_obj;
+    c->task = NULL;
+    if (!(c->held & HELD_ALWAYS) && call_take_back(weft__loop, c)) {
+        c->unrun = 1;
+        return;
+    }
+    if (c->stop)
+        atomic_store_explicit(c->stop, 1, memory_order_relaxed);
 }
 
 /*
@@ -610,6 +648,87 @@ static void closer_unwait(weft_task *self, int reason)
     port->closer = NULL;
 }
 
+/*
+ * Makes a call record for fn(arg) on pool p (NULL: the default pool) and hands it
+ * to the pool (at the next flush), counted as outstanding. Returns the record, or
+ * NULL with *err and its message set; nothing was submitted then.
+ */
+static pool_call *call_submit(weft_pool *p, weft_blocking_fn fn, void *arg, void (*drop)(void *), const char *what,
+                              int *err)
+{
+    weft_loop *L = weft__loop;
+    loop_port *port = port_get(L);
+    if (!p) {
+        if (!port) {
+            *err = weft__set_errmsg(-ENOMEM, "%s: out of memory", what);
+            return NULL;
+        }
+        p = default_pool_for(port);
+        if (!p) {
+            *err = weft__set_errmsg(-ENOMEM, "%s: out of memory for the default thread pool", what);
+            return NULL;
+        }
+    }
+    if (atomic_load_explicit(&p->shutdown, memory_order_relaxed)) {
+        *err = refusal(what);
+        return NULL;
+    }
+    pool_call *c = port ? weft__small_alloc(&L->small, sizeof *c) : NULL;
+    if (!c) {
+        *err = weft__set_errmsg(-ENOMEM, "%s: out of memory for the call", what);
+        return NULL;
+    }
+    memset(c, 0, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    c->drop = drop;
+    c->task = weft__current();
+    c->port = port;
+    c->pool = p;
+    pool_ref(p);
+    if (!port->flush && !(port->flush = weft__callback_schedule(L, WEFT__SOON, flush_calls, port))) {
+        /* No memory to defer it: hand it over now. */
+        int rc = hand_over(p, c, c, 1);
+        if (rc != 0) {
+            call_free(L, c);
+            *err = rc == -ESHUTDOWN ? refusal(what) : no_thread(what);
+            return NULL;
+        }
+    } else {
+        weft__dlist_push_back(&port->pending, &c->link);
+    }
+    port->outstanding++;
+    L->external_refs++;
+    return c;
+}
+
+/* The outcome of a call that came back (with its message set), its result in
+ * *result (result may be NULL). The record is still to be freed. */
+static int call_outcome(pool_call *c, void **result, const char *what)
+{
+    int rc = c->err;
+    if (rc == 0) {
+        if (result) {
+            *result = c->result;
+            c->result = NULL; /* taken: not the drop function's */
+        }
+    } else if (c->fate == CALL_DROPPED) {
+        weft__set_errmsg(rc, "%s: the pool was shut down without waiting before this call started; it "
+                             "never ran", what);
+    } else if (c->fate == CALL_REFUSED) {
+        refusal(what);
+    } else if (c->fate == CALL_NO_THREAD) {
+        no_thread(what);
+    } else if (c->msg) {
+        weft__take_errmsg(rc, c->msg);
+        c->msg = NULL;
+    } else {
+        weft__set_errmsg(rc, "%s: the blocking function failed with %s (%s)", what, weft_errname(rc),
+                         weft_strerror(rc));
+    }
+    return rc;
+}
+
 static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result, void (*drop)(void *),
                     const char *what)
 {
@@ -623,68 +742,48 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
         return weft__set_errmsg(-EINVAL, "%s: the function is NULL", what);
     if (self->cancelling)
         return weft__cancelled_errmsg(self); /* it must not run: the caller could never see its result */
-    loop_port *port = port_get(L);
-    if (!p) {
-        if (!port)
-            return weft__set_errmsg(-ENOMEM, "%s: out of memory", what);
-        p = default_pool_for(port);
-        if (!p)
-            return weft__set_errmsg(-ENOMEM, "%s: out of memory for the default thread pool", what);
-    }
-    if (atomic_load_explicit(&p->shutdown, memory_order_relaxed))
-        return refusal(what);
-    pool_call *c = port ? weft__small_alloc(&L->small, sizeof *c) : NULL;
+    int rc;
+    pool_call *c = call_submit(p, fn, arg, drop, what, &rc);
     if (!c)
-        return weft__set_errmsg(-ENOMEM, "%s: out of memory for the call", what);
-    memset(c, 0, sizeof *c);
-    c->fn = fn;
-    c->arg = arg;
-    c->drop = drop;
-    c->task = self;
-    c->port = port;
-    c->pool = p;
-    pool_ref(p);
-    if (!port->flush && !(port->flush = weft__callback_schedule(L, WEFT__SOON, flush_calls, port))) {
-        /* No memory to defer it: hand it over now. */
-        int rc = hand_over(p, c, c, 1);
-        if (rc != 0) {
-            call_free(L, c);
-            return rc == -ESHUTDOWN ? refusal(what) : no_thread(what);
-        }
-    } else {
-        weft__dlist_push_back(&port->pending, &c->link);
-    }
-    port->outstanding++;
-    L->external_refs++;
+        return rc;
 
-    int rc = weft__wait(call_unwait, c);
+    rc = weft__wait(call_unwait, c);
     if (self->wait_obj == NULL) /* it left while the call was out: the record is not ours */
         return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
     /* Woken by the drain: the record is ours, even if a cancellation came since. */
-    if (rc == 0) {
-        rc = c->err;
-        if (rc == 0) {
-            if (result) {
-                *result = c->result;
-                c->result = NULL; /* taken: not the drop function's */
-            }
-        } else if (c->fate == CALL_DROPPED) {
-            weft__set_errmsg(rc, "%s: the pool was shut down without waiting before this call started; it "
-                                 "never ran", what);
-        } else if (c->fate == CALL_REFUSED) {
-            refusal(what);
-        } else if (c->fate == CALL_NO_THREAD) {
-            no_thread(what);
-        } else if (c->msg) {
-            weft__take_errmsg(rc, c->msg);
-            c->msg = NULL;
-        } else {
-            weft__set_errmsg(rc, "%s: the blocking function failed with %s (%s)", what, weft_errname(rc),
-                             weft_strerror(rc));
-        }
-    } else if (rc == -ECANCELED) {
+    if (rc == 0)
+        rc = call_outcome(c, result, what);
+    else if (rc == -ECANCELED)
         rc = weft__cancelled_errmsg(self); /* its result is dropped */
+    call_free(L, c);
+    return rc;
+}
+
+int weft__to_thread_held(weft_blocking_fn fn, void *arg, atomic_int *stop, bool always, const char *what)
+{
+    weft_loop *L = weft__loop;
+    weft_task *self = weft__current();
+    if (!self)
+        return not_in_task(what);
+    if (self->cancelling && !always)
+        return weft__cancelled_errmsg(self); /* it never runs */
+    int rc;
+    pool_call *c = call_submit(NULL, fn, arg, NULL, what, &rc);
+    if (!c)
+        return rc;
+    c->held = HELD | (always ? HELD_ALWAYS : 0);
+    c->stop = stop;
+    /* The cancellations that come while the call runs are set aside and stay the
+     * task's: its next suspension point reports them. */
+    while (!c->back && !c->unrun) {
+        c->task = self;
+        (void)weft__wait_through_cancel(self, held_unwait, c);
     }
+    if (c->unrun) {
+        call_free(L, c);
+        return weft__cancelled_errmsg(self);
+    }
+    rc = call_outcome(c, NULL, what);
     call_free(L, c);
     return rc;
 }
