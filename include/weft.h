@@ -47,5 +47,6 @@
 #include "weft/net.h"      /* getaddrinfo, streams, servers */
 #include "weft/udp.h"      /* UDP datagram endpoints */
 #include "weft/tls.h"      /* TLS contexts, TLS streams, start_tls */
+#include "weft/file.h"     /* files off the loop: open, read, write, fsync, stat, whole files */
 
 #endif /* WEFT_H */
