@@ -231,7 +231,8 @@ typedef struct weft_file_write_options {
      * Go's os.WriteFile do: a reader or a crash in between can see it partly written. */
     bool atomic;
     /* true: fsync the file before closing it, so its data is on the disk when the
-     * call returns (always so when atomic). */
+     * call returns (always so when atomic). The name of a file it created is only
+     * as durable as its directory, which atomic also syncs. */
     bool sync;
 } weft_file_write_options;
 
