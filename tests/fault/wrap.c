@@ -26,6 +26,14 @@
  * EINVAL) cannot happen on weft's own sockets, and the stream takes a failing
  * SO_TYPE as the answer "not a socket".
  *
+ * Built with WEFT_FAULT_FS (the files scenario, fs_scenario.c), it wraps the calls
+ * of the files layer (src/fs), which run on pool threads while their task waits, so
+ * their order is the scenario's: open EMFILE, read and pread EIO, write and pwrite
+ * ENOSPC, fsync and fdatasync EIO, stat and fstat ENOMEM, rename EIO, and close EIO
+ * after closing (on Linux a failed close has released the descriptor). Only calls on
+ * regular files, directories and FIFOs count: the loop's own eventfd reads, writes
+ * and closes (from any thread, at any moment) neither count nor fail.
+ *
  * The process pool forks: its helper process (the zygote) and, from the zygote,
  * the workers. The count lives in a shared mapping so that the numbering is one
  * across processes, and only calls whose order is fixed are counted: every call of
@@ -44,11 +52,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#if defined(WEFT_FAULT_NET) || defined(WEFT_FAULT_FS)
+#include <sys/stat.h>
+#endif
+#ifdef WEFT_FAULT_FS
+#include <fcntl.h>
+#endif
 #ifdef WEFT_FAULT_NET
 #include <netdb.h>
 #include <poll.h>
 #include <sys/sendfile.h>
-#include <sys/stat.h>
 #endif
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -57,6 +70,9 @@
 
 enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL, K_EPOLL_CREATE, K_EVENTFD,
        K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID,
+#ifdef WEFT_FAULT_FS
+       K_OPEN, K_FREAD, K_FWRITE, K_PREAD, K_PWRITE, K_FSYNC, K_FDATASYNC, K_STAT, K_FSTAT, K_FCLOSE, K_RENAME,
+#endif
 #ifdef WEFT_FAULT_NET
        K_SOCKET, K_BIND, K_LISTEN, K_ACCEPT4, K_CONNECT, K_SETSOCKOPT, K_SEND, K_SENDMSG, K_SENDTO, K_READ,
        K_RECVFROM, K_SENDFILE, K_SHUTDOWN, K_GETADDRINFO,
@@ -65,6 +81,10 @@ enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL,
 static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "strdup", "asprintf", "mmap",
                                               "epoll_ctl", "epoll_create1", "eventfd", "pthread_create",
                                               "socketpair", "mprotect", "fork", "waitpid",
+#ifdef WEFT_FAULT_FS
+                                              "open", "read", "write", "pread", "pwrite", "fsync", "fdatasync",
+                                              "stat", "fstat", "close", "rename",
+#endif
 #ifdef WEFT_FAULT_NET
                                               "socket", "bind", "listen", "accept4", "connect", "setsockopt",
                                               "send", "sendmsg", "sendto", "read", "recvfrom", "sendfile",
@@ -500,5 +520,157 @@ int __wrap_getaddrinfo(const char *host, const char *port, const struct addrinfo
     if (injected())
         return atomic_load(&shared->calls_of[K_GETADDRINFO]) % 2 ? EAI_AGAIN : EAI_MEMORY;
     return __real_getaddrinfo(host, port, hints, res);
+}
+#endif
+
+#ifdef WEFT_FAULT_FS
+/* ---- the files layer's calls (WEFT_FAULT_FS) ------------------------------------ */
+
+int __real_open(const char *path, int flags, ...);
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
+int __real_fsync(int fd);
+int __real_fdatasync(int fd);
+int __real_stat(const char *path, struct stat *st);
+int __real_fstat(int fd, struct stat *st);
+int __real_close(int fd);
+int __real_rename(const char *from, const char *to);
+
+int __wrap_open(const char *path, int flags, ...);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
+int __wrap_fsync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_stat(const char *path, struct stat *st);
+int __wrap_fstat(int fd, struct stat *st);
+int __wrap_close(int fd);
+int __wrap_rename(const char *from, const char *to);
+
+/* A file, directory or FIFO: the files layer's, not the loop's eventfd. */
+static int is_file(int fd)
+{
+    struct stat st;
+    return __real_fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode));
+}
+
+#define FAIL_FILE_WITH(e)                 \
+    do {                                  \
+        if (is_file(fd) && injected()) {  \
+            errno = (e);                  \
+            return -1;                    \
+        }                                 \
+    } while (0)
+
+#undef KIND
+#define KIND K_OPEN
+int __wrap_open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    if (injected()) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_open(path, flags, mode);
+}
+
+#undef KIND
+#define KIND K_FREAD
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    FAIL_FILE_WITH(EIO);
+    return __real_read(fd, buf, n);
+}
+
+#undef KIND
+#define KIND K_FWRITE
+ssize_t __wrap_write(int fd, const void *buf, size_t n)
+{
+    FAIL_FILE_WITH(ENOSPC);
+    return __real_write(fd, buf, n);
+}
+
+#undef KIND
+#define KIND K_PREAD
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
+{
+    FAIL_FILE_WITH(EIO);
+    return __real_pread(fd, buf, n, off);
+}
+
+#undef KIND
+#define KIND K_PWRITE
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    FAIL_FILE_WITH(ENOSPC);
+    return __real_pwrite(fd, buf, n, off);
+}
+
+#undef KIND
+#define KIND K_FSYNC
+int __wrap_fsync(int fd)
+{
+    FAIL_FILE_WITH(EIO);
+    return __real_fsync(fd);
+}
+
+#undef KIND
+#define KIND K_FDATASYNC
+int __wrap_fdatasync(int fd)
+{
+    FAIL_FILE_WITH(EIO);
+    return __real_fdatasync(fd);
+}
+
+#undef KIND
+#define KIND K_STAT
+int __wrap_stat(const char *path, struct stat *st)
+{
+    if (injected()) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return __real_stat(path, st);
+}
+
+#undef KIND
+#define KIND K_FSTAT
+int __wrap_fstat(int fd, struct stat *st)
+{
+    FAIL_FILE_WITH(ENOMEM);
+    return __real_fstat(fd, st);
+}
+
+/* As NFS reports a lost write: the descriptor is released all the same. */
+#undef KIND
+#define KIND K_FCLOSE
+int __wrap_close(int fd)
+{
+    if (is_file(fd) && injected()) {
+        __real_close(fd);
+        errno = EIO;
+        return -1;
+    }
+    return __real_close(fd);
+}
+
+#undef KIND
+#define KIND K_RENAME
+int __wrap_rename(const char *from, const char *to)
+{
+    if (injected()) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_rename(from, to);
 }
 #endif
