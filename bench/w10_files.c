@@ -7,11 +7,12 @@
  *             TASKS tasks (task k reads chunks k, k + TASKS, ...), PASSES times over.
  *   read_all: SMALL calls of weft_file_read_all on a 4 KiB file from TASKS tasks.
  *
- * Each workload runs three ways: "weft" (weft_file_*: the pool, the caller waiting
- * through a cancellation), "to_thread" (the same system calls inside weft_to_thread,
- * the public pool path), and "blocking" (the system calls straight from the tasks, on
- * the loop's thread). The file is written first, so it is in the page cache: what is
- * measured is the system call and the thread hop, not the disk. Each line gives the
+ * Each workload runs three ways: "weft" (weft_file_*: a pread of cached data copied
+ * on the loop's thread with RWF_NOWAIT, anything else a round trip to the pool),
+ * "to_thread" (the same system calls inside weft_to_thread, always the pool), and
+ * "blocking" (the system calls straight from the tasks, on the loop's thread). The
+ * file is written first, so it is in the page cache: what is measured is the system
+ * call and the thread hop, not the disk. Each line gives the
  * rate and the time per call, the median of ROUNDS runs made in turn; the last lines
  * the overhead per call, weft against blocking, as a ratio and in microseconds. The
  * clock runs from the first call to the last result; pool threads are started and the

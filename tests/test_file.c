@@ -13,6 +13,7 @@
  * /proc/self/task/<tid>/syscall shows (a pipe or FIFO keeps it there until the test
  * feeds it), so the check is exact rather than a guess made with a sleep.
  */
+#define _DEFAULT_SOURCE /* mincore */
 #include "common.h"
 
 #include <dirent.h>
@@ -20,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -138,6 +140,25 @@ static void until_thread_in(long nr, long fd)
         weft_sleep(0.001);
     }
     cr_expect(false, "no pool thread entered system call %ld on fd %ld within 5 s", nr, fd);
+}
+
+/* A blocking call that keeps a pool thread busy until the test opens its gate. */
+typedef struct gate {
+    atomic_int started, open;
+} gate;
+
+static void *wait_at_gate(void *arg)
+{
+    gate *g = arg;
+    atomic_store(&g->started, 1);
+    while (!atomic_load(&g->open))
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    return NULL;
+}
+
+static void *occupy(void *arg)
+{
+    return (void *)(intptr_t)weft_to_thread(wait_at_gate, arg, NULL);
 }
 
 static void write_file(const char *path, const void *data, size_t n)
@@ -417,6 +438,101 @@ Test(file, stat_and_fstat)
     remove_dir();
 }
 
+/* ---- preads served from the page cache --------------------------------------- */
+
+
+static bool bumped;
+
+static void *bump(void *arg)
+{
+    (void)arg;
+    bumped = true;
+    return NULL;
+}
+
+static void *cached_main(void *arg)
+{
+    const char *p = arg;
+    int fd = weft_file_open(p, O_RDONLY, 0);
+    /* The pool's one thread is kept busy: a pread that needed it would wait. */
+    static gate g;
+    weft_task *busy = weft_spawn(occupy, &g);
+    while (!atomic_load(&g.started))
+        weft_sleep(0.001);
+    weft_timeout *to = weft_timeout_enter(2.0);
+    static char buf[8192];
+    for (int i = 0; i < 20; i++) {
+        bumped = false;
+        weft_detach(weft_spawn(bump, NULL));
+        cr_expect_eq(weft_file_pread(fd, buf, sizeof buf, 4096 * i), (ssize_t)sizeof buf, "%s", weft_errmsg());
+        cr_expect(bumped, "the pread is still a suspension point");
+        cr_expect_eq(buf[0], (char)(4096 * i * 3));
+    }
+    cr_expect_eq(weft_file_pread(fd, buf, sizeof buf, 1 << 20), 0, "past the end");
+    cr_expect_eq(weft_timeout_exit(to, 0), 0, "no pread waited for the busy pool");
+    atomic_store(&g.open, 1);
+    cr_expect_eq(weft_await(busy, NULL), 0);
+    /* A pread of more than 128 KiB goes to a thread all the same. */
+    static char big[256 << 10];
+    cr_expect_eq(weft_file_pread(fd, big, sizeof big, 0), (ssize_t)sizeof big);
+    cr_expect_eq(weft_file_close(fd), 0);
+    return NULL;
+}
+
+Test(file, a_cached_pread_is_copied_on_the_loop_and_still_yields)
+{
+    make_dir();
+    static char data[512 << 10];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 3);
+    write_file(in_dir("cached"), data, sizeof data);
+    cr_assert_eq(weft_set_default_pool_size(1), 0);
+    cr_assert_eq(weft_run(cached_main, in_dir("cached"), NULL), 0);
+    remove_dir();
+}
+
+static void *partly_cached_main(void *arg)
+{
+    const char *p = arg;
+    int fd = weft_file_open(p, O_RDONLY, 0);
+    static char buf[100 << 10];
+    /* Bytes 20 KiB..64 KiB come from the cache, 64 KiB..120 KiB from a thread. */
+    cr_expect_eq(weft_file_pread(fd, buf, sizeof buf, 20 << 10), (ssize_t)sizeof buf);
+    bool same = true;
+    for (size_t i = 0; i < sizeof buf; i++)
+        same = same && buf[i] == (char)((i + (20 << 10)) * 5 + (i + (20 << 10)) / 4093);
+    cr_expect(same, "every byte, from both parts, in place");
+    cr_expect_eq(weft_file_close(fd), 0);
+    return NULL;
+}
+
+Test(file, a_partly_cached_pread_reads_the_rest_in_a_thread)
+{
+    make_dir();
+    static char data[128 << 10];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 5 + i / 4093);
+    const char *p = in_dir("partly");
+    /* Written 4 KiB at a time: the page cache then holds it in small folios, of
+     * which the second half can be dropped alone. */
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (size_t o = 0; o < sizeof data; o += 4096)
+        cr_assert_eq(write(fd, data + o, 4096), 4096);
+    close(fd);
+    fd = open(p, O_RDONLY);
+    fdatasync(fd); /* clean pages can be dropped */
+    posix_fadvise(fd, 64 << 10, 64 << 10, POSIX_FADV_DONTNEED);
+    void *map = mmap(NULL, sizeof data, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char resident[32];
+    cr_assert_eq(mincore(map, sizeof data, resident), 0);
+    munmap(map, sizeof data);
+    close(fd);
+    if (!resident[0] || resident[31])
+        cr_skip_test("the page cache here did not drop the second half (tmpfs?)");
+    cr_assert_eq(weft_run(partly_cached_main, (void *)p, NULL), 0);
+    remove_dir();
+}
+
 /* ---- errors and their messages ---------------------------------------------- */
 
 static void *errors_main(void *arg)
@@ -608,24 +724,6 @@ Test(file, the_loop_runs_while_a_call_blocks_in_a_thread)
 }
 
 /* ---- cancellation: a call that has not started never runs ---------------------- */
-
-typedef struct gate {
-    atomic_int started, open;
-} gate;
-
-static void *wait_at_gate(void *arg)
-{
-    gate *g = arg;
-    atomic_store(&g->started, 1);
-    while (!atomic_load(&g->open))
-        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-    return NULL;
-}
-
-static void *occupy(void *arg)
-{
-    return (void *)(intptr_t)weft_to_thread(wait_at_gate, arg, NULL);
-}
 
 static void *create_file(void *arg)
 {
@@ -868,15 +966,6 @@ Test(file, a_running_read_all_when_cancelled_stops)
     cr_expect_eq(seen.n, -ECANCELED);
     cr_expect(seen.fd, "nothing is handed out");
     remove_dir();
-}
-
-static bool bumped;
-
-static void *bump(void *arg)
-{
-    (void)arg;
-    bumped = true;
-    return NULL;
 }
 
 static void *close_cancelled(void *arg)

@@ -99,15 +99,20 @@ WEFT_API WEFT_WAIT ssize_t weft_file_read(int fd, void *buf, size_t n);
 WEFT_API WEFT_WAIT ssize_t weft_file_write(int fd, const void *buf, size_t n);
 
 /*
- * weft_file_pread — one pread(2) of up to n bytes at offset, on a pool thread: the
- * descriptor's file position neither used nor moved, so several tasks may read one
- * descriptor at once (os.pread).
+ * weft_file_pread — one pread(2) of up to n bytes at offset: the descriptor's file
+ * position neither used nor moved, so several tasks may read one descriptor at once
+ * (os.pread). A pread of up to 128 KiB first takes what the page cache holds, on the
+ * loop's thread (preadv2 with RWF_NOWAIT, which never waits for the disk: io_uring
+ * does the same), and only what is not cached is read on a pool thread; a cached
+ * read so costs a memory copy instead of a round trip to a thread.
  * Returns: the bytes read, 1..n; fewer near the end of the file; 0 at or past it.
- * Suspends: always, until the read has run (a task already cancelled returns at once).
+ * Suspends: always, until the read has run (a task already cancelled returns at once);
+ *   a read served from the page cache yields once, so that other tasks run.
  * Errors: as weft_file_read, plus -EINVAL for a negative offset and -ESPIPE for a pipe,
  *   FIFO or socket.
  * On cancel: as weft_file_read: not started, never runs; running, its bytes are
- *   returned in buf.
+ *   returned in buf (also for a read served from the page cache and cancelled while
+ *   it yields).
  */
 WEFT_API WEFT_WAIT ssize_t weft_file_pread(int fd, void *buf, size_t n, off_t offset);
 

@@ -18,6 +18,10 @@
  * goes through memory of weft's own: a bounce buffer copied in before a write and
  * out after a read, the record's struct stat copied to the caller's.
  *
+ * A small pread is first tried from the page cache on the loop's thread, with
+ * RWF_NOWAIT (pread_cached): a cached read is then a memory copy and a yield rather
+ * than two cross-thread wake-ups, and only what is not cached goes to the pool.
+ *
  * Whole-file calls do all their system calls in one trip: weft_file_read_all opens,
  * reads until read(2) returns 0 (stat's size is only the first guess, for files
  * that grow and /proc files that say 0), and closes; it looks at the record's stop
@@ -35,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +48,10 @@
 #define READ_ALL_CHUNK ((size_t)1 << 20)
 /* Its first buffer when stat gives no size (a pipe, /proc): grown by doubling. */
 #define READ_ALL_FIRST 8192
+/* A pread this small is first tried from the page cache on the loop's thread
+ * (pread_cached): copying 128 KiB from memory takes about as long as the round trip
+ * to a pool thread it saves (~10 us); a larger copy is better made on another CPU. */
+#define CACHED_READ_MAX ((size_t)128 << 10)
 /* Names tried for an atomic write's new file before giving up (each O_EXCL). */
 #define TEMP_TRIES 64
 
@@ -468,6 +477,25 @@ static int check_buffer_call(const char *what, int fd, const void *buf, size_t n
     return 0;
 }
 
+/*
+ * A pread of at most CACHED_READ_MAX bytes first tries the page cache from the
+ * loop's thread: preadv2 with RWF_NOWAIT copies what is cached and returns at once,
+ * or fails with EAGAIN where it would wait for the disk or a lock (io_uring tries
+ * the same before it hands a read to its workers). Returns the bytes copied, or -1
+ * (EAGAIN, a file system or kernel without RWF_NOWAIT, any error: the pool decides).
+ */
+static ssize_t pread_cached(int fd, void *buf, size_t n, off_t off)
+{
+#ifdef RWF_NOWAIT
+    struct iovec iov = {buf, n};
+    return preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+#else
+    (void)fd, (void)buf, (void)n, (void)off;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
 static ssize_t buffer_call(enum file_op op, int fd, void *buf, size_t n, off_t off, const char *what)
 {
     int rc = check_buffer_call(what, fd, buf, n);
@@ -480,27 +508,52 @@ static ssize_t buffer_call(enum file_op op, int fd, void *buf, size_t n, off_t o
     if (self->cancelling)
         return weft__cancelled_errmsg(self); /* before any allocation or copy: it never runs */
     bool reading = op == OP_READ || op == OP_PREAD;
+    size_t cached = 0; /* bytes a pread took from the page cache here */
+    if (op == OP_PREAD && n > 0 && n <= CACHED_READ_MAX) {
+        /* Again after a short read: a second answer of 0 says the first stopped at
+         * the end of the file, which then needs no thread to confirm. */
+        ssize_t r;
+        while ((r = pread_cached(fd, (char *)buf + cached, n - cached, off + (off_t)cached)) > 0 &&
+               (cached += (size_t)r) < n) {
+        }
+        if (cached == n || r == 0) {
+            /* All of it, or the end of the file. Still a suspension point, as the
+             * round trip would be, so that a task reading a cached file in a loop
+             * lets the others run. A cancellation that comes now is kept for the
+             * task's next suspension point, as after a call that ran in a thread. */
+            int yielded = weft_yield();
+            (void)yielded;
+            return (ssize_t)cached;
+        }
+        /* Otherwise the first `cached` bytes were in the cache: the rest comes from
+         * the pool. */
+    }
+    char *part = (char *)buf + cached;
+    size_t left = n - cached;
     char *bounce = NULL;
-    if (on_moving_stack(L, self, buf, n)) {
-        bounce = malloc(n);
-        if (!bounce)
+    if (on_moving_stack(L, self, part, left)) {
+        bounce = malloc(left);
+        if (!bounce) {
+            if (cached)
+                return (ssize_t)cached;
             return weft__set_errmsg(-ENOMEM, "%s: out of memory for a copy of the %zu-byte buffer (it is on a "
                                              "compact task's stack)", what, n);
+        }
         if (!reading)
-            memcpy(bounce, buf, n);
+            memcpy(bounce, part, left);
     }
     file_call *fc = call_new(L, op, NULL, what);
     if (!fc) {
         free(bounce);
-        return -ENOMEM;
+        return cached ? (ssize_t)cached : -ENOMEM;
     }
     fc->fd = fd;
-    fc->buf = bounce ? bounce : buf;
-    fc->n = n;
-    fc->off = off;
+    fc->buf = bounce ? bounce : part;
+    fc->n = left;
+    fc->off = off + (off_t)cached;
     rc = call_run(fc, false, what);
     ssize_t res = rc ? rc : fc->res;
-    if (rc == 0 && res < 0) {
+    if (rc == 0 && res < 0 && !cached) {
         char name[PATH_MAX + 32];
         fd_name(fd, name, sizeof name);
         if (reading)
@@ -510,9 +563,11 @@ static ssize_t buffer_call(enum file_op op, int fd, void *buf, size_t n, off_t o
                              weft_strerror((int)res), fc->done, n);
     }
     if (bounce && reading && res > 0)
-        memcpy(buf, bounce, (size_t)res);
+        memcpy(part, bounce, (size_t)res);
     free(bounce);
     call_free(L, fc);
+    if (cached) /* the bytes already read stand, whatever became of the rest (as a short read) */
+        return (ssize_t)cached + (res > 0 ? res : 0);
     return res;
 }
 

@@ -54,7 +54,14 @@ static void descriptors(void)
     struct stat st;
     (void)weft_file_write(fd, "hello, world", 12);
     (void)weft_file_pwrite(fd, "HELLO", 5, 0);
-    (void)weft_file_pread(fd, buf, sizeof buf, 0);
+    (void)weft_file_pread(fd, buf, sizeof buf, 0); /* from the page cache */
+    (void)weft_file_pread(fd, buf, sizeof buf, 100000); /* at the end */
+    static char big[200000];
+    int whole = weft_file_open(path_a, O_RDONLY, 0);
+    if (whole >= 0) {
+        (void)weft_file_pread(whole, big, sizeof big, 0); /* too big for the cache path: a thread */
+        (void)weft_file_close(whole);
+    }
     (void)weft_file_read(fd, buf, sizeof buf);
     (void)weft_file_fsync(fd);
     (void)weft_file_fdatasync(fd);

@@ -28,7 +28,9 @@
  *
  * Built with WEFT_FAULT_FS (the files scenario, fs_scenario.c), it wraps the calls
  * of the files layer (src/fs), which run on pool threads while their task waits, so
- * their order is the scenario's: open EMFILE, read and pread EIO, write and pwrite
+ * their order is the scenario's: open EMFILE, read and pread EIO, preadv2 (the
+ * page-cache try of a small pread, made on the loop's thread) EAGAIN, so that the
+ * pool reads instead, write and pwrite
  * ENOSPC, fsync and fdatasync EIO, stat and fstat ENOMEM, rename EIO, and close EIO
  * after closing (on Linux a failed close has released the descriptor). Only calls on
  * regular files, directories and FIFOs count: the loop's own eventfd reads, writes
@@ -57,6 +59,7 @@
 #endif
 #ifdef WEFT_FAULT_FS
 #include <fcntl.h>
+#include <sys/uio.h>
 #endif
 #ifdef WEFT_FAULT_NET
 #include <netdb.h>
@@ -71,7 +74,7 @@
 enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL, K_EPOLL_CREATE, K_EVENTFD,
        K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID,
 #ifdef WEFT_FAULT_FS
-       K_OPEN, K_FREAD, K_FWRITE, K_PREAD, K_PWRITE, K_FSYNC, K_FDATASYNC, K_STAT, K_FSTAT, K_FCLOSE, K_RENAME,
+       K_OPEN, K_FREAD, K_FWRITE, K_PREAD, K_PREADV2, K_PWRITE, K_FSYNC, K_FDATASYNC, K_STAT, K_FSTAT, K_FCLOSE, K_RENAME,
 #endif
 #ifdef WEFT_FAULT_NET
        K_SOCKET, K_BIND, K_LISTEN, K_ACCEPT4, K_CONNECT, K_SETSOCKOPT, K_SEND, K_SENDMSG, K_SENDTO, K_READ,
@@ -82,7 +85,8 @@ static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "st
                                               "epoll_ctl", "epoll_create1", "eventfd", "pthread_create",
                                               "socketpair", "mprotect", "fork", "waitpid",
 #ifdef WEFT_FAULT_FS
-                                              "open", "read", "write", "pread", "pwrite", "fsync", "fdatasync",
+                                              "open", "read", "write", "pread", "preadv2", "pwrite", "fsync",
+                                              "fdatasync",
                                               "stat", "fstat", "close", "rename",
 #endif
 #ifdef WEFT_FAULT_NET
@@ -530,6 +534,7 @@ int __real_open(const char *path, int flags, ...);
 ssize_t __real_read(int fd, void *buf, size_t n);
 ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __real_preadv2(int fd, const struct iovec *iov, int count, off_t off, int flags);
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 int __real_fsync(int fd);
 int __real_fdatasync(int fd);
@@ -542,6 +547,7 @@ int __wrap_open(const char *path, int flags, ...);
 ssize_t __wrap_read(int fd, void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_preadv2(int fd, const struct iovec *iov, int count, off_t off, int flags);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
 int __wrap_fsync(int fd);
 int __wrap_fdatasync(int fd);
@@ -605,6 +611,14 @@ ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
 {
     FAIL_FILE_WITH(EIO);
     return __real_pread(fd, buf, n, off);
+}
+
+#undef KIND
+#define KIND K_PREADV2
+ssize_t __wrap_preadv2(int fd, const struct iovec *iov, int count, off_t off, int flags)
+{
+    FAIL_FILE_WITH(EAGAIN);
+    return __real_preadv2(fd, iov, count, off, flags);
 }
 
 #undef KIND
