@@ -659,3 +659,67 @@ Test(server, a_closed_unix_server_removes_its_path_once)
     unlink(handover_path);
 }
 
+
+/* ---- compact tasks waiting for a server's end ------------------------------- */
+
+/* Compact tasks' stacks move while they wait: two in wait_closed and one in
+ * serve_forever, with frames of different shapes, all see the server's end; and a
+ * serve_forever cancelled while another task waits in wait_closed hands that task
+ * the end too. */
+static void *compact_wait_closed(void *arg)
+{
+    char pad[200 + 300 * (int)(intptr_t)((weft_server **)arg)[1]];
+    memset(pad, 'p', sizeof pad);
+    int rc = weft_server_wait_closed(((weft_server **)arg)[0]);
+    return (void *)(intptr_t)(rc == 0 && pad[sizeof pad - 1] == 'p');
+}
+
+static void *compact_serve(void *arg)
+{
+    char pad[1500];
+    memset(pad, 's', sizeof pad);
+    int rc = weft_server_serve_forever(arg);
+    return (void *)(intptr_t)(rc == 0 && pad[7] == 's');
+}
+
+static void *compact_server_waits_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_options compact = {.compact = 1};
+    weft_server *srv = weft_start_server(slow_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    int c = connect_tcp(weft_server_port(srv));
+    cr_assert(c >= 0);
+    cr_expect_eq(write(c, "hi\n", 3), 3);
+    weft_server *args[2][2] = {{srv, (weft_server *)(intptr_t)0}, {srv, (weft_server *)(intptr_t)1}};
+    weft_task *t[3] = {weft_spawn_opts(compact_wait_closed, args[0], &compact),
+                       weft_spawn_opts(compact_wait_closed, args[1], &compact),
+                       weft_spawn_opts(compact_serve, srv, &compact)};
+    cr_expect_eq(weft_sleep(0.01), 0); /* all three wait; the handler sleeps */
+    cr_expect_eq(weft_server_close(srv), 0);
+    for (int i = 0; i < 3; i++) {
+        void *r = NULL;
+        cr_expect_eq(weft_await(t[i], &r), 0);
+        cr_expect(r, "waiter %d did not see the end, or its frame changed", i);
+    }
+    close(c);
+
+    /* serve_forever cancelled, another task in wait_closed, no connection open. */
+    srv = weft_start_server(quiet_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(srv);
+    args[0][0] = srv;
+    weft_task *serve = weft_spawn_opts(compact_serve, srv, &compact);
+    weft_task *waiter = weft_spawn_opts(compact_wait_closed, args[0], &compact);
+    cr_expect_eq(weft_yield(), 0);
+    cr_expect(weft_cancel(serve, NULL));
+    cr_expect_eq(weft_await(serve, NULL), -ECANCELED);
+    void *r = NULL;
+    cr_expect_eq(weft_await(waiter, &r), 0);
+    cr_expect(r, "wait_closed did not see the end serve_forever made");
+    return NULL;
+}
+
+Test(server, compact_tasks_wait_for_the_end)
+{
+    cr_assert_eq(weft_run(compact_server_waits_main, NULL, NULL), 0);
+}

@@ -837,3 +837,96 @@ Test(stream, a_reader_woken_then_closed_under_it_reads_nothing_of_another_stream
 {
     cr_assert_eq(weft_run(woken_main, NULL, NULL), 0, "%s", weft_errmsg());
 }
+
+/* ---- compact tasks waiting in drain, close and wait_closed ------------------ */
+
+/* A compact task's stack is copied away while it waits, and the memory it ran in
+ * holds another task's frames: nothing of its wait may live there. Two compact
+ * tasks with frames of different shapes drain 1 MiB each into socketpairs a third
+ * task empties slowly, then close with bytes still buffered (waiting in close), and
+ * a fourth waits in wait_closed on each. */
+#define COMPACT_BYTES (1 << 20)
+
+static int compact_peers[2];
+static weft_stream *compact_streams[2];
+
+static void *compact_drainer(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char pad[256 + 512 * 2]; /* frames of different sizes in the two tasks */
+    memset(pad, 'a' + i, sizeof pad);
+    char *big = malloc(COMPACT_BYTES);
+    memset(big, 'x', COMPACT_BYTES);
+    cr_expect_eq(weft_stream_write(compact_streams[i], big, COMPACT_BYTES), 0);
+    free(big);
+    int rc = weft_stream_drain(compact_streams[i]);
+    cr_expect_eq(rc, 0, "drain %d: %s", i, weft_errmsg());
+    cr_expect_eq(weft_stream_write(compact_streams[i], "end", 3), 0);
+    rc = weft_stream_close(compact_streams[i]);
+    cr_expect_eq(rc, 0, "close %d: %s", i, weft_errmsg());
+    return (void *)(intptr_t)(pad[i * 300] == 'a' + i);
+}
+
+static void *compact_closed_waiter(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char pad[128 + 700 * i];
+    memset(pad, 'w', sizeof pad);
+    int rc = weft_stream_wait_closed(compact_streams[i]);
+    cr_expect(rc == 0 || rc == -ESTALE, "wait_closed %d: %s", i, weft_errname(rc));
+    return (void *)(intptr_t)(pad[sizeof pad - 1] == 'w');
+}
+
+static void *slow_emptier(void *arg)
+{
+    (void)arg;
+    static char buf[16384];
+    size_t got[2] = {0, 0};
+    const size_t want = COMPACT_BYTES + 3;
+    while (got[0] < want || got[1] < want) {
+        for (int i = 0; i < 2; i++) {
+            if (got[i] < want) {
+                ssize_t n = recv(compact_peers[i], buf, sizeof buf, MSG_DONTWAIT);
+                if (n > 0)
+                    got[i] += (size_t)n;
+            }
+        }
+        if (weft_sleep(0.0005) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *compact_waits_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        compact_streams[i] = weft_stream_from_fd(sv[0], NULL);
+        cr_assert(compact_streams[i]);
+        compact_peers[i] = sv[1];
+    }
+    weft_spawn_options compact = {.compact = 1};
+    weft_task *t[5] = {
+        weft_spawn_opts(compact_drainer, (void *)0, &compact),
+        weft_spawn_opts(compact_drainer, (void *)1, &compact),
+        weft_spawn_opts(compact_closed_waiter, (void *)0, &compact),
+        weft_spawn_opts(compact_closed_waiter, (void *)1, &compact),
+        weft_spawn(slow_emptier, NULL),
+    };
+    for (int i = 0; i < 5; i++) {
+        void *r = NULL;
+        cr_expect_eq(weft_await(t[i], &r), 0, "task %d", i);
+        if (i < 4)
+            cr_expect(r, "task %d's own frame changed while it waited", i);
+    }
+    close(compact_peers[0]);
+    close(compact_peers[1]);
+    return NULL;
+}
+
+Test(stream, compact_tasks_wait_in_drain_close_and_wait_closed)
+{
+    cr_assert_eq(weft_run(compact_waits_main, NULL, NULL), 0);
+}

@@ -44,11 +44,6 @@ typedef struct connection {
     weft_stream *s;
 } connection;
 
-typedef struct closed_waiter {
-    weft__dlink link;
-    weft_task *task;
-    weft__dlist *list;
-} closed_waiter;
 
 struct weft_server {
     weft__net_obj obj;
@@ -72,7 +67,12 @@ struct weft_server {
     listener listeners[MAX_LISTENERS];
     weft__dlist conns;
     size_t nconns;
-    weft__dlist waiters;         /* wait_closed */
+    weft__fifo waiters;          /* tasks in wait_closed or serve_forever, chained by their
+                                    node: nothing of a waiter may live on its stack, which
+                                    may be a compact task's and hold another task's frames
+                                    while it waits */
+    uint32_t nwaiting;           /* those tasks, until each has run again: the last of
+                                    them frees a finished server */
     weft_call backoff;           /* the timer that resumes accepting, while backing off */
     char where[96];              /* the first address, for messages */
 };
@@ -132,16 +132,9 @@ static void maybe_finished(weft_server *srv)
 {
     if (!srv->closed || srv->nconns > 0)
         return;
-    bool had_waiters = !weft__dlist_empty(&srv->waiters);
-    weft__dlink *n;
-    while ((n = weft__dlist_pop_front(&srv->waiters)) != NULL) {
-        closed_waiter *w = WEFT__CONTAINER_OF(n, closed_waiter, link);
-        w->link.next = w->link.prev = NULL;
-        w->list = NULL;
-        weft__wake(w->task, 0);
-    }
-    if (had_waiters)
-        server_free(srv);
+    weft__node *n;
+    while ((n = weft__fifo_pop(&srv->waiters)) != NULL)
+        weft__wake(WEFT__CONTAINER_OF(n, weft_task, node), 0); /* they free the record */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -622,9 +615,38 @@ int weft_server_abort_clients(weft_server *h)
 static void closed_unwait(weft_task *self, int reason)
 {
     (void)reason;
-    closed_waiter *w = self->wait_obj;
-    if (w->list)
-        weft__dlist_unlink(w->list, &w->link);
+    weft__fifo_remove(self->wait_obj, &self->node);
+}
+
+/* Whether srv is over: closed, and every handler returned. */
+static bool finished(const weft_server *srv)
+{
+    return srv->closed && srv->nconns == 0;
+}
+
+/* Suspends self among srv's waiters until srv finished or the wait ended otherwise
+ * (*rc, the wake reason). Returns true when srv finished: the waiter that runs last
+ * has freed it. Told from the record, not from the wake reason, which a
+ * cancellation arriving after the wake-up replaces. */
+static bool wait_finished(weft_server *srv, weft_task *self, bool through_cancel, int *rc)
+{
+    weft__fifo_push(&srv->waiters, &self->node);
+    srv->nwaiting++;
+    *rc = through_cancel ? weft__wait_through_cancel(self, closed_unwait, &srv->waiters)
+                         : weft__wait(closed_unwait, &srv->waiters);
+    srv->nwaiting--;
+    if (!finished(srv))
+        return false;
+    if (srv->nwaiting == 0)
+        server_free(srv);
+    return true;
+}
+
+/* A finished server's record goes, unless waiters still have to run (the last frees it). */
+static void free_finished(weft_server *srv)
+{
+    if (srv->nwaiting == 0)
+        server_free(srv);
 }
 
 int weft_server_wait_closed(weft_server *h)
@@ -633,16 +655,14 @@ int weft_server_wait_closed(weft_server *h)
     weft_task *self = weft__current();
     if (!self)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_server_wait_closed must be called from a task");
-    if (srv->closed && srv->nconns == 0) {
-        server_free(srv);
+    if (finished(srv)) {
+        free_finished(srv);
         return 0;
     }
-    closed_waiter w = {{NULL, NULL}, self, &srv->waiters};
-    weft__dlist_push_back(&srv->waiters, &w.link);
-    int rc = weft__wait(closed_unwait, &w);
-    /* Woken by maybe_finished (w.list cleared): the record is freed, the wait is
-     * over, even if a cancellation came after the wake-up (it stays pending). */
-    if (w.list == NULL)
+    int rc;
+    /* Finished: the wait is over, even if a cancellation came after the wake-up (it
+     * stays pending for the next suspension point). */
+    if (wait_finished(srv, self, false, &rc))
         return 0;
     return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
 }
@@ -653,15 +673,13 @@ int weft_server_serve_forever(weft_server *h)
     weft_task *self = weft__current();
     if (!self)
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_server_serve_forever must be called from a task");
-    if (srv->closed && srv->nconns == 0) {
-        server_free(srv); /* closed by another task already, nothing to wait for */
+    if (finished(srv)) {
+        free_finished(srv); /* closed by another task already, nothing to wait for */
         return 0;
     }
     /* Waits among wait_closed's waiters: someone else's close ends it too. */
-    closed_waiter w = {{NULL, NULL}, self, &srv->waiters};
-    weft__dlist_push_back(&srv->waiters, &w.link);
-    int rc = weft__wait(closed_unwait, &w);
-    if (w.list == NULL)
+    int rc;
+    if (wait_finished(srv, self, false, &rc))
         return 0; /* closed by another task, handlers done, record freed (a later
                      cancellation stays pending for the next suspension point) */
     /* Cancelled: close, abort the clients, and wait for their handlers to return,
@@ -672,13 +690,12 @@ int weft_server_serve_forever(weft_server *h)
     close_listeners(srv);
     tell_clients(srv, true);
     while (srv->nconns > 0) {
-        closed_waiter hw = {{NULL, NULL}, self, &srv->waiters};
-        weft__dlist_push_back(&srv->waiters, &hw.link);
-        (void)weft__wait_through_cancel(self, closed_unwait, &hw);
-        if (hw.list == NULL)
+        int ignored;
+        if (wait_finished(srv, self, true, &ignored))
             return weft__cancelled_errmsg(self); /* the last handler returned: freed */
     }
-    server_free(srv);
+    maybe_finished(srv); /* other tasks waiting for the end: it has come */
+    free_finished(srv);
     return weft__cancelled_errmsg(self);
 }
 

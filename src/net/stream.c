@@ -51,12 +51,6 @@
 /* The read buffer's first size, and the least free space a fill reads into. */
 #define READ_CHUNK (16 * 1024)
 
-/* A task waiting in drain, close or wait_closed; lives on that task's stack. */
-typedef struct stream_waiter {
-    weft__dlink link;
-    weft_task *task;
-} stream_waiter;
-
 struct weft_stream {
     weft__net_obj obj;
     weft__watcher w;
@@ -85,8 +79,8 @@ struct weft_stream {
     bool read_closed;            /* reads give WEFT_ECLOSED: close, close_clients */
     bool sendfile_waits;         /* a sendfile waits (among drainers) for POLL_OUT */
     weft_task *reader;           /* waiting for POLL_IN */
-    weft__dlist drainers;        /* stream_waiter: drain, sendfile */
-    weft__dlist closers;         /* stream_waiter: close, wait_closed */
+    weft__fifo drainers;         /* tasks in drain or sendfile, chained by their node */
+    weft__fifo closers;          /* tasks in close or wait_closed, likewise */
 
     char *rb;                    /* read buffer: bytes [rstart, rend) unread */
     size_t rstart, rend, rcap;
@@ -148,18 +142,15 @@ static int update_interest(weft_stream *s)
     return weft__watcher_want(&s->loop->io, &s->w, want);
 }
 
-static void wake_all(weft__dlist *list, int reason)
+static void wake_all(weft__fifo *list, int reason)
 {
-    weft__dlink *n;
-    while ((n = weft__dlist_pop_front(list)) != NULL) {
-        stream_waiter *wt = WEFT__CONTAINER_OF(n, stream_waiter, link);
-        wt->link.next = wt->link.prev = NULL;
-        weft__wake(wt->task, reason);
-    }
+    weft__node *n;
+    while ((n = weft__fifo_pop(list)) != NULL)
+        weft__wake(WEFT__CONTAINER_OF(n, weft_task, node), reason);
 }
 
 /* Suspends the current task on `list` until woken; returns the wake reason. */
-static int wait_on(weft__dlist *list);
+static int wait_on(weft__fifo *list);
 
 static void free_buffers(weft_stream *s)
 {
@@ -206,7 +197,7 @@ static void close_fd(weft_stream *s, int reason)
 static void stream_free(weft_stream *s)
 {
     weft__net_loop *net = weft__net_state(s->loop);
-    WEFT__ASSERT(s->closed && !s->reader && weft__dlist_empty(&s->drainers) && weft__dlist_empty(&s->closers));
+    WEFT__ASSERT(s->closed && !s->reader && !s->drainers.head && !s->closers.head);
     weft__dlist_unlink(&net->streams, &s->link);
     free_buffers(s);
     weft__net_retire(&s->obj);
@@ -418,25 +409,20 @@ static void stream_ready(weft__watcher *w, unsigned events)
 /* Waiting                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* A waiter and the list it is on, for its unwait hook. */
-typedef struct list_wait {
-    stream_waiter w;
-    weft__dlist *list;
-} list_wait;
-
-static void list_wait_unwait(weft_task *self, int reason)
+/* A waiting task is chained through its own node (free while it waits), as sync/'s
+ * waiters are: nothing of a waiter may live on its stack, which may be a compact
+ * task's and hold another task's frames while it waits. */
+static void list_unwait(weft_task *self, int reason)
 {
     (void)reason;
-    list_wait *lw = self->wait_obj;
-    if (lw->w.link.next || lw->w.link.prev || lw->list->head == &lw->w.link)
-        weft__dlist_unlink(lw->list, &lw->w.link);
+    weft__fifo_remove(self->wait_obj, &self->node);
 }
 
-static int wait_on(weft__dlist *list)
+static int wait_on(weft__fifo *list)
 {
-    list_wait lw = {{{NULL, NULL}, weft__current()}, list};
-    weft__dlist_push_back(list, &lw.w.link);
-    return weft__wait(list_wait_unwait, &lw);
+    weft_task *self = weft__current();
+    weft__fifo_push(list, &self->node);
+    return weft__wait(list_unwait, list);
 }
 
 static void reader_unwait(weft_task *self, int reason)

@@ -47,19 +47,7 @@ static bool was_handed(const weft_task *self)
 /* Unlinks a task from a wait queue, wherever it is; no-op if it is not there. */
 static void waitq_remove(weft__fifo *q, weft_task *t)
 {
-    weft__node *prev = NULL;
-    for (weft__node *n = q->head; n; prev = n, n = n->next) {
-        if (n != &t->node)
-            continue;
-        if (prev)
-            prev->next = n->next;
-        else
-            q->head = n->next;
-        if (q->tail == n)
-            q->tail = prev;
-        q->count--;
-        return;
-    }
+    weft__fifo_remove(q, &t->node);
 }
 
 static weft_task *waitq_pop(weft__fifo *q)

@@ -88,6 +88,25 @@ static inline weft__node *weft__fifo_pop(weft__fifo *q)
     return n;
 }
 
+/* Takes n out of q wherever it is (a cancelled waiter leaving its line); nothing if
+ * n is not in q. A walk: wait lines are short. */
+static inline void weft__fifo_remove(weft__fifo *q, weft__node *n)
+{
+    weft__node *prev = NULL;
+    for (weft__node *at = q->head; at; prev = at, at = at->next) {
+        if (at != n)
+            continue;
+        if (prev)
+            prev->next = at->next;
+        else
+            q->head = at->next;
+        if (q->tail == at)
+            q->tail = prev;
+        q->count--;
+        return;
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bulk memory (bulk.c)                                                     */
 /* ------------------------------------------------------------------------ */
