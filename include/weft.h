@@ -48,5 +48,6 @@
 #include "weft/udp.h"      /* UDP datagram endpoints */
 #include "weft/tls.h"      /* TLS contexts, TLS streams, start_tls */
 #include "weft/file.h"     /* files off the loop: open, read, write, fsync, stat, whole files */
+#include "weft/process.h"  /* subprocesses: create_subprocess_exec/_shell, wait, communicate */
 
 #endif /* WEFT_H */

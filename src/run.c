@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "exec/exec.h"
 #include "net/net.h"
+#include "proc/process.h"
 
 #include <stdlib.h>
 
@@ -19,7 +20,8 @@
  * those before it: the I/O module on memory, thread-safe calls and notifiers on
  * I/O (their wake-up), the thread pools on thread-safe calls (their completions),
  * the network on the thread pools (its lookups' answers come back through them)
- * and on I/O. */
+ * and on I/O, the subprocesses on the network (their pipes are streams, closed
+ * by their term before the network's). */
 static const weft__module *const modules[] = {
     &weft__module_memory,
     &weft__module_tasks,
@@ -30,6 +32,7 @@ static const weft__module *const modules[] = {
     &weft__module_notify,
     &weft__module_pools,
     &weft__module_net,
+    &weft__module_proc,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
