@@ -437,6 +437,102 @@ Test(process, cancelled_communicate)
     cr_assert_eq(weft_run(cancelled_communicate_main, NULL, NULL), 0);
 }
 
+static void *creator(void *arg)
+{
+    (void)arg;
+    weft_process *p = weft_create_subprocess_exec(ARGV("sleep", "30"), &pipes_all);
+    if (p) {
+        weft_process_free(p);
+        return weft_fail(-EIO, "the start was not cancelled");
+    }
+    return weft_fail(weft_errcode(), "%s", weft_errmsg());
+}
+
+static void *cancelled_start_main(void *arg)
+{
+    (void)arg;
+    int fds = count_fds();
+    for (int i = 0; i < 10; i++) {
+        weft_task *t = weft_spawn(creator, NULL);
+        cr_expect_eq(weft_yield(), 0); /* it runs, and waits for its start's thread */
+        weft_cancel(t, NULL);
+        cr_expect_eq(weft_await(t, NULL), -ECANCELED);
+    }
+    /* The children started meanwhile are killed and reaped in the background. A
+     * start's thread holds the child's ends of the pipes until the child has
+     * exec'd, so the descriptors say when every start is over. */
+    int zombies;
+    for (int i = 0; i < 300 && (count_children(&zombies) > 0 || count_fds() != fds); i++)
+        cr_expect_eq(weft_sleep(0.01), 0);
+    cr_expect_eq(count_children(&zombies), 0, "no child of a cancelled start is left");
+    cr_expect_eq(count_fds(), fds, "no pipe or pidfd of a cancelled start is left");
+    /* A task already cancelled starts nothing. */
+    weft_cancel(weft_current(), NULL);
+    cr_expect_null(weft_create_subprocess_exec(ARGV("true"), NULL));
+    cr_expect_eq(weft_errcode(), -ECANCELED);
+    cr_expect_eq(weft_uncancel(), 0);
+    cr_expect_eq(count_children(&zombies), 0);
+    return NULL;
+}
+
+Test(process, cancelled_start)
+{
+    cr_assert_eq(weft_run(cancelled_start_main, NULL, NULL), 0);
+}
+
+/* Tasks cancelled while their starts are out, and main returns at once: the loop's
+ * end waits for the starts' threads, then kills and reaps their children. */
+static void *start_then_leave_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++)
+        weft_detach(weft_spawn(creator, NULL));
+    (void)weft_yield();
+    return NULL;
+}
+
+static int start_then_leave_body(void)
+{
+    if (weft_run(start_then_leave_main, NULL, NULL) != 0)
+        return 40;
+    int zombies;
+    return count_children(&zombies) == 0 ? 0 : 41;
+}
+
+Test(process, loop_end_waits_for_starts)
+{
+    child_outcome out;
+    run_forked(start_then_leave_body, &out);
+    cr_assert(WIFEXITED(out.status), "%s", out.stderr_text);
+    cr_expect_eq(WEXITSTATUS(out.status), 0, "status %d: %s", WEXITSTATUS(out.status), out.stderr_text);
+}
+
+static weft_process *from_callback;
+
+static void start_in_callback(void *arg)
+{
+    (void)arg;
+    from_callback = weft_create_subprocess_exec(ARGV("sh", "-c", "exit 9"), NULL);
+}
+
+static void *callback_main(void *arg)
+{
+    (void)arg;
+    weft_call_soon(start_in_callback, NULL);
+    cr_expect_eq(weft_yield(), 0);
+    cr_assert(from_callback, "a callback starts a child without suspending: %s", weft_errmsg());
+    int rc;
+    cr_expect_eq(weft_process_wait(from_callback, &rc), 0);
+    cr_expect_eq(rc, 9);
+    weft_process_free(from_callback);
+    return NULL;
+}
+
+Test(process, started_from_a_callback)
+{
+    cr_assert_eq(weft_run(callback_main, NULL, NULL), 0);
+}
+
 /* ---- what the child gets -------------------------------------------------- */
 
 static char *run_for_output(const char *const argv[], const weft_process_options *o, int *rc)
@@ -845,6 +941,46 @@ Test(process, beside_the_process_pool)
 {
     child_outcome out;
     run_forked(with_pool_body, &out);
+    cr_assert(WIFEXITED(out.status), "%s", out.stderr_text);
+    cr_expect_eq(WEXITSTATUS(out.status), 0, "status %d: %s", WEXITSTATUS(out.status), out.stderr_text);
+}
+
+/* The starts' threads exit with them: a process pool can be created after. */
+static void *some_children_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        weft_process *p = weft_create_subprocess_exec(ARGV("true"), NULL);
+        if (!p || weft_process_wait(p, NULL) != 0)
+            return weft_fail(-EIO, "%s", weft_errmsg());
+        weft_process_free(p);
+    }
+    return NULL;
+}
+
+static int pool_after_body(void)
+{
+    if (weft_run(some_children_main, NULL, NULL) != 0)
+        return 50;
+    /* A start's thread exits right after posting its outcome: give it a moment. */
+    weft_procpool *pool = NULL;
+    for (int i = 0; i < 200 && !pool; i++) {
+        pool = weft_procpool_new(1);
+        if (!pool)
+            usleep(5000);
+    }
+    if (!pool) {
+        fprintf(stderr, "weft_procpool_new: %s\n", weft_errmsg());
+        return 51;
+    }
+    weft_procpool_free(pool);
+    return 0;
+}
+
+Test(process, a_process_pool_after_starts)
+{
+    child_outcome out;
+    run_forked(pool_after_body, &out);
     cr_assert(WIFEXITED(out.status), "%s", out.stderr_text);
     cr_expect_eq(WEXITSTATUS(out.status), 0, "status %d: %s", WEXITSTATUS(out.status), out.stderr_text);
 }

@@ -1,9 +1,10 @@
 /*
  * weft/process.h — subprocesses: asyncio's create_subprocess_exec and
  * create_subprocess_shell in straight-line C. A child is started without a full
- * fork of this process (posix_spawn: clone with CLONE_VM | CLONE_VFORK), its pipes
- * are weft streams, and its end is waited for through a pidfd in the loop's poller:
- * no SIGCHLD handler, no polling, no thread.
+ * fork of this process (posix_spawn: clone with CLONE_VM | CLONE_VFORK, from a
+ * short-lived thread, so the loop never waits for it), its pipes are weft streams,
+ * and its end is waited for through a pidfd in the loop's poller: no SIGCHLD
+ * handler, no polling.
  *
  *   asyncio                                         weft
  *   p = await create_subprocess_exec("ls", "-l",    p = weft_create_subprocess_exec(
@@ -90,16 +91,19 @@ typedef struct weft_process_options {
 
 /*
  * weft_create_subprocess_exec — start the program argv[0] with the arguments argv
- * (asyncio.create_subprocess_exec). A name without '/' is searched in PATH as execvp
- * does; with cwd set, a relative path is taken from there. The program is started
- * (exec'd) when the call returns: a missing program is this call's error, not the
- * child's.
+ * (asyncio.create_subprocess_exec). A name without '/' is searched in the PATH of
+ * the child's environment (this process's, or opts->env's), as Python's subprocess
+ * does; with cwd set, a relative path is taken from there. The call returns once
+ * the child has exec'd: a missing program is this call's error, not the child's.
+ * The start runs on a short-lived thread of its own (all signals blocked), so the
+ * loop runs on while the kernel makes the child and the child execs; the thread
+ * exits when the child has. (A process pool refuses to be created while other
+ * threads exist: create pools first, as chapter 12 of the guide says.)
  * Returns: the process (give it up with weft_process_free), or NULL with
  *   weft_errcode() saying why; weft_errmsg() names the program (and cwd when that
  *   was the trouble).
- * Suspends: never. The calling thread waits while the kernel makes the child and
- *   the child execs (a vfork's time: tens of microseconds, however large this
- *   process is).
+ * Suspends: from a task, until the child has exec'd (or failed to); from a
+ *   callback, never: the loop's thread makes the child itself.
  * Errors: -ENOENT (no such program, or no such cwd), -EACCES (not executable, or a
  *   directory on the way not searchable), -ENOEXEC (not a format the kernel runs),
  *   -ENOTDIR, -E2BIG (arguments and environment too long), -ENOMEM, -EAGAIN (the
@@ -107,19 +111,23 @@ typedef struct weft_process_options {
  *   -EBADF (an in_fd / out_fd / err_fd not open); -EINVAL (argv NULL or empty, a
  *   weft_stdio value unknown, WEFT_STDIO_STDOUT for stdin or stdout, or stream
  *   options inconsistent); -ENOSYS (a kernel without pidfd_open: before Linux 5.3;
- *   no child is left running); WEFT_ENOTINLOOP.
+ *   no child is left running); -ECANCELED; WEFT_ENOTINLOOP.
+ * On cancel: returns NULL with -ECANCELED; a child started meanwhile is killed
+ *   (SIGKILL) and reaped in the background, and the pipes are closed.
  */
-WEFT_API weft_process *weft_create_subprocess_exec(const char *const argv[], const weft_process_options *opts);
+WEFT_API WEFT_WAIT weft_process *weft_create_subprocess_exec(const char *const argv[],
+                                                             const weft_process_options *opts);
 
 /*
  * weft_create_subprocess_shell — run cmd with /bin/sh -c (asyncio.
  * create_subprocess_shell). The shell's rules apply: quote what you pass it. A
  * command the shell cannot find is the child's exit status 127, not an error here.
  * Returns: as weft_create_subprocess_exec.
- * Suspends: never (as weft_create_subprocess_exec).
+ * Suspends: as weft_create_subprocess_exec.
  * Errors: as weft_create_subprocess_exec; -EINVAL for a NULL cmd.
+ * On cancel: as weft_create_subprocess_exec.
  */
-WEFT_API weft_process *weft_create_subprocess_shell(const char *cmd, const weft_process_options *opts);
+WEFT_API WEFT_WAIT weft_process *weft_create_subprocess_shell(const char *cmd, const weft_process_options *opts);
 
 /* weft_process_pid — the child's process id (Process.pid); still given after the
  * child was reaped (it may then name another process: signal through weft_process_*

@@ -6,9 +6,14 @@
  * Starting a child: posix_spawn, which glibc makes with clone(CLONE_VM |
  * CLONE_VFORK): the child runs in this process's memory until it execs, so the
  * cost does not grow with the parent's size, no page is copied, and no other
- * thread's lock is inherited (safe with threads, as fork is not). The parent waits
- * only for the exec, and glibc hands back the exec's error, so a missing program
- * is the creating call's error. The child's file actions: the three descriptors
+ * thread's lock is inherited (safe with threads, as fork is not). The thread that
+ * calls it waits for the exec, and glibc hands back the exec's error, so a missing
+ * program is the creating call's error. That thread is not the loop's: each start
+ * runs on a short-lived thread of its own (spawn_job), which posts the outcome
+ * back and exits, so the loop runs on while the kernel makes the child (one
+ * thread could start only one child at a time: half of what two cores can, and on
+ * a loaded machine far less), and no thread outlives the starts (a process pool
+ * refuses to be created beside threads). The child's file actions: the three descriptors
  * (dup2 of a pipe's end or the caller's descriptor, an open of /dev/null, or
  * stderr onto stdout), then close_range(3, ~0) (posix_spawn_file_actions_
  * addclosefrom_np), so that no other descriptor reaches it, close-on-exec or not.
@@ -25,6 +30,10 @@
  * through the pidfd too (pidfd_send_signal), and the pidfd is closed at reaping,
  * so a signal can never reach a process that reuses the pid.
  *
+ * A start whose task is cancelled leaves its job to the outcome's arrival on the
+ * loop, which kills the child (if one was made) and watches it until reaped; the
+ * loop's end (proc_drain) waits for starts still out.
+ *
  * Records: a process's record is on its loop's list from creation until it is
  * both reaped and given up (weft_process_free); a freed child still running is
  * killed and stays on the list until its pidfd says it died. Records given back
@@ -38,11 +47,13 @@
 #include "net/net.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,6 +86,8 @@ struct weft_process {
 typedef struct proc_loop {
     weft__dlist procs;           /* records in use: live, or freed and not reaped */
     struct weft_process *free;   /* records given back, kept for stale handles */
+    size_t starting;             /* starts out on a thread (spawn_job) */
+    weft_task *drainer;          /* the loop's end, waiting for them (proc_drain) */
 } proc_loop;
 
 static proc_loop *proc_state(weft_loop *L)
@@ -449,21 +462,6 @@ static int spawn_error(int e, const char *what, const char *name, const weft_pro
     return weft__set_errmsg(-e, "%s: cannot run \"%s\": %s", what, name, strerror(e));
 }
 
-/* posix_spawn with the search argv[0] asks for. Returns 0 or a positive errno. */
-static int do_spawn(pid_t *pid, const char *file, char *const argv[], bool search, const posix_spawn_file_actions_t *fa,
-                    const posix_spawnattr_t *attr, const weft_process_options *o)
-{
-    char *const *env = o && o->env ? (char *const *)o->env : environ;
-    if (!search || strchr(file, '/'))
-        return posix_spawn(pid, file, fa, attr, argv, env);
-    if (!(o && o->env))
-        return posix_spawnp(pid, file, fa, attr, argv, env);
-    /* The child's own PATH, as Python's subprocess searches it. */
-    char full[4096];
-    int e = path_search(file, env_path(o->env), full, sizeof full);
-    return e ? e : posix_spawn(pid, full, fa, attr, argv, env);
-}
-
 static weft_process *record_new(weft_loop *L)
 {
     proc_loop *st = proc_state(L);
@@ -508,7 +506,231 @@ static void abandon_child(pid_t pid, int pidfd)
     }
 }
 
-static weft_process *spawn(const char *what, const char *file, char *const argv[], bool search, const char *name,
+/*
+ * A start, run by a short-lived thread of its own so that the loop does not wait
+ * while the kernel makes the child and the child execs (the vfork window: tens of
+ * microseconds on an idle machine, far more on a loaded one, and the loop would
+ * stand still for all of it); the thread posts the outcome back and exits. What
+ * the thread reads is the job's own copy: the task that asked may be cancelled
+ * meanwhile, and then the outcome's arrival on the loop kills the child and reaps
+ * it. From a callback, or without a thread, the loop's thread runs the job itself.
+ */
+typedef struct spawn_job {
+    weft_process *p;             /* the record to fill (the loop's: the thread never touches it) */
+    weft_loop *loop;             /* the handle to post the outcome to */
+    weft_task *task;             /* the task waiting for it; NULL once it left */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    bool fa_ready, attr_ready;
+    bool search;                 /* argv[0] is searched in the PATH of envp */
+    int close_fds[3];            /* the child's ends of the pipes, and copies: closed once it has them */
+    int nclose;
+    char **argv, **envp;         /* copies: pointers and strings in one block each */
+    int err;                     /* posix_spawn's error (positive), or 0 */
+    int pidfd_err;               /* pidfd_open's (positive): the child was then killed and reaped */
+    pid_t pid;
+    int pidfd;
+} spawn_job;
+
+/* A NULL-ended array of strings copied into one allocation; NULL on ENOMEM. */
+static char **strv_copy(const char *const *v)
+{
+    size_t n = 0, bytes = 0;
+    for (; v[n]; n++)
+        bytes += strlen(v[n]) + 1;
+    char **out = malloc((n + 1) * sizeof *out + bytes);
+    if (!out)
+        return NULL;
+    char *s = (char *)(out + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(v[i]) + 1;
+        memcpy(s, v[i], len);
+        out[i] = s;
+        s += len;
+    }
+    out[n] = NULL;
+    return out;
+}
+
+static void job_free(spawn_job *j)
+{
+    for (int i = 0; i < j->nclose; i++)
+        close(j->close_fds[i]);
+    if (j->fa_ready)
+        posix_spawn_file_actions_destroy(&j->fa);
+    if (j->attr_ready)
+        posix_spawnattr_destroy(&j->attr);
+    free(j->argv);
+    free(j->envp);
+    free(j);
+}
+
+/* The job for argv with the plan's descriptors (whose child ends it takes over).
+ * NULL with the message set. */
+static spawn_job *job_make(weft_process *p, const char *const argv[], bool search, stdio_plan plan[3],
+                           const weft_process_options *o, const char *what)
+{
+    spawn_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        weft__set_errmsg(-ENOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    j->p = p;
+    j->search = search;
+    j->pidfd = -1;
+    j->argv = strv_copy(argv);
+    /* The environment is read here, on the loop's thread, as the caller sees it. */
+    j->envp = strv_copy(o && o->env ? o->env : (const char *const *)environ);
+    int e = j->argv && j->envp ? 0 : ENOMEM;
+    if (e == 0 && (e = posix_spawn_file_actions_init(&j->fa)) == 0)
+        j->fa_ready = true;
+    if (e == 0 && (e = posix_spawnattr_init(&j->attr)) == 0)
+        j->attr_ready = true;
+    if (e == 0)
+        e = spawn_setup(&j->fa, &j->attr, plan, o);
+    if (e != 0) {
+        job_free(j);
+        weft__set_errmsg(-e, "%s: cannot prepare the child: %s", what, strerror(e));
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (plan[i].close_src) {
+            j->close_fds[j->nclose++] = plan[i].src;
+            plan[i].close_src = false;
+        }
+    }
+    return j;
+}
+
+/* Starts the child (on any thread): posix_spawn, then its pidfd. */
+static void job_run(spawn_job *j)
+{
+    const char *path = j->argv[0];
+    char full[4096];
+    int e = 0;
+    if (j->search && !strchr(path, '/')) {
+        /* The child's own PATH, as Python's subprocess searches it. */
+        e = path_search(path, env_path((const char *const *)j->envp), full, sizeof full);
+        path = full;
+    }
+    if (e == 0)
+        e = posix_spawn(&j->pid, path, &j->fa, &j->attr, j->argv, j->envp);
+    for (int i = 0; i < j->nclose; i++)
+        close(j->close_fds[i]);
+    j->nclose = 0;
+    j->err = e;
+    if (e != 0)
+        return;
+    j->pidfd = pidfd_open(j->pid, 0);
+    if (j->pidfd < 0) {
+        j->pidfd_err = errno;
+        abandon_child(j->pid, -1);
+    }
+}
+
+static void spawn_done(void *arg);
+
+static void *spawn_thread(void *arg)
+{
+    spawn_job *j = arg;
+    job_run(j);
+    int rc;
+    while ((rc = weft_call_soon_threadsafe(j->loop, spawn_done, j)) == -ENOMEM)
+        nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+    if (rc != 0) {
+        /* The loop waits for its starts before it ends (proc_drain), so this is
+         * not expected; nobody will take the child: it goes. */
+        if (j->pidfd >= 0)
+            abandon_child(j->pid, j->pidfd);
+        job_free(j);
+    }
+    return NULL;
+}
+
+/* A thread for the job, with every signal blocked (process signals stay the
+ * program's threads'); detached: it exits once it has posted the outcome. */
+static int start_thread(spawn_job *j)
+{
+    pthread_attr_t a;
+    int rc = pthread_attr_init(&a);
+    if (rc != 0)
+        return rc;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_t t;
+    if ((rc = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED)) == 0 &&
+        (rc = pthread_attr_setsigmask_np(&a, &all)) == 0)
+        rc = pthread_create(&t, &a, spawn_thread, j);
+    pthread_attr_destroy(&a);
+    return rc;
+}
+
+static void spawn_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    spawn_job *j = self->wait_obj;
+    j->task = NULL;         /* the outcome's arrival cleans up */
+    self->wait_obj = NULL;  /* tells spawn the job is no longer its own: it may be gone */
+}
+
+/* A start whose task left: the child, if any, is killed and reaped in the
+ * background, as a freed one is. */
+static void orphan_done(weft_loop *L, spawn_job *j)
+{
+    weft_process *p = j->p;
+    if (j->err == 0 && j->pidfd >= 0) {
+        weft__watcher_init(&p->w, j->pidfd, pidfd_ready);
+        if (weft__watcher_want(&L->io, &p->w, WEFT__POLL_IN) == 0) {
+            p->pid = j->pid;
+            p->given_up = true;
+            p->gen = (uint16_t)(p->gen % 65535u + 1u);
+            weft__dlist_push_back(&proc_state(L)->procs, &p->link);
+            kill_child(p);
+            j->pidfd = -1; /* the record's now */
+            job_free(j);
+            return;
+        }
+        weft__watcher_forget(&L->io, &p->w);
+        abandon_child(j->pid, j->pidfd);
+    }
+    record_drop(L, p);
+    job_free(j);
+}
+
+/* On the loop: a start's outcome is back. */
+static void spawn_done(void *arg)
+{
+    spawn_job *j = arg;
+    weft_loop *L = weft__loop;
+    proc_loop *st = proc_state(L);
+    st->starting--;
+    L->external_refs--;
+    if (j->task)
+        weft__wake(j->task, 0); /* it finishes the start */
+    else
+        orphan_done(L, j);
+    if (st->starting == 0 && st->drainer) {
+        weft_task *t = st->drainer;
+        st->drainer = NULL;
+        weft__wake(t, 0);
+    }
+}
+
+/* The message of a start that failed, from the job's outcome. Returns the code. */
+static int job_error(spawn_job *j, const char *what, const char *name, const weft_process_options *o)
+{
+    if (j->err)
+        return spawn_error(j->err, what, name, o, j->search && !strchr(j->argv[0], '/'));
+    int rc = -j->pidfd_err;
+    if (rc == -ENOSYS)
+        return weft__set_errmsg(rc, "%s: \"%s\" was started but cannot be waited for: this kernel has no "
+                                    "pidfd_open (Linux 5.3 or later is needed); it was killed",
+                                what, name);
+    return weft__set_errmsg(rc, "%s: \"%s\" was started but cannot be waited for (pidfd_open: %s); it was killed",
+                            what, name, weft_strerror(rc));
+}
+
+static weft_process *spawn(const char *what, const char *const argv[], bool search, const char *name,
                            const weft_process_options *o)
 {
     weft_loop *L = weft__loop;
@@ -516,75 +738,71 @@ static weft_process *spawn(const char *what, const char *file, char *const argv[
         weft__set_errmsg(WEFT_ENOTINLOOP, "%s needs a running loop", what);
         return NULL;
     }
+    weft_task *self = weft__current();
+    if (self && self->cancelling) {
+        weft__cancelled_errmsg(self);
+        return NULL;
+    }
     weft_process *p = record_new(L);
     if (!p) {
         weft__set_errmsg(-ENOMEM, "%s: out of memory for the process", what);
         return NULL;
     }
+    snprintf(p->name, sizeof p->name, "%s", name);
     stdio_plan plan[3];
-    if (plans_make(plan, o, what) != 0) {
+    spawn_job *j = NULL;
+    if (plans_make(plan, o, what) != 0 || !(j = job_make(p, argv, search, plan, o, what))) {
         int rc = weft_errcode();
         char *msg = strdup(weft_errmsg());
         plans_undo(plan);
         record_drop(L, p);
-        if (msg)
-            weft__set_errmsg(rc, "%s", msg);
+        weft__set_errmsg(rc, "%s", msg ? msg : "");
         free(msg);
         return NULL;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    int e = posix_spawn_file_actions_init(&fa);
-    if (e == 0 && (e = posix_spawnattr_init(&attr)) != 0)
-        posix_spawn_file_actions_destroy(&fa);
-    pid_t pid = 0;
-    if (e == 0) {
-        e = spawn_setup(&fa, &attr, plan, o);
-        if (e == 0)
-            e = do_spawn(&pid, file, argv, search, &fa, &attr, o);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
+    j->loop = weft_loop_current();
+    proc_loop *st = proc_state(L);
+    if (self && start_thread(j) == 0) {
+        st->starting++;
+        L->external_refs++;
+        j->task = self;
+        (void)weft__wait(spawn_unwait, j);
+        if (self->wait_obj == NULL) {
+            /* Cancelled: the job and the record are its outcome's to clean up. */
+            plans_undo(plan);
+            weft__cancelled_errmsg(self);
+            return NULL;
+        }
+    } else {
+        job_run(j);
     }
-    /* The child has its copies (or never ran): the parent's goes. */
-    for (int i = 0; i < 3; i++) {
-        if (plan[i].close_src)
-            close(plan[i].src);
-        plan[i].close_src = false;
-        plan[i].src = -1;
-    }
-    if (e != 0) {
-        plans_undo(plan);
-        record_drop(L, p);
-        spawn_error(e, what, name, o, search && !strchr(file, '/'));
-        return NULL;
-    }
-
-    int pidfd = pidfd_open(pid, 0);
-    int rc = pidfd < 0 ? -errno : 0;
-    if (rc == 0) {
-        weft__watcher_init(&p->w, pidfd, pidfd_ready);
+    int rc = 0;
+    if (j->err || j->pidfd < 0) {
+        rc = job_error(j, what, name, o);
+    } else {
+        weft__watcher_init(&p->w, j->pidfd, pidfd_ready);
         rc = weft__watcher_want(&L->io, &p->w, WEFT__POLL_IN);
-        if (rc != 0)
+        if (rc != 0) {
             weft__watcher_forget(&L->io, &p->w);
+            abandon_child(j->pid, j->pidfd);
+            weft__set_errmsg(rc, "%s: \"%s\" was started but cannot be watched (the poller: %s); it was killed",
+                             what, name, weft_strerror(rc));
+        }
     }
     if (rc != 0) {
-        abandon_child(pid, pidfd);
+        char *msg = strdup(weft_errmsg());
         plans_undo(plan);
         record_drop(L, p);
-        if (rc == -ENOSYS)
-            weft__set_errmsg(rc, "%s: \"%s\" was started but cannot be waited for: this kernel has no pidfd_open "
-                                 "(Linux 5.3 or later is needed); it was killed",
-                             what, name);
-        else
-            weft__set_errmsg(rc, "%s: \"%s\" was started but cannot be watched (%s: %s); it was killed", what, name,
-                             pidfd < 0 ? "pidfd_open" : "the poller", weft_strerror(rc));
+        job_free(j);
+        weft__set_errmsg(rc, "%s", msg ? msg : "");
+        free(msg);
         return NULL;
     }
-    p->pid = pid;
-    snprintf(p->name, sizeof p->name, "%s", name);
+    p->pid = j->pid;
     for (int i = 0; i < 3; i++)
         p->pipes[i] = plan[i].stream;
-    weft__dlist_push_back(&proc_state(L)->procs, &p->link);
+    weft__dlist_push_back(&st->procs, &p->link);
+    job_free(j);
     return user_handle(p);
 }
 
@@ -597,7 +815,7 @@ weft_process *weft_create_subprocess_exec(const char *const argv[], const weft_p
                                                            : "argv[0], the program, is \"\"");
         return NULL;
     }
-    return spawn(what, argv[0], (char *const *)argv, true, argv[0], opts);
+    return spawn(what, argv, true, argv[0], opts);
 }
 
 weft_process *weft_create_subprocess_shell(const char *cmd, const weft_process_options *opts)
@@ -609,8 +827,8 @@ weft_process *weft_create_subprocess_shell(const char *cmd, const weft_process_o
     }
     char name[NAME_LEN];
     snprintf(name, sizeof name, "sh -c %s", cmd);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    return spawn(what, "/bin/sh", (char *const *)argv, false, name, opts);
+    const char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+    return spawn(what, argv, false, name, opts);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -935,6 +1153,44 @@ static int proc_init(weft_loop *L, const weft_options *opts)
     return 0;
 }
 
+static void drainer_unwait(weft_task *self, int reason)
+{
+    (void)reason;
+    proc_loop *st = self->wait_obj;
+    if (st->drainer == self)
+        st->drainer = NULL;
+}
+
+/* The loop's end waits here for starts still out on their threads. */
+static void *wait_for_starts(void *arg)
+{
+    proc_loop *st = arg;
+    while (st->starting > 0) {
+        st->drainer = weft__current();
+        (void)weft__wait(drainer_unwait, st);
+    }
+    return NULL;
+}
+
+/* After main and every task: the starts whose task was cancelled may still be on
+ * their threads; their outcomes come back through the loop, which runs until they
+ * have (each child then killed and watched until reaped). */
+static void proc_drain(weft_loop *L)
+{
+    proc_loop *st = proc_state(L);
+    while (st && st->starting > 0) {
+        weft_task *t = weft__spawn(wait_for_starts, st, NULL);
+        if (t) {
+            weft__loop_run(L, t);
+            weft__task_free(L, t);
+            continue;
+        }
+        /* No memory for a task: take the outcomes by hand. */
+        nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+        weft__run_threadsafe_calls(L);
+    }
+}
+
 /* After main and every task: no task waits. Children whose handles were never
  * freed are reported; every child still running is killed and reaped here, the
  * thread waiting for it to die (SIGKILL cannot be caught). */
@@ -972,4 +1228,4 @@ static void proc_term(weft_loop *L)
     L->slots[WEFT__SLOT_PROC] = NULL;
 }
 
-const weft__module weft__module_proc = {"subprocesses", proc_init, NULL, proc_term};
+const weft__module weft__module_proc = {"subprocesses", proc_init, proc_drain, proc_term};
