@@ -897,12 +897,14 @@ static void wait_unwait(weft_task *self, int reason)
     waitq_remove(&p->waiters, self);
 }
 
-/* Suspends self until p's child is reaped. Returns 0 with the status in
+/* Suspends self until p's child is reaped (by the watcher: a child that has
+ * exited but was not reaped yet costs one suspension, not a system call more).
+ * Returns 0 with the status in
  * *returncode (may be NULL), or -ECANCELED (message set). */
 static int wait_exit(weft_process *p, weft_task *self, int *returncode)
 {
     int rc = 0;
-    if (!reap(p, WNOHANG)) {
+    if (!p->exited) {
         enter(p); /* another task may free the handle meanwhile */
         weft__fifo_push(&p->waiters, &self->node);
         rc = weft__wait(wait_unwait, p);

@@ -36,6 +36,13 @@
  * regular files, directories and FIFOs count: the loop's own eventfd reads, writes
  * and closes (from any thread, at any moment) neither count nor fail.
  *
+ * Built with WEFT_FAULT_PROC (the subprocesses' scenario, proc_scenario.c), it
+ * also wraps the calls of src/proc: pipe2 and pidfd_open EMFILE, posix_spawn
+ * EAGAIN (the process limit), waitid EINTR (a signal during the wait: weft must
+ * wait again, never take it for an exit), pidfd_send_signal EPERM. A start runs
+ * on a thread of its own while the loop's thread waits, so its calls still come
+ * in one order.
+ *
  * The process pool forks: its helper process (the zygote) and, from the zygote,
  * the workers. The count lives in a shared mapping so that the numbering is one
  * across processes, and only calls whose order is fixed are counted: every call of
@@ -66,6 +73,12 @@
 #include <poll.h>
 #include <sys/sendfile.h>
 #endif
+#ifdef WEFT_FAULT_PROC
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/pidfd.h>
+#endif
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -75,6 +88,9 @@ enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL,
        K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID,
 #ifdef WEFT_FAULT_FS
        K_OPEN, K_FREAD, K_FWRITE, K_PREAD, K_PREADV2, K_PWRITE, K_FSYNC, K_FDATASYNC, K_STAT, K_FSTAT, K_FCLOSE, K_RENAME,
+#endif
+#ifdef WEFT_FAULT_PROC
+       K_PIPE2, K_POSIX_SPAWN, K_PIDFD_OPEN, K_WAITID, K_PIDFD_SEND_SIGNAL,
 #endif
 #ifdef WEFT_FAULT_NET
        K_SOCKET, K_BIND, K_LISTEN, K_ACCEPT4, K_CONNECT, K_SETSOCKOPT, K_SEND, K_SENDMSG, K_SENDTO, K_READ,
@@ -88,6 +104,9 @@ static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "st
                                               "open", "read", "write", "pread", "preadv2", "pwrite", "fsync",
                                               "fdatasync",
                                               "stat", "fstat", "close", "rename",
+#endif
+#ifdef WEFT_FAULT_PROC
+                                              "pipe2", "posix_spawn", "pidfd_open", "waitid", "pidfd_send_signal",
 #endif
 #ifdef WEFT_FAULT_NET
                                               "socket", "bind", "listen", "accept4", "connect", "setsockopt",
@@ -342,6 +361,79 @@ pid_t __wrap_waitpid(pid_t pid, int *status, int options)
     }
     return __real_waitpid(pid, status, options);
 }
+
+#ifdef WEFT_FAULT_PROC
+/* ---- the subprocesses' calls (WEFT_FAULT_PROC) ----------------------------- */
+
+int __real_pipe2(int fds[2], int flags);
+int __real_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int __real_pidfd_open(pid_t pid, unsigned int flags);
+int __real_waitid(idtype_t type, id_t id, siginfo_t *info, int options);
+int __real_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);
+
+int __wrap_pipe2(int fds[2], int flags);
+int __wrap_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int __wrap_pidfd_open(pid_t pid, unsigned int flags);
+int __wrap_waitid(idtype_t type, id_t id, siginfo_t *info, int options);
+int __wrap_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);
+
+#undef KIND
+#define KIND K_PIPE2
+int __wrap_pipe2(int fds[2], int flags)
+{
+    if (injected()) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_pipe2(fds, flags);
+}
+
+/* posix_spawn returns its error rather than setting errno. */
+#undef KIND
+#define KIND K_POSIX_SPAWN
+int __wrap_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (injected())
+        return EAGAIN;
+    return __real_posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+#undef KIND
+#define KIND K_PIDFD_OPEN
+int __wrap_pidfd_open(pid_t pid, unsigned int flags)
+{
+    if (injected()) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_pidfd_open(pid, flags);
+}
+
+#undef KIND
+#define KIND K_WAITID
+int __wrap_waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    if (injected()) {
+        errno = EINTR;
+        return -1;
+    }
+    return __real_waitid(type, id, info, options);
+}
+
+#undef KIND
+#define KIND K_PIDFD_SEND_SIGNAL
+int __wrap_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags)
+{
+    if (injected()) {
+        errno = EPERM;
+        return -1;
+    }
+    return __real_pidfd_send_signal(pidfd, sig, info, flags);
+}
+#endif
 
 #ifdef WEFT_FAULT_NET
 /* ---- the network layer's calls (WEFT_FAULT_NET) ---------------------------- */
