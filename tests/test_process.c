@@ -692,6 +692,11 @@ static void *env_cwd_main(void *arg)
     out = run_for_output(ARGV("env"), &(weft_process_options){.out = WEFT_STDIO_PIPE, .env = bare}, &rc);
     cr_expect_str_eq(out, "X=1\n");
     free(out);
+    /* After clearenv() (environ NULL), the child gets an empty environment. */
+    clearenv();
+    out = run_for_output(ARGV("env"), &pipes_out, &rc);
+    cr_expect_str_eq(out, "");
+    free(out);
     /* The child's PATH is the one searched, not ours. */
     const char *nopath[] = {"PATH=/nonexistent", NULL};
     cr_expect_null(weft_create_subprocess_exec(ARGV("sh", "-c", "true"), &(weft_process_options){.env = nopath}));

@@ -580,7 +580,8 @@ static spawn_job *job_make(weft_process *p, const char *const argv[], bool searc
     j->pidfd = -1;
     j->argv = strv_copy(argv);
     /* The environment is read here, on the loop's thread, as the caller sees it. */
-    j->envp = strv_copy(o && o->env ? o->env : (const char *const *)environ);
+    static const char *const no_env[] = {NULL}; /* after clearenv(), environ is NULL */
+    j->envp = strv_copy(o && o->env ? o->env : environ ? (const char *const *)environ : no_env);
     int e = j->argv && j->envp ? 0 : ENOMEM;
     if (e == 0 && (e = posix_spawn_file_actions_init(&j->fa)) == 0)
         j->fa_ready = true;
