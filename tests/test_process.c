@@ -651,6 +651,46 @@ Test(process, stdio_sources_below_three_swapped)
     cr_assert_eq(WEXITSTATUS(out.status), 0, "status %d: %s", WEXITSTATUS(out.status), out.stderr_text);
 }
 
+/* This process's own 0 and 1 closed: the pipes take those numbers, and the child
+ * must still get each end where it belongs. */
+static void *low_pipes_main(void *arg)
+{
+    (void)arg;
+    weft_process *p = weft_create_subprocess_exec(ARGV("cat"), &pipes_all);
+    if (!p)
+        return weft_fail(weft_errcode(), "%s", weft_errmsg());
+    const char *line;
+    int rc = weft_stream_write(weft_process_stdin(p), "ping\n", 5);
+    ssize_t n = rc ? rc : weft_stream_readline(weft_process_stdout(p), &line);
+    if (n != 5 || memcmp(line, "ping\n", 5) != 0)
+        rc = -EIO;
+    if (!rc)
+        rc = weft_stream_close(weft_process_stdin(p));
+    int status = -1;
+    if (!rc)
+        rc = weft_process_wait(p, &status);
+    weft_process_free(p);
+    return rc || status ? weft_fail(-EIO, "cat: %d %d", rc, status) : NULL;
+}
+
+static int low_pipes_body(void)
+{
+    close(0);
+    close(1);
+    int rc = weft_run(low_pipes_main, NULL, NULL);
+    if (rc)
+        fprintf(stderr, "%s\n", weft_errmsg());
+    return rc ? 60 : 0;
+}
+
+Test(process, pipes_when_stdin_and_stdout_are_closed)
+{
+    child_outcome out;
+    run_forked(low_pipes_body, &out);
+    cr_assert(WIFEXITED(out.status), "%s", out.stderr_text);
+    cr_expect_eq(WEXITSTATUS(out.status), 0, "status %d: %s", WEXITSTATUS(out.status), out.stderr_text);
+}
+
 static void *signal_state_main(void *arg)
 {
     (void)arg;

@@ -18,8 +18,10 @@
  * stderr onto stdout), then close_range(3, ~0) (posix_spawn_file_actions_
  * addclosefrom_np), so that no other descriptor reaches it, close-on-exec or not.
  * Every descriptor weft makes here is close-on-exec, so children another thread
- * spawns meanwhile cannot inherit them either. A source descriptor below 3 is first
- * copied above 2, so that the dup2s cannot overwrite one another's sources.
+ * spawns meanwhile cannot inherit them either. A descriptor the caller gives
+ * (WEFT_STDIO_FD) is copied above 2 first: the child's dup2s then cannot overwrite
+ * one another's sources (our stdout as its stderr and our stderr as its stdout),
+ * and the caller may close its own as soon as the call returns, even cancelled.
  *
  * Waiting: pidfd_open gives a descriptor that becomes readable when the child
  * exits. It is watched from creation to the end (a weft__watcher, io.h's
@@ -324,10 +326,15 @@ static int plans_make(stdio_plan plan[3], const weft_process_options *o, const c
                                         i == 0 ? "in" : "out");
             break;
         case WEFT_STDIO_FD:
-            if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0)
-                return weft__set_errmsg(-EBADF, "%s: the descriptor %d given for the child's %s is not open", what,
-                                        fds[i], stdio_names[i]);
-            plan[i].src = fds[i];
+            /* The start's own copy: the caller may close its descriptor (a task
+             * cancelled during the start) before the start's thread uses it. */
+            plan[i].src = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            if (plan[i].src < 0) {
+                int e = fds[i] < 0 || errno == EBADF ? -EBADF : -errno;
+                return weft__set_errmsg(e, "%s: the descriptor %d given for the child's %s %s", what, fds[i],
+                                        stdio_names[i], e == -EBADF ? "is not open" : weft_strerror(e));
+            }
+            plan[i].close_src = true;
             break;
         case WEFT_STDIO_PIPE: {
             int pfd[2];
@@ -351,22 +358,6 @@ static int plans_make(stdio_plan plan[3], const weft_process_options *o, const c
             return weft__set_errmsg(-EINVAL, "%s: %d is not a weft_stdio value (opts->%s)", what, (int)kinds[i],
                                     i == 0 ? "in" : i == 1 ? "out" : "err");
         }
-    }
-    /* A source below 3 could be overwritten by another's dup2 in the child (stdout
-     * given as the child's stderr and stderr as its stdout): use a copy above 2. */
-    for (int i = 0; i < 3; i++) {
-        if (plan[i].src < 0 || plan[i].src > 2)
-            continue;
-        int copy = fcntl(plan[i].src, F_DUPFD_CLOEXEC, 3);
-        if (copy < 0) {
-            int e = -errno;
-            return weft__set_errmsg(e, "%s: cannot copy descriptor %d for the child's %s: %s", what, plan[i].src,
-                                    stdio_names[i], weft_strerror(e));
-        }
-        if (plan[i].close_src)
-            close(plan[i].src);
-        plan[i].src = copy;
-        plan[i].close_src = true;
     }
     return 0;
 }
