@@ -41,9 +41,10 @@
  * and reaped when it dies, as asyncio's transport close does. At weft_run's end, a
  * process whose handle was never freed is reported on stderr (as an unclosed stream
  * is), its pipes are closed, and a child still running is killed with SIGKILL and
- * reaped before weft_run returns.
+ * reaped before weft_run returns; a start still under way (its task was cancelled)
+ * is waited for, and its child killed and reaped, too.
  *
- * Linux only: waiting needs pidfd_open (Linux 5.3) and waitid(P_PIDFD) (5.4).
+ * Linux only: waiting needs pidfd_open (Linux 5.3).
  * Do not let anything else reap this process's children (a SIGCHLD handler that
  * calls waitpid(-1, ...), or SIGCHLD set to SIG_IGN): weft then cannot learn the
  * status and reports the child's returncode as 255, with a line on stderr (asyncio
@@ -71,7 +72,8 @@ typedef enum weft_stdio {
     WEFT_STDIO_PIPE,        /* a pipe; this end is a weft_stream (asyncio.subprocess.PIPE) */
     WEFT_STDIO_DEVNULL,     /* /dev/null (asyncio.subprocess.DEVNULL) */
     WEFT_STDIO_FD,          /* the descriptor in in_fd / out_fd / err_fd (asyncio: a file
-                               descriptor); it stays the caller's and is not closed */
+                               descriptor); it stays the caller's (the child gets a copy),
+                               and may be closed once the call returns */
     WEFT_STDIO_STDOUT,      /* stderr only: wherever the child's stdout goes
                                (asyncio.subprocess.STDOUT) */
 } weft_stdio;
