@@ -774,6 +774,46 @@ Test(process, shell)
     cr_assert_eq(weft_run(shell_main, NULL, NULL), 0);
 }
 
+/* Compact tasks share one stack, copied away while they wait: nothing of a start,
+ * a wait or a communicate may live there. Several at once, so their frames move. */
+static void *compact_user(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "cat; exit %d", i);
+    weft_process *p = weft_create_subprocess_shell(cmd, &pipes_all);
+    if (!p)
+        return weft_fail(weft_errcode(), "%s", weft_errmsg());
+    char input[16], *out = NULL;
+    int len = snprintf(input, sizeof input, "task %d\n", i);
+    int rc = weft_process_communicate(p, input, (size_t)len, &out, NULL, NULL, NULL);
+    int status = -1;
+    if (rc == 0)
+        rc = weft_process_wait(p, &status);
+    bool same = out && strcmp(out, input) == 0 && status == i;
+    free(out);
+    weft_process_free(p);
+    return rc ? weft_fail(rc, "%s", weft_errmsg()) : same ? NULL : weft_fail(-EIO, "task %d: wrong output", i);
+}
+
+static void *compact_main(void *arg)
+{
+    (void)arg;
+    weft_task *t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = weft_spawn_opts(compact_user, (void *)(intptr_t)i, &(weft_spawn_options){.compact = 1});
+    int errs[6];
+    cr_expect_eq(weft_gather(t, 6, NULL, errs, WEFT_RETURN_EXCEPTIONS), 0);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(errs[i], 0, "task %d: %d", i, errs[i]);
+    return NULL;
+}
+
+Test(process, compact_tasks)
+{
+    cr_assert_eq(weft_run(compact_main, NULL, NULL), 0);
+}
+
 /* ---- errors at creation --------------------------------------------------- */
 
 static void *missing_main(void *arg)

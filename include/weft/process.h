@@ -198,6 +198,8 @@ WEFT_API int weft_process_kill(weft_process *p);
  * size of input or output can deadlock it; a child that exits or closes its stdin
  * before taking all the input (EPIPE) does not fail it: the rest is dropped, as
  * asyncio does. A pipe's stdin is closed even with no input (input NULL, len 0).
+ * The input is copied into stdin's stream before the call first suspends, so it
+ * may live anywhere, a compact task's stack included.
  * Returns: 0 once the child has exited (weft_process_returncode then gives its
  *   status). *out / *err are malloc'd, NUL-terminated beyond the length, freed by
  *   the caller; NULL with length 0 for a descriptor that is not a pipe. Any of out,

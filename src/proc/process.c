@@ -965,8 +965,6 @@ int weft_process_kill(weft_process *h)
  * compact task, whose stack moves while it waits. */
 typedef struct comm {
     weft_stream *pipe[3];
-    const void *input;
-    size_t len;
     bool keep[3];                /* stdout / stderr: the caller takes the bytes */
     char *buf[3];
     size_t n[3];
@@ -977,15 +975,14 @@ static bool peer_gone(int rc)
     return rc == -EPIPE || rc == -ECONNRESET;
 }
 
-/* Writes the input and closes stdin. A child that leaves early (EPIPE) is not an
- * error; a cancelled task's stream is aborted (its unsent bytes dropped). */
+/* Sends the input communicate wrote and closes stdin. A child that leaves early
+ * (EPIPE) is not an error; a cancelled task's stream is aborted (its unsent bytes
+ * dropped). */
 static void *feed_stdin(void *arg)
 {
     comm *c = arg;
     weft_stream *s = c->pipe[0];
-    int rc = c->len ? weft_stream_write(s, c->input, c->len) : 0;
-    if (rc == 0)
-        rc = weft_stream_drain(s);
+    int rc = weft_stream_drain(s);
     if (rc != 0) {
         if (stream_open(s)) /* not when weft_process_free aborted it */
             (void)weft_stream_abort(s);
@@ -1086,8 +1083,21 @@ int weft_process_communicate(weft_process *h, const void *input, size_t len, cha
         return weft__set_errmsg(-EINVAL, "%s: input given, but the child's stdin %s", what,
                                 p->pipes[0] ? "was closed" : "is not a pipe (opts->in = WEFT_STDIO_PIPE)");
     }
-    c->input = input;
-    c->len = len;
+    /* The input goes into stdin's stream now, by the caller: a write never
+     * suspends, and what the pipe does not take is copied into the stream's
+     * buffer. So no other task reads the caller's memory, which may be on a
+     * compact task's stack (moved away while it waits). */
+    if (len > 0) {
+        int rc = weft_stream_write(c->pipe[0], input, len);
+        if (rc != 0) {
+            (void)weft_stream_abort(c->pipe[0]);
+            c->pipe[0] = NULL;
+            if (!peer_gone(rc)) { /* a child that left early is not an error */
+                free(c);
+                return weft__set_errmsg(rc, "%s: writing the child's stdin: %s", what, weft_errmsg());
+            }
+        }
+    }
     c->keep[1] = out || out_len;
     c->keep[2] = err || err_len;
     enter(p);
