@@ -592,6 +592,11 @@ void weft__run_threadsafe_calls(weft_loop *L);
 /* notify.c: calls the callback of every notifier notified since the last time
  * (once per iteration, right after the thread-safe calls). */
 void weft__run_notifications(weft_loop *L);
+/* notify.c: whether a live notifier of the current loop keeps that loop waiting for
+ * it (as weft_notifier_new's do) or lets it report a deadlock when every task waits.
+ * proc/signal.c's notifier holds only while a user's handler or waiting task needs
+ * a signal, not for weft_run's own Ctrl-C handling. A stale handle is ignored. */
+void weft__notifier_hold(weft_notifier *h, bool hold);
 
 /*
  * Claiming a task's outcome (task.c): the one path every consumer of a handle

@@ -36,6 +36,7 @@ struct weft__notifier {
     atomic_int in_flight;            /* weft_notify calls between their check and their wake-up */
     atomic_int pending;              /* notified since the loop last called cb */
     uint16_t gen;                    /* the latest generation handed out (1..65535) */
+    uint8_t holds;                   /* counted in the loop's notifier_count (weft__notifier_hold) */
     weft_loop *loop;                 /* its loop while live (read by notifies that matched live_gen) */
     weft_callback_fn cb;
     void *arg;
@@ -117,6 +118,7 @@ weft_notifier *weft_notifier_new(weft_callback_fn cb, void *arg)
     n->cb = cb;
     n->arg = arg;
     atomic_store(&n->pending, 0);
+    n->holds = 1;
     n->prev = NULL;
     n->next = L->notifiers;
     if (L->notifiers)
@@ -145,7 +147,8 @@ static void retire(weft_loop *L, struct weft__notifier *n)
         L->notifiers = n->next;
     if (n->next)
         n->next->prev = n->prev;
-    L->notifier_count--;
+    if (n->holds)
+        L->notifier_count--;
     n->loop = NULL;
     n->cb = NULL;
     n->arg = NULL;
@@ -173,6 +176,19 @@ int weft_notifier_free(weft_notifier *h)
                                              "loop; free it on its own loop");
     retire(L, n);
     return 0;
+}
+
+void weft__notifier_hold(weft_notifier *h, bool hold)
+{
+    struct weft__notifier *n = record_of(h);
+    if (!h || gen_of(h) == 0 || atomic_load(&n->live_gen) != gen_of(h) || n->loop != weft__loop ||
+        n->holds == hold)
+        return;
+    n->holds = hold;
+    if (hold)
+        n->loop->notifier_count++;
+    else
+        n->loop->notifier_count--;
 }
 
 void weft__run_notifications(weft_loop *L)
