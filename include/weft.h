@@ -49,5 +49,6 @@
 #include "weft/tls.h"      /* TLS contexts, TLS streams, start_tls */
 #include "weft/file.h"     /* files off the loop: open, read, write, fsync, stat, whole files */
 #include "weft/process.h"  /* subprocesses: create_subprocess_exec/_shell, wait, communicate */
+#include "weft/signal.h"   /* signal handlers on the loop, weft_signal_wait, Ctrl-C */
 
 #endif /* WEFT_H */

@@ -8,6 +8,7 @@
 #include "exec/exec.h"
 #include "net/net.h"
 #include "proc/process.h"
+#include "proc/signals.h"
 
 #include <stdlib.h>
 
@@ -21,7 +22,8 @@
  * I/O (their wake-up), the thread pools on thread-safe calls (their completions),
  * the network on the thread pools (its lookups' answers come back through them)
  * and on I/O, the subprocesses on the network (their pipes are streams, closed
- * by their term before the network's). */
+ * by their term before the network's), the signals on the notifiers (weft's
+ * handler wakes the loop through one). */
 static const weft__module *const modules[] = {
     &weft__module_memory,
     &weft__module_tasks,
@@ -33,6 +35,7 @@ static const weft__module *const modules[] = {
     &weft__module_pools,
     &weft__module_net,
     &weft__module_proc,
+    &weft__module_signals,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
@@ -96,6 +99,12 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
         return rc;
     weft__stack_overflow_handler_install();
     weft__loop = L;
+    /* Ctrl-C cancels main, as asyncio.run's SIGINT handler does (proc/signal.c). */
+    rc = weft__sigint_watch(L, opts);
+    if (rc != 0) {
+        loop_destroy(L);
+        return rc;
+    }
 
     weft_task *main_task = weft__task_alloc(L);
     if (!main_task) {
@@ -109,6 +118,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     WEFT__FLAGS(main_task) = WEFT__MAIN;
     L->live_tasks++;
     weft__fifo_push(&L->ready, &main_task->node);
+    weft__sigint_main(L, main_task);
 
     int deadlock = weft__loop_run(L, main_task);
     if (deadlock) {
@@ -120,6 +130,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
                                        "them; cancelled");
         weft__loop_run(L, main_task);
     }
+    bool interrupted = weft__sigint_main_done(L);
     int err = main_task->err;
     if (result && !err && !deadlock) {
         *result = main_task->result;
@@ -143,6 +154,12 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
         free(msg);
         return weft__set_errmsg(WEFT_EDEADLOCK_LOOP, "weft_run: deadlock: main was waiting and nothing could "
                                                      "wake it");
+    }
+    if (err == -ECANCELED && interrupted) {
+        /* asyncio.run raises KeyboardInterrupt here. */
+        free(msg);
+        return weft__set_errmsg(WEFT_EINTERRUPTED, "weft_run: main was cancelled by SIGINT (Ctrl-C); "
+                                                   "weft_exit_interrupted() ends the process as killed by it");
     }
     weft__take_errmsg(err, msg);
     if (err)

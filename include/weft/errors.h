@@ -41,7 +41,8 @@ extern "C" {
     X(WEFT_ETLS_CERT, -10020, "certificate refused: the peer's failed verification, or the peer refused ours") \
     X(WEFT_ETLS_VERSION, -10021, "unsupported protocol: no TLS version both sides accept") \
     X(WEFT_ETLS_TIMEOUT, -10022, "the TLS handshake timed out")                           \
-    X(WEFT_ETLS_EOF, -10023, "unexpected eof while reading: the peer closed the TLS connection without close_notify")
+    X(WEFT_ETLS_EOF, -10023, "unexpected eof while reading: the peer closed the TLS connection without close_notify") \
+    X(WEFT_EINTERRUPTED, -10024, "interrupted by SIGINT (Ctrl-C): the main task was cancelled")
 
 enum weft_errno {
 #define WEFT__ERRNO_ENUM(name, value, text) name = value,

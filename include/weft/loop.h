@@ -28,6 +28,12 @@ typedef struct weft_options {
     /* Free stacks kept for reuse (0 = default, 1024). Reuse matters: a fresh page
      * costs ~10 µs on virtual machines, a reused one nothing. */
     size_t stack_pool_max;
+    /* Nonzero: leave SIGINT alone. By default weft_run, on the process's main thread
+     * and while SIGINT's disposition is SIG_DFL, handles Ctrl-C as asyncio.run
+     * does: the first SIGINT cancels main, a second one kills the process at once,
+     * and weft_run returns WEFT_EINTERRUPTED when main ended cancelled by it
+     * (weft/signal.h says the whole of it). */
+    int no_sigint;
 } weft_options;
 
 #define WEFT_STACK_DEFAULT ((size_t)256 * 1024)
@@ -42,7 +48,13 @@ typedef struct weft_options {
  *   thread with weft_errmsg()).
  * Suspends: never: it is called outside any loop and blocks the calling thread until
  *   done.
- * Errors: main's own error; -ECANCELED if main was cancelled; -ENOMEM;
+ * Ctrl-C: on the process's main thread, unless weft_options.no_sigint is set or the
+ *   program ignores or handles SIGINT itself, the first SIGINT cancels main, a
+ *   second one (or one after main finished) kills the process with SIGINT at once,
+ *   and SIGINT's disposition is SIG_DFL again when weft_run returns (weft/signal.h).
+ * Errors: main's own error; -ECANCELED if main was cancelled; WEFT_EINTERRUPTED if
+ *   main ended cancelled by a Ctrl-C (SIGINT): weft_exit_interrupted() then ends the
+ *   process as killed by SIGINT, as Python does; -ENOMEM;
  *   -EINVAL if main is NULL; the error of creating the loop's poller (-EMFILE, ...);
  *   WEFT_ENESTED if called from inside a running loop (nothing runs);
  *   WEFT_EDEADLOCK_LOOP if, after main returned, leftover tasks ignored cancellation
