@@ -13,6 +13,8 @@
  * weft detects the relocked lock and returns -EDEADLK instead of hanging, but
  * that is a diagnosis, not a guarantee: use a notifier from signal handlers.
  *
+ * To handle a signal on the loop, weft_add_signal_handler and weft_signal_wait
+ * (weft/signal.h) do all of this for you; a notifier is for a handler of your own.
  * The pattern: make a notifier on the loop (its callback sets a weft_event, posts
  * to a queue, ...), install the signal handler, and have the handler call
  * weft_notify; the callback then runs on the loop, where every weft call is
