@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -261,9 +262,47 @@ static void pools_and_readers(void)
     }
 }
 
+static void on_signal(int sig, unsigned arrivals, void *arg)
+{
+    (void)sig;
+    *(unsigned *)arg += arrivals;
+}
+
+static void *signal_waiter(void *arg)
+{
+    (void)arg;
+    int n = weft_signal_wait(SIGUSR2);
+    return (void *)(intptr_t)n;
+}
+
+/* Signals: a handler, a wait, a removal; raised only once weft owns the signal
+ * (its default would end the process). */
+static void signals(void)
+{
+    unsigned seen = 0;
+    if (weft_add_signal_handler(SIGUSR1, on_signal, &seen) == 0) {
+        raise(SIGUSR1);
+        (void)weft_sleep(0.001);
+        (void)weft_signal_wait(SIGUSR1);
+        (void)weft_remove_signal_handler(SIGUSR1);
+    }
+    weft_task *t = weft_spawn(signal_waiter, NULL);
+    if (t) {
+        (void)weft_sleep(0.001);
+        struct sigaction now;
+        if (sigaction(SIGUSR2, NULL, &now) == 0 && now.sa_handler != SIG_DFL)
+            raise(SIGUSR2);
+        else
+            weft_cancel(t, NULL); /* its wait failed, or it waits without owning */
+        (void)weft_await(t, NULL);
+    }
+    (void)weft_remove_signal_handler(SIGUSR2);
+}
+
 static void *amain(void *arg)
 {
     (void)arg;
+    signals();
     tasks_and_gather();
     group_and_timeouts();
     sync_queue_chan();

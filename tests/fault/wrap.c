@@ -43,6 +43,10 @@
  * on a thread of its own while the loop's thread waits, so its calls still come
  * in one order.
  *
+ * sigaction is counted only when it installs a handler (weft's signal handlers,
+ * weft_run's Ctrl-C handling), and fails with EINVAL: weft must then say so and
+ * leave the disposition as it was.
+ *
  * The process pool forks: its helper process (the zygote) and, from the zygote,
  * the workers. The count lives in a shared mapping so that the numbering is one
  * across processes, and only calls whose order is fixed are counted: every call of
@@ -54,6 +58,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -85,7 +91,7 @@
 #include <unistd.h>
 
 enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL, K_EPOLL_CREATE, K_EVENTFD,
-       K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID,
+       K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID, K_SIGACTION,
 #ifdef WEFT_FAULT_FS
        K_OPEN, K_FREAD, K_FWRITE, K_PREAD, K_PREADV2, K_PWRITE, K_FSYNC, K_FDATASYNC, K_STAT, K_FSTAT, K_FCLOSE, K_RENAME,
 #endif
@@ -99,7 +105,7 @@ enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL,
        KINDS };
 static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "strdup", "asprintf", "mmap",
                                               "epoll_ctl", "epoll_create1", "eventfd", "pthread_create",
-                                              "socketpair", "mprotect", "fork", "waitpid",
+                                              "socketpair", "mprotect", "fork", "waitpid", "sigaction",
 #ifdef WEFT_FAULT_FS
                                               "open", "read", "write", "pread", "preadv2", "pwrite", "fsync",
                                               "fdatasync",
@@ -124,6 +130,7 @@ static counts local_counts; /* until the shared mapping exists, or if it cannot 
 static counts *shared = &local_counts;
 static long fail_at = -1;
 static int fork_depth; /* 0: the program, 1: the zygote, 2: a worker */
+static pid_t program_pid;  /* the program's own process (set at the first counted call) */
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
 void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -140,6 +147,7 @@ static void report(void)
 
 static void setup(void)
 {
+    program_pid = getpid();
     const char *at = getenv("WEFT_FAULT_AT");
     if (at)
         fail_at = atol(at);
@@ -434,6 +442,29 @@ int __wrap_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int f
     return __real_pidfd_send_signal(pidfd, sig, info, flags);
 }
 #endif
+
+/* Installing a handler (weft's signal handlers, weft_run's Ctrl-C handling, its
+ * crash reports) fails as the kernel refuses a signal it will not let be caught.
+ * A call that only reads the disposition or puts SIG_DFL / SIG_IGN back is neither
+ * counted nor failed (nothing real makes it fail), nor is one made in a fork's
+ * child before __wrap_fork has returned there (weft's pthread_atfork handler gives
+ * the child its signals back): it runs beside the program and would make the
+ * numbering differ from run to run. */
+int __real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+int __wrap_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+#undef KIND
+#define KIND K_SIGACTION
+int __wrap_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    bool installs = act && ((act->sa_flags & SA_SIGINFO) ||
+                            (act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN));
+    if (installs && (!program_pid || getpid() == program_pid) && injected()) {
+        errno = EINVAL;
+        return -1;
+    }
+    return __real_sigaction(sig, act, old);
+}
 
 #ifdef WEFT_FAULT_NET
 /* ---- the network layer's calls (WEFT_FAULT_NET) ---------------------------- */
