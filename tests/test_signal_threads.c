@@ -8,7 +8,8 @@
  *     a signal only notifies; signals sent to the process (kill) arrive the same way;
  *   - each arrival is counted once, by the owning loop's callback and its waiting
  *     task, and neither loop ever runs the other's;
- *   - when the loops end, both signals are back at SIG_DFL.
+ *   - when the loops end, both signals are back at SIG_DFL;
+ *   - neither loop's weft_run took SIGINT: only the main thread's does.
  * Labelled `threads`, so ThreadSanitizer runs it; without Criterion, which cannot
  * start under ThreadSanitizer (see test_threads.c). Prints one line, and exits
  * non-zero on any failure.
@@ -85,6 +86,9 @@ static void *loop_main(void *arg)
 {
     side *s = arg;
     atomic_store(&s->tid, tid());
+    struct sigaction intr;
+    sigaction(SIGINT, NULL, &intr);
+    EXPECT(intr.sa_handler == SIG_DFL, "%s: weft_run took SIGINT on a thread that is not the main one", s->name);
     int rc = weft_add_signal_handler(s->sig, on_sig, s);
     EXPECT(rc == 0, "%s: weft_add_signal_handler: %s", s->name, weft_errmsg());
     weft_task *w = weft_spawn(waiter, s);

@@ -140,8 +140,8 @@ WEFT_API int weft_remove_signal_handler(int sig);
  * Errors: -ECANCELED; WEFT_ECLOSED if weft_remove_signal_handler(sig) was called
  *   while it waited; the errors of weft_add_signal_handler (-EINVAL, -EBUSY,
  *   -ENOMEM, the error of sigaction(2)); WEFT_ENOTINLOOP outside a task.
- * On cancel: the arrivals it would have returned are left for the next wait; the
- *   loop goes on handling sig.
+ * On cancel: arrivals it did not return are left for the next wait (unless another
+ *   waiting task returned them); the loop goes on handling sig.
  */
 WEFT_API WEFT_WAIT int weft_signal_wait(int sig);
 
