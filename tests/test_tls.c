@@ -1461,3 +1461,67 @@ Test(tls, mutual_tls_with_a_certificate_chosen_by_sni)
     make_certs();
     cr_assert_eq(weft_run(sni_mutual_main, NULL, NULL), 0);
 }
+
+/* ---- a context's files and lists: mistakes that say what to do ---------------- */
+
+Test(tls, context_mistakes_say_what_to_do)
+{
+    make_certs();
+    /* An encrypted key fails at once (no prompt on a terminal holding the loop). */
+    cr_expect_null(weft_tls_server_context(
+        &(weft_tls_options){.cert_file = cert("server.pem"), .key_file = cert("server-enc.key")}));
+    cr_expect_eq(weft_errcode(), WEFT_ETLS, "%s", weft_errname(weft_errcode()));
+    cr_expect(strstr(weft_errmsg(), "encrypted"), "%s", weft_errmsg());
+    /* A bad cipher list is OpenSSL's error, not a file's. */
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.ciphers = "NOT-A-CIPHER"}));
+    cr_expect_eq(weft_errcode(), WEFT_ETLS, "%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+    /* A directory where a file belongs. */
+    cr_expect_null(weft_tls_server_context(&(weft_tls_options){.cert_file = certdir}));
+    cr_expect_eq(weft_errcode(), -EISDIR, "%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+    /* A key without its certificate. */
+    cr_expect_null(weft_tls_client_context(&(weft_tls_options){.key_file = cert("server.key")}));
+    cr_expect_eq(weft_errcode(), -EINVAL);
+    cr_expect(strstr(weft_errmsg(), "without cert_file"), "%s", weft_errmsg());
+    /* The key given as the certificate: says which blocks each file holds. */
+    cr_expect_null(weft_tls_server_context(
+        &(weft_tls_options){.cert_file = cert("server.key"), .key_file = cert("server.key")}));
+    cr_expect_eq(weft_errcode(), WEFT_ETLS);
+    cr_expect(strstr(weft_errmsg(), "BEGIN CERTIFICATE"), "%s", weft_errmsg());
+}
+
+/* ---- a client context given up as soon as the connection is made ------------ */
+
+/* As the guide's client does: the context goes right after the connect, and the
+ * session ticket TLS 1.3 sends after the handshake arrives with the first read. */
+static void *early_free_main(void *arg)
+{
+    (void)arg;
+    weft_tls_context *sctx = server_ctx("server", NULL);
+    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    weft_tls_context_free(sctx);
+    for (int i = 0; i < 3; i++) {
+        weft_tls_context *cctx = client_ctx("ca.pem", NULL);
+        weft_stream *s = weft_open_connection("localhost", weft_server_port(srv), &(weft_connect_options){.tls = cctx});
+        weft_tls_context_free(cctx); /* connections made do not need it */
+        cr_assert(s, "weft_open_connection: %s", weft_errmsg());
+        char *filler[8]; /* allocations that would reuse the context's memory */
+        for (int k = 0; k < 8; k++)
+            filler[k] = calloc(1, 512);
+        cr_expect_eq(weft_stream_write(s, "hi\n", 3), 0);
+        const char *line;
+        cr_expect_eq(weft_stream_readline(s, &line), 3, "readline: %s", weft_errmsg());
+        for (int k = 0; k < 8; k++)
+            free(filler[k]);
+        cr_expect_eq(weft_stream_close(s), 0);
+    }
+    weft_server_close(srv);
+    cr_expect_eq(weft_server_wait_closed(srv), 0);
+    return NULL;
+}
+
+Test(tls, a_client_context_freed_after_connecting)
+{
+    make_certs();
+    cr_assert_eq(weft_run(early_free_main, NULL, NULL), 0);
+}

@@ -93,6 +93,9 @@ typedef struct tls_conn {
     char peer[256];      /* the host name asked for, for messages */
     session_key key;     /* a client's: where its session is saved ("" host: nowhere) */
     const char *what;    /* the call that made it (weft_open_connection, ...), for messages */
+    weft_tls_context *ctx; /* a reference, held until the connection goes: a TLS 1.3 ticket
+                              may come (to session_new) long after the handshake, when the
+                              caller has given its own reference up */
 } tls_conn;
 
 /* ------------------------------------------------------------------------ */
@@ -438,10 +441,14 @@ static void conn_close_notify(void *tls)
     ERR_clear_error();
 }
 
+static void ctx_release(weft__tls_hook *h);
+
 static void conn_free(void *tls)
 {
     tls_conn *c = tls;
     SSL_free(c->ssl); /* and its BIO */
+    if (c->ctx)
+        ctx_release(&c->ctx->hook);
     free(c);
 }
 
@@ -611,6 +618,8 @@ static tls_conn *conn_new(weft_tls_context *ctx, struct weft_stream *s, const ch
     }
     c->ssl = ssl;
     c->what = what;
+    c->ctx = ctx;
+    ctx_retain(&ctx->hook);
     SSL_set_app_data(ssl, c);
     c->s = s;
     c->server = ctx->hook.server;
@@ -696,16 +705,42 @@ static int ctx_secure(weft__tls_hook *h, struct weft_stream *s, const char *host
 /* Contexts                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Set when OpenSSL asked for a passphrase on this thread (an encrypted key). */
+static _Thread_local bool password_asked;
+
+/* The passphrase callback of every context: none is given, at once. */
+static int no_password(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    password_asked = true;
+    return -1;
+}
+
 /* The error of a context being made: OpenSSL's reason, or errno for a file it could
- * not read. */
+ * not read, with what to do where OpenSSL's words ("PEM lib") do not say. */
 static int context_error(const char *what, const char *doing, const char *file)
 {
     unsigned long e = ERR_peek_last_error();
     char buf[256];
     int rc;
+    struct stat st;
     if (file && access(file, R_OK) != 0) {
         int err = errno;
         rc = weft__set_errmsg(-err, "%s: %s %s: %s", what, doing, file, strerror(err));
+    } else if (file && stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = weft__set_errmsg(-EISDIR, "%s: %s %s: it is a directory; give a PEM file", what, doing, file);
+    } else if (password_asked) {
+        rc = weft__set_errmsg(WEFT_ETLS, "%s: %s %s: the key is encrypted, and weft asks for no passphrase: "
+                                         "decrypt it first (openssl pkey -in KEY -out PLAIN_KEY)",
+                              what, doing, file ? file : "");
+    } else if (file && (ERR_GET_LIB(e) == ERR_LIB_PEM || (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == ERR_R_PEM_LIB))) {
+        rc = weft__set_errmsg(WEFT_ETLS, "%s: %s %s: %s (not the PEM expected: a certificate file holds "
+                                         "\"BEGIN CERTIFICATE\" blocks, a key file a \"BEGIN ... PRIVATE KEY\" "
+                                         "block; give key_file when the key is not in cert_file)",
+                              what, doing, file, ossl_reason(e, buf, sizeof buf));
     } else {
         rc = weft__set_errmsg(e ? WEFT_ETLS : -ENOMEM, "%s: %s%s%s: %s", what, doing, file ? " " : "",
                               file ? file : "", ossl_reason(e, buf, sizeof buf));
@@ -804,6 +839,11 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
                          o->max_version, o->min_version);
         return NULL;
     }
+    if (o->key_file && !o->cert_file) {
+        weft__set_errmsg(-EINVAL, "%s: key_file is given without cert_file (the certificate it is the key of)",
+                         what);
+        return NULL;
+    }
     if (server && !o->cert_file) {
         weft__set_errmsg(-EINVAL, "%s: a server needs its certificate (opts->cert_file)", what);
         return NULL;
@@ -827,6 +867,7 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
     atomic_init(&ctx->verify, !server);
     ctx->handshake_timeout = o->handshake_timeout > 0 ? o->handshake_timeout : DEFAULT_HANDSHAKE_TIMEOUT;
     ERR_clear_error();
+    password_asked = false;
     SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     ctx->ssl = c;
     if (c)
@@ -846,13 +887,16 @@ static weft_tls_context *context_new(const weft_tls_options *o, bool server, con
      * ~20k instructions per W5 request either way). */
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
     if (o->ciphers && !SSL_CTX_set_cipher_list(c, o->ciphers)) {
-        context_error(what, "the cipher list", o->ciphers);
+        context_error(what, "the cipher list (ciphers)", NULL); /* a list, not a file */
         goto fail;
     }
     if (o->ciphersuites && !SSL_CTX_set_ciphersuites(c, o->ciphersuites)) {
         context_error(what, "the TLS 1.3 cipher suites", NULL);
         goto fail;
     }
+    /* An encrypted key must not prompt on the terminal (OpenSSL's default), which would
+     * hold the calling thread, a loop's perhaps: it fails at once, and says why. */
+    SSL_CTX_set_default_passwd_cb(c, no_password);
     if (o->cert_file) {
         if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
             context_error(what, "reading the certificate chain", o->cert_file);
@@ -969,6 +1013,7 @@ int weft_tls_context_add_certificate(weft_tls_context *ctx, const char *name, co
         return weft__set_errmsg(-ENOMEM, "%s: no memory", what);
     ctx->names = names;
     ERR_clear_error();
+    password_asked = false;
     SSL_CTX *c = SSL_CTX_new(TLS_server_method());
     char *copy = strdup(name);
     if (!c || !copy) {
@@ -979,6 +1024,7 @@ int weft_tls_context_add_certificate(weft_tls_context *ctx, const char *name, co
     }
     const char *key = key_file ? key_file : cert_file;
     int rc = 0;
+    SSL_CTX_set_default_passwd_cb(c, no_password);
     if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1)
         rc = context_error(what, "reading the certificate chain", cert_file);
     else if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)

@@ -9,6 +9,7 @@
 #   other-ca.pem                   another CA, which nobody trusts
 #   stranger.pem stranger.key      localhost, signed by other-ca (an unknown CA)
 #   other.pem other.key            other.example (DNS), signed by the CA: a second name (SNI)
+#   server-enc.key                 server.key encrypted with a passphrase ("secret")
 #   client.pem client.key          a client's certificate (CN=weft test client, O=weft tests), signed
 #                                  by the CA: mutual TLS
 #   cadir/                         the CA in a directory hashed by `openssl rehash` (ca_dir)
@@ -82,3 +83,4 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout expired.k
   -subj "/CN=localhost" 2>/dev/null
 openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
   -startdate 20200101000000Z -enddate 20200131000000Z -extensions leaf -notext 2>/dev/null
+openssl pkey -in server.key -aes256 -passout pass:secret -out server-enc.key 2>/dev/null
