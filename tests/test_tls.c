@@ -1525,3 +1525,43 @@ Test(tls, a_client_context_freed_after_connecting)
     make_certs();
     cr_assert_eq(weft_run(early_free_main, NULL, NULL), 0);
 }
+
+/* ---- a refused client that goes on writing ----------------------------------- */
+
+/* In TLS 1.3 a client the server refuses learns it at its first read; if it writes
+ * after the server has hung up, its writes meet a closed socket (EPIPE), and its read
+ * must still give the server's reason, not the broken pipe. */
+static void *late_refusal_main(void *arg)
+{
+    (void)arg;
+    int handled = 0;
+    weft_tls_context *sctx = mtls_server_ctx(false, 0);
+    weft_server *srv = weft_start_server(whoami_handler, &handled, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    cr_assert(srv);
+    weft_tls_context *cctx = client_ctx_as(NULL);
+    for (int round = 0; round < 3; round++) {
+        weft_stream *s = weft_open_connection("127.0.0.1", weft_server_port(srv), &(weft_connect_options){.tls = cctx});
+        cr_assert(s, "%s", weft_errmsg());
+        cr_expect_eq(weft_sleep(0.05), 0); /* the server refuses, alerts and closes */
+        for (int i = 0; i < 3; i++) {
+            (void)weft_stream_write(s, "hello\n", 6); /* into a closed connection */
+            cr_expect_eq(weft_sleep(0.01), 0);
+        }
+        const char *line;
+        ssize_t n = weft_stream_readline(s, &line);
+        cr_expect_eq(n, WEFT_ETLS_CERT, "round %d: %s: %s", round, weft_errname((int)n), weft_errmsg());
+        weft_stream_close(s);
+    }
+    cr_expect_eq(handled, 0);
+    weft_tls_context_free(cctx);
+    weft_server_close(srv);
+    cr_expect_eq(weft_server_wait_closed(srv), 0);
+    weft_tls_context_free(sctx);
+    return NULL;
+}
+
+Test(tls, a_refused_client_writing_after_the_hang_up_reads_the_reason)
+{
+    make_certs();
+    cr_assert_eq(weft_run(late_refusal_main, NULL, NULL), 0);
+}

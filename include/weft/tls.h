@@ -141,7 +141,9 @@ WEFT_API void weft_tls_context_free(weft_tls_context *ctx);
  * the call that makes the connection fails with WEFT_ETLS_CERT. In TLS 1.3 the
  * client's handshake is over before the server has checked its certificate: the call
  * succeeds, writes are taken, and the first read (weft_stream_read, readline, ...)
- * fails with WEFT_ETLS_CERT, as Python's ssl raises at its first read. Either way
+ * fails with WEFT_ETLS_CERT, as Python's ssl raises at its first read (a write made
+ * after the server hung up, or a drain, may give -EPIPE or -ECONNRESET; the read
+ * still gives the server's reason). Either way
  * weft_errmsg() gives OpenSSL's words for the alert: "tlsv13 alert certificate
  * required" or, in TLS 1.2, "sslv3 alert handshake failure" (no certificate: the
  * message adds that our context has no cert_file), "tlsv1 alert unknown ca" (one the

@@ -107,6 +107,14 @@ static int bio_write(BIO *b, const char *data, int len)
     tls_conn *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     int rc = weft__stream_raw_write(c->s, data, (size_t)len);
+    if (rc == -EPIPE || rc == -ECONNRESET) {
+        /* The peer hung up. The stream has made it the write side's sticky error
+         * (later writes, drain and close give it), but OpenSSL is told the bytes went:
+         * as if lost in flight, which they are. So the connection is not failed, and
+         * a read still decrypts what the peer sent before it went — often an alert
+         * that says why (a server refusing our certificate in TLS 1.3). */
+        return len;
+    }
     if (rc < 0) {
         c->io_err = rc;
         return -1;
