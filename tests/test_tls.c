@@ -354,6 +354,26 @@ Test(tls, verification_off_only_explicitly)
 
 /* ---- SNI: a certificate by name ------------------------------------------------ */
 
+/* Says which name the client asked for, and the cipher: "name|cipher\n". */
+static void *sni_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    const char *name = weft_stream_tls_server_name(s);
+    const char *cipher = weft_stream_tls_cipher(s);
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s|%s\n", name ? name : "(none)", cipher ? cipher : "(none)");
+    (void)weft_stream_write(s, line, (size_t)n);
+    return NULL;
+}
+
+/* A plain server that answers as HTTP does, before any TLS. */
+static void *plain_handler(weft_stream *s, void *arg)
+{
+    (void)arg;
+    (void)weft_stream_write(s, "HTTP/1.0 200 OK\r\n\r\n", 19);
+    return NULL;
+}
+
 static void *sni_main(void *arg)
 {
     (void)arg;
@@ -362,7 +382,7 @@ static void *sni_main(void *arg)
                  "%s", weft_errmsg());
     weft_tls_context *cctx = client_ctx("ca.pem", NULL);
     cr_expect_eq(weft_tls_context_add_certificate(cctx, "x", cert("other.pem"), NULL), -EINVAL);
-    weft_server *srv = weft_start_server(echo_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
+    weft_server *srv = weft_start_server(sni_handler, NULL, "127.0.0.1", 0, &(weft_server_options){.tls = sctx});
     cr_assert(srv);
     cr_expect_eq(weft_tls_context_add_certificate(sctx, "late.example", cert("other.pem"), cert("other.key")),
                  WEFT_ESTATE);
@@ -373,9 +393,36 @@ static void *sni_main(void *arg)
         weft_stream *s = weft_open_connection("127.0.0.1", port,
                                               &(weft_connect_options){.tls = cctx, .server_hostname = names[i]});
         cr_expect_eq(s ? 0 : weft_errcode(), codes[i], "%s: %s", names[i], weft_errmsg());
-        if (s)
+        if (s) {
+            /* Both ends name the host asked for, and the cipher agreed. */
+            expect_is(weft_stream_tls_server_name(s), names[i]);
+            const char *cipher = weft_stream_tls_cipher(s);
+            cr_expect(cipher && strncmp(cipher, "TLS_", 4) == 0, "cipher %s", cipher ? cipher : "NULL");
+            const char *line;
+            ssize_t n = weft_stream_readline(s, &line);
+            char want[256];
+            snprintf(want, sizeof want, "%s|%s\n", names[i], cipher ? cipher : "?");
+            cr_expect(n == (ssize_t)strlen(want) && memcmp(line, want, (size_t)n) == 0, "the server said %.*s",
+                      (int)(n > 0 ? n : 0), n > 0 ? line : "");
             weft_stream_close(s);
+        }
     }
+    /* By address, no name is sent. */
+    weft_tls_context *trusting = client_ctx("ca.pem", NULL);
+    weft_stream *s = weft_open_connection("127.0.0.1", port, &(weft_connect_options){.tls = trusting});
+    cr_assert(s, "%s", weft_errmsg());
+    cr_expect_null(weft_stream_tls_server_name(s));
+    weft_stream_close(s);
+    cr_expect_null(weft_stream_tls_cipher(NULL));
+    /* A TLS client at a plain port is told so. */
+    weft_server *plain = weft_start_server(plain_handler, NULL, "127.0.0.1", 0, NULL);
+    cr_assert(plain);
+    s = weft_open_connection("127.0.0.1", weft_server_port(plain), &(weft_connect_options){.tls = trusting});
+    cr_expect_null(s);
+    cr_expect(strstr(weft_errmsg(), "does not speak TLS"), "%s: %s", weft_errname(weft_errcode()), weft_errmsg());
+    weft_server_close(plain);
+    weft_server_wait_closed(plain);
+    weft_tls_context_free(trusting);
     weft_server_close(srv);
     weft_server_wait_closed(srv);
     weft_tls_context_free(sctx);

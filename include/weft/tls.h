@@ -6,7 +6,8 @@
  *
  *   asyncio / ssl                                   weft
  *   ctx = ssl.create_default_context()              ctx = weft_tls_client_context(NULL)
- *   ctx.load_verify_locations(cafile=f)             opts.ca_file = f
+ *   ctx.load_verify_locations(cafile=f)             opts.ca_file = f (which replaces the system's
+ *                                                     store, where Python's adds to it)
  *   ctx.load_cert_chain(cert, key)                  opts.cert_file = cert; opts.key_file = key
  *   ctx.minimum_version = TLSVersion.TLSv1_3        opts.min_version = WEFT_TLS_1_3
  *   ctx.maximum_version = TLSVersion.TLSv1_2        opts.max_version = WEFT_TLS_1_2
@@ -18,8 +19,9 @@
  *   open_unix_connection(path, ssl=ctx,             weft_open_unix_connection(path, &(weft_unix_connect_options)
  *     server_hostname=h)                              {.tls = ctx, .server_hostname = h})
  *   await writer.start_tls(ctx, server_hostname=h)  weft_start_tls(s, ctx, h)
- *   writer.get_extra_info("ssl_object")             weft_stream_tls_version(s), weft_stream_tls_alpn(s)
- *     .version(), .selected_alpn_protocol()
+ *   writer.get_extra_info("ssl_object")
+ *     .version(), .selected_alpn_protocol()         weft_stream_tls_version(s), weft_stream_tls_alpn(s)
+ *     .cipher(), .server_hostname                   weft_stream_tls_cipher(s), weft_stream_tls_server_name(s)
  *   writer.get_extra_info("peercert")["subject"]    weft_stream_tls_peer_subject(s, buf, size)
  *   a server's ctx.verify_mode = CERT_REQUIRED      a server context given ca_file or ca_dir
  *   ctx.sni_callback choosing a context by name     weft_tls_context_add_certificate(ctx, name, cert, key)
@@ -119,9 +121,10 @@ WEFT_API int weft_tls_context_insecure_skip_verify(weft_tls_context *ctx);
 WEFT_API int weft_tls_context_add_certificate(weft_tls_context *ctx, const char *name, const char *cert_file,
                                               const char *key_file);
 
-/* weft_tls_context_free — give up the caller's reference: the context goes once the
- * servers using it are given up and the handshakes using it are over; connections
- * already made do not need it.
+/* weft_tls_context_free — give up the caller's reference, exactly once (as free()):
+ * the context goes once the servers and connections using it are given up, so a
+ * caller may free it as soon as its connections are made and its servers started.
+ * A context freed twice, or used after its free, is memory gone: weft cannot tell.
  * Returns: nothing.
  * Suspends: never.
  * Errors: none (NULL is ignored). */
@@ -195,10 +198,28 @@ WEFT_API bool weft_stream_tls_resumed(weft_stream *s);
  * Errors: none. */
 WEFT_API const char *weft_stream_tls_alpn(weft_stream *s);
 
+/* weft_stream_tls_cipher — the cipher suite agreed ("TLS_AES_256_GCM_SHA384";
+ * ssl_object.cipher()[0]).
+ * Returns: a static string; NULL for a plain stream or a stale handle.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API const char *weft_stream_tls_cipher(weft_stream *s);
+
+/* weft_stream_tls_server_name — the host name sent by SNI: on a server, the one the
+ * client asked for (which chose the certificate, weft_tls_context_add_certificate);
+ * on a client, the one it sent (ssl_object.server_hostname).
+ * Returns: a string owned by the stream, valid until it is given up; NULL when no
+ *   name was sent (an address, or no host name), for a plain stream or a stale handle.
+ * Suspends: never.
+ * Errors: none. */
+WEFT_API const char *weft_stream_tls_server_name(weft_stream *s);
+
 /*
  * weft_stream_tls_peer_subject — the subject of the peer's certificate, once checked
- * against our CAs (get_extra_info("peercert")["subject"]), in RFC 2253's form, most
- * specific part first: "CN=weft test client,O=weft tests" (UTF-8 as it is; ',', '+',
+ * against our CAs (get_extra_info("peercert")["subject"]), in RFC 2253's form, which
+ * lists the parts in the reverse of the certificate's order (a subject made with
+ * -subj "/O=weft tests/CN=weft test client" reads "CN=weft test client,O=weft tests"; one
+ * made with "/CN=alice/O=Example" reads "O=Example,CN=alice") (UTF-8 as it is; ',', '+',
  * '"', '\', '<', '>', ';' within a value escaped with '\'). A server learns from it
  * who its client is (mutual TLS: a server context given ca_file or ca_dir); a client,
  * whom the server's certificate names.

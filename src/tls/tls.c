@@ -341,7 +341,10 @@ static int ssl_failure(tls_conn *c, int ret, bool zero_is_eof, const char *what)
             const char *r = ossl_reason(err, buf, sizeof buf);
             bool alert = strstr(r, "alert") != NULL;
             rc = weft__set_errmsg(code, "%s: %s%s%s%s%s", what, r,
-                                  alert ? " (the peer's alert: it refused the handshake)" : "",
+                                  alert ? " (the peer's alert: it refused the handshake)"
+                                  : reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST
+                                      ? " (the peer does not speak TLS: a plain port?)"
+                                      : "",
                                   c->peer[0] ? " (" : "", c->peer, c->peer[0] ? ")" : "");
         }
         ERR_clear_error();
@@ -1107,6 +1110,21 @@ const char *weft_stream_tls_alpn(weft_stream *h)
 {
     tls_conn *c = stream_conn(h, "weft_stream_tls_alpn");
     return c && c->alpn[0] ? c->alpn : NULL;
+}
+
+const char *weft_stream_tls_cipher(weft_stream *h)
+{
+    tls_conn *c = stream_conn(h, "weft_stream_tls_cipher");
+    return c ? SSL_get_cipher_name(c->ssl) : NULL;
+}
+
+const char *weft_stream_tls_server_name(weft_stream *h)
+{
+    tls_conn *c = stream_conn(h, "weft_stream_tls_server_name");
+    if (!c)
+        return NULL;
+    const char *name = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    return name && *name ? name : NULL;
 }
 
 /* The peer's certificate, when it was checked: a client with verification off, or a
