@@ -660,10 +660,18 @@ static tls_conn *conn_new(weft_tls_context *ctx, struct weft_stream *s, const ch
         }
     }
     if (!ok) {
+        /* A name SNI cannot carry (empty, or past 255 bytes) is the caller's; the
+         * calls fail otherwise only when OpenSSL runs out of memory, whatever reason
+         * it then gives (the fault sweep saw "malloc failure", "internal error" and
+         * none). */
         char buf[256];
         unsigned long e = ERR_peek_error();
-        weft__set_errmsg(-EINVAL, "%s: the host name \"%s\" cannot be checked: %s", what, host,
-                         ossl_reason(e, buf, sizeof buf));
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_SSL3_EXT_INVALID_SERVERNAME)
+            weft__set_errmsg(-EINVAL, "%s: the host name \"%s\" cannot be checked: %s", what, host,
+                             ossl_reason(e, buf, sizeof buf));
+        else
+            weft__set_errmsg(-ENOMEM, "%s: no memory to check the host name \"%s\" (%s)", what, host,
+                             ossl_reason(e, buf, sizeof buf));
         ERR_clear_error();
         conn_free(c);
         return NULL;
