@@ -64,7 +64,9 @@ void *weft__small_alloc(weft__small *a, size_t bytes)
         return p;
     }
     size_t size = cls * WEFT__SMALL_GRANULE;
-    if (a->bump + size > a->bump_end) {
+    /* No arithmetic on a NULL bump (a loop's first call): undefined, and clang's
+     * UndefinedBehaviorSanitizer says so. */
+    if (!a->bump || size > (size_t)(a->bump_end - a->bump)) {
         struct weft__chunk *c = weft__bulk_map(WEFT__HUGE_PAGE);
         if (!c)
             return NULL;
