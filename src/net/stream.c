@@ -630,6 +630,8 @@ static ssize_t stream_readexactly(weft_stream *s, void *buf, size_t n)
 {
     if (!buf && n)
         return weft__set_errmsg(-EINVAL, "weft_stream_readexactly: buf is NULL");
+    if (n == 0)
+        return 0; /* and no arithmetic on a buffer not made yet */
     /* Everything goes through the buffer, so that a cancelled or failed call
      * consumes nothing: the bytes stay for the next read. */
     while (rbuffered(s) < n) {
@@ -677,7 +679,8 @@ static ssize_t read_until(weft_stream *s, const void *sep, size_t seplen, const 
     size_t from = 0; /* where the next search starts, relative to rstart */
     for (;;) {
         size_t have = rbuffered(s);
-        const char *base = s->rb + s->rstart;
+        /* Nothing buffered may mean no buffer yet: no arithmetic on NULL. */
+        const char *base = have ? s->rb + s->rstart : NULL;
         const char *at = have >= seplen ? memmem(base + from, have - from, sep, seplen) : NULL;
         if (at) {
             size_t isep = (size_t)(at - base);
@@ -704,7 +707,7 @@ static ssize_t read_until(weft_stream *s, const void *sep, size_t seplen, const 
             return got;
         if (got == 0) {
             have = rbuffered(s);
-            *data = s->rb + s->rstart;
+            *data = have ? s->rb + s->rstart : "";
             s->rstart = s->rend = 0;
             s->partial = have;
             if (eof_is_line)
