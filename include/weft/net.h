@@ -173,8 +173,10 @@ WEFT_API weft_stream *weft_stream_from_fd(int fd, const weft_stream_options *opt
  *   TLS stream, WEFT_ETLS_EOF (the peer closed without close_notify: what it sent
  *   may be cut short), WEFT_ETLS_CERT (a TLS 1.3 server refused our client
  *   certificate, or our lack of one, after the handshake: weft_start_tls in
- *   weft/tls.h) or WEFT_ETLS (a protocol error), OpenSSL's reason in weft_errmsg();
- *   a TLS peer's close_notify is end of file (0);
+ *   weft/tls.h), another refusal's code when the peer's alert names one
+ *   (WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_EXPIRED, WEFT_ETLS_VERSION) or WEFT_ETLS (a
+ *   protocol error), OpenSSL's reason in weft_errmsg(); a TLS peer's close_notify
+ *   is end of file (0);
  *   WEFT_ECLOSED (the stream is being closed: another task's weft_stream_close, or
  *   the server's close_clients or abort_clients, came first or while this read
  *   waited); -EBUSY (another task is reading s); -EINVAL (buf NULL with n > 0);
