@@ -169,11 +169,13 @@ WEFT_API weft_stream *weft_stream_from_fd(int fd, const weft_stream_options *opt
  * Returns: 1..n bytes copied into buf, or 0 at end of file (and for n == 0).
  * Suspends: when nothing is buffered and the peer has not closed, until data, end
  *   of file or an error comes. Buffered bytes are returned without suspending.
- * Errors: -ECONNRESET (the peer reset the connection), or the socket's error; on a
- *   TLS stream, WEFT_ETLS_EOF (the peer closed without close_notify: what it sent
- *   may be cut short), WEFT_ETLS_CERT (a TLS 1.3 server refused our client
- *   certificate, or our lack of one, after the handshake: weft_start_tls in
- *   weft/tls.h), another refusal's code when the peer's alert names one
+ * Errors: -ECONNRESET (the peer reset the connection), or the socket's error; once
+ *   the stream's writes have failed (-EPIPE, ...), that error when nothing is
+ *   left to read, rather than a wait for a peer that may itself wait for the lost
+ *   bytes; on a TLS stream, WEFT_ETLS_EOF (the peer closed without close_notify:
+ *   what it sent may be cut short), WEFT_ETLS_CERT (a TLS 1.3 server refused our
+ *   client certificate, or our lack of one, after the handshake: weft_start_tls
+ *   in weft/tls.h), another refusal's code when the peer's alert names one
  *   (WEFT_ETLS_UNKNOWN_CA, WEFT_ETLS_EXPIRED, WEFT_ETLS_VERSION) or WEFT_ETLS (a
  *   protocol error), OpenSSL's reason in weft_errmsg(); a TLS peer's close_notify
  *   is end of file (0);

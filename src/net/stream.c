@@ -333,6 +333,13 @@ static void flush(weft_stream *s)
             break;
         if (n < 0) {
             fail_writes(s, (int)n);
+            /* A task waiting to read learns it now (read_some): the bytes lost may
+             * be the ones the peer waits for before it says anything. */
+            if (s->reader) {
+                weft_task *t = s->reader;
+                s->reader = NULL;
+                weft__wake(t, 0);
+            }
             break;
         }
         s->wstart += (size_t)n;
@@ -464,6 +471,14 @@ static int read_error(weft_stream *s, const char *what)
     return weft__set_errmsg(s->rerr, "%s: %s", what, weft_strerror(s->rerr));
 }
 
+/* A read with nothing to take from a stream whose writes failed (read_some). */
+static ssize_t stalled_error(weft_stream *s, const char *what)
+{
+    return weft__set_errmsg(s->werr, "%s: nothing to read, and the stream's writes failed (%s): the peer may be "
+                                     "waiting for bytes that were lost, so none may ever come",
+                            what, weft_strerror(s->werr));
+}
+
 /*
  * One read(2) into [p, p + n), waiting for readiness as needed. Returns the
  * count (0 at end of file), or a negative error with the message set. The caller
@@ -478,6 +493,14 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
             return 0;
         if (s->closed || s->read_closed)
             return weft__set_errmsg(WEFT_ECLOSED, "%s: the stream was closed", what);
+        if (!s->read_more && s->werr) {
+            /* The writes failed: the peer may be waiting for the bytes that were
+             * lost, and then nothing would ever come. What has come is still read
+             * (one try); with nothing there, the read ends with the write's error
+             * (asyncio's transport closes at a write error, and its reader raises). */
+            s->read_more = true;
+            continue;
+        }
         if (!s->read_more) {
             int rc = wait_readable(s, what);
             if (rc == -ECANCELED)
@@ -502,6 +525,8 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
             }
             if (got == -EAGAIN) {
                 s->read_more = false;
+                if (s->werr)
+                    return stalled_error(s, what);
                 continue;
             }
             /* The TLS layer said why, in OpenSSL's words; later reads say it again. */
@@ -522,6 +547,8 @@ static ssize_t read_some(weft_stream *s, char *p, size_t n, const char *what)
             continue;
         if (e == EAGAIN || e == EWOULDBLOCK) {
             s->read_more = false;
+            if (s->werr)
+                return stalled_error(s, what);
             continue;
         }
         s->rerr = -e;
