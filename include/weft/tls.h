@@ -163,6 +163,8 @@ WEFT_API void weft_tls_context_free(weft_tls_context *ctx);
  *   (the peer's certificate was refused for another reason or not sent when asked
  *   for, or the peer refused ours), WEFT_ETLS_VERSION,
  *   WEFT_ETLS_TIMEOUT, WEFT_ETLS_EOF (the peer closed during the handshake),
+ *   -ECONNRESET or -EPIPE (the socket's: the peer reset the connection, or our
+ *   handshake bytes could not be sent and nothing came back),
  *   WEFT_ETLS (any other failure, OpenSSL's reason in weft_errmsg()): the stream is
  *   then closed, and its handle still the caller's to give up (weft_stream_close);
  *   refused before anything was sent, the stream unchanged: -EINVAL (NULL ctx, or a

@@ -1044,6 +1044,16 @@ int weft__stream_tls_start(weft_stream *s, const weft__tls_ops *ops, void *tls, 
                 break;
             }
             s->read_more = false;
+            if (s->werr) {
+                /* As in read_some: bytes of the handshake could not be sent (the TLS
+                 * layer goes on past a peer that hung up, to read its alert), nothing
+                 * has come, and the peer may be waiting for what was lost. */
+                rc = weft__set_errmsg(s->werr, "%s: the TLS handshake cannot go on: its bytes could not be sent "
+                                               "(%s), and nothing came",
+                                      what, weft_strerror(s->werr));
+                tls_failed(s, rc);
+                break;
+            }
             continue;
         }
         rc = wait_readable(s, what);
