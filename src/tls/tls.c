@@ -738,8 +738,22 @@ static int no_password(char *buf, int size, int rwflag, void *arg)
     return -1;
 }
 
-/* The error of a context being made: OpenSSL's reason, or errno for a file it could
- * not read, with what to do where OpenSSL's words ("PEM lib") do not say. */
+/* Whether OpenSSL's queue says it ran out of memory anywhere: the reason it gives
+ * last is often a caller's wrapper ("PEM lib", "library has no ciphers", "ASN1
+ * lib") around the malloc failure deeper down. Empties the queue. */
+static bool ossl_out_of_memory(void)
+{
+    bool oom = false;
+    unsigned long x;
+    while ((x = ERR_get_error()) != 0)
+        if (ERR_GET_REASON(x) == ERR_R_MALLOC_FAILURE)
+            oom = true;
+    return oom;
+}
+
+/* The error of a context being made: errno for a file it could not read, -ENOMEM
+ * when OpenSSL ran out of memory (not the file's fault), else OpenSSL's reason,
+ * with what to do where OpenSSL's words ("PEM lib") do not say. */
 static int context_error(const char *what, const char *doing, const char *file)
 {
     unsigned long e = ERR_peek_last_error();
@@ -755,14 +769,17 @@ static int context_error(const char *what, const char *doing, const char *file)
         rc = weft__set_errmsg(WEFT_ETLS, "%s: %s %s: the key is encrypted, and weft asks for no passphrase: "
                                          "decrypt it first (openssl pkey -in KEY -out PLAIN_KEY)",
                               what, doing, file ? file : "");
+    } else if (ossl_out_of_memory() || !e) {
+        rc = weft__set_errmsg(-ENOMEM, "%s: %s%s%s: no memory (%s)", what, doing, file ? " " : "",
+                              file ? file : "", ossl_reason(e, buf, sizeof buf));
     } else if (file && (ERR_GET_LIB(e) == ERR_LIB_PEM || (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == ERR_R_PEM_LIB))) {
         rc = weft__set_errmsg(WEFT_ETLS, "%s: %s %s: %s (not the PEM expected: a certificate file holds "
                                          "\"BEGIN CERTIFICATE\" blocks, a key file a \"BEGIN ... PRIVATE KEY\" "
                                          "block; give key_file when the key is not in cert_file)",
                               what, doing, file, ossl_reason(e, buf, sizeof buf));
     } else {
-        rc = weft__set_errmsg(e ? WEFT_ETLS : -ENOMEM, "%s: %s%s%s: %s", what, doing, file ? " " : "",
-                              file ? file : "", ossl_reason(e, buf, sizeof buf));
+        rc = weft__set_errmsg(WEFT_ETLS, "%s: %s%s%s: %s", what, doing, file ? " " : "", file ? file : "",
+                              ossl_reason(e, buf, sizeof buf));
     }
     ERR_clear_error();
     return rc;
