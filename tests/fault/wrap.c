@@ -8,6 +8,8 @@
  *
  *   WEFT_FAULT_AT=k       fail the k-th call (1-based); unset: fail none
  *   WEFT_FAULT_REPORT=1   print "fault points: N" at exit (the sweep's range)
+ *   WEFT_FAULT_LIST=FILE  write one line per point to FILE: its number, kind and,
+ *                         for OpenSSL's, file and line (sweep.py --openssl-by-site)
  *
  * Built with WEFT_FAULT_NET (the network scenario, net_scenario.c), it also wraps
  * the calls of the network layer (src/net), each failing with an error a real
@@ -46,6 +48,19 @@
  * sigaction is counted only when it installs a handler (weft's signal handlers,
  * weft_run's Ctrl-C handling), and fails with EINVAL: weft must then say so and
  * leave the disposition as it was.
+ *
+ * Built with WEFT_FAULT_TLS as well (the TLS scenario, tls_scenario.c), it also
+ * counts OpenSSL's own allocations: fault_tls_install (wrap.h) gives OpenSSL this
+ * file's allocator (CRYPTO_set_mem_functions, before OpenSSL's first allocation),
+ * so that every CRYPTO_malloc, CRYPTO_zalloc and CRYPTO_realloc inside libssl and
+ * libcrypto is an injection point, named with OpenSSL's file and line. OpenSSL
+ * keeps process-wide caches it fills on first use, so that build counts nothing
+ * until the scenario, its warm-up done, calls fault_arm (wrap.h).
+ *
+ * Each counted call also goes into a fingerprint of the sequence (the kinds in
+ * order, and OpenSSL's file and line), printed with the count: two runs that print
+ * the same fingerprint made the same calls in the same order, so the k-th point is
+ * the same call in every run (sweep.py --deterministic counts twice and compares).
  *
  * The process pool forks: its helper process (the zygote) and, from the zygote,
  * the workers. The count lives in a shared mapping so that the numbering is one
@@ -89,6 +104,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef WEFT_FAULT_TLS
+#include <openssl/crypto.h>
+#endif
+
+#include "wrap.h"
 
 enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL, K_EPOLL_CREATE, K_EVENTFD,
        K_THREAD, K_SOCKETPAIR, K_MPROTECT, K_FORK, K_WAITPID, K_SIGACTION,
@@ -101,6 +121,9 @@ enum { K_MALLOC, K_CALLOC, K_REALLOC, K_STRDUP, K_ASPRINTF, K_MMAP, K_EPOLL_CTL,
 #ifdef WEFT_FAULT_NET
        K_SOCKET, K_BIND, K_LISTEN, K_ACCEPT4, K_CONNECT, K_SETSOCKOPT, K_SEND, K_SENDMSG, K_SENDTO, K_READ,
        K_RECVFROM, K_SENDFILE, K_SHUTDOWN, K_GETADDRINFO,
+#endif
+#ifdef WEFT_FAULT_TLS
+       K_OSSL_MALLOC, K_OSSL_REALLOC,
 #endif
        KINDS };
 static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "strdup", "asprintf", "mmap",
@@ -119,19 +142,29 @@ static const char *const kind_names[KINDS] = {"malloc", "calloc", "realloc", "st
                                               "send", "sendmsg", "sendto", "read", "recvfrom", "sendfile",
                                               "shutdown", "getaddrinfo",
 #endif
+#ifdef WEFT_FAULT_TLS
+                                              "OpenSSL malloc", "OpenSSL realloc",
+#endif
 };
 
 /* Shared with the forked processes (see above). */
 typedef struct counts {
     atomic_long calls;
     atomic_long calls_of[KINDS];
+    atomic_ulong fingerprint; /* of the sequence of calls (see the top) */
 } counts;
 static counts local_counts; /* until the shared mapping exists, or if it cannot */
 static counts *shared = &local_counts;
 static long fail_at = -1;
 static int fork_depth; /* 0: the program, 1: the zygote, 2: a worker */
 static pid_t program_pid;  /* the program's own process (set at the first counted call) */
+#ifdef WEFT_FAULT_TLS
+static atomic_int armed; /* counting starts at fault_arm */
+#else
+static atomic_int armed = 1;
+#endif
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static FILE *list; /* WEFT_FAULT_LIST */
 
 void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 
@@ -142,7 +175,7 @@ static void report(void)
     fprintf(stderr, "fault points: %ld (", atomic_load(&shared->calls));
     for (int k = 0; k < KINDS; k++)
         fprintf(stderr, "%s%s %ld", k ? ", " : "", kind_names[k], atomic_load(&shared->calls_of[k]));
-    fprintf(stderr, ")\n");
+    fprintf(stderr, "), sequence %016lx\n", atomic_load(&shared->fingerprint));
 }
 
 static void setup(void)
@@ -156,20 +189,60 @@ static void setup(void)
         shared = m; /* zero-filled; kept until exit */
     if (getenv("WEFT_FAULT_REPORT"))
         atexit(report);
+    const char *path = getenv("WEFT_FAULT_LIST");
+    if (path && !(list = fopen(path, "w")))
+        perror(path);
 }
 
-/* Counts one call of a kind; true when it is the one to fail. */
-static int injected_kind(int kind)
+/* One step of the fingerprint (FNV-1a over the kind and the place). */
+static unsigned long mix(unsigned long h, unsigned long v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8)
+        h = (h ^ (v & 0xff)) * 0x100000001b3UL;
+    return h;
+}
+
+static unsigned long place_of(const char *file, int line)
+{
+    unsigned long h = 0xcbf29ce484222325UL;
+    for (const char *p = file ? file : ""; *p; p++)
+        h = mix(h, (unsigned char)*p);
+    return mix(h, (unsigned long)line);
+}
+
+/* Counts one call of a kind (made at file:line, for OpenSSL's; else NULL); true
+ * when it is the one to fail. */
+static int injected_at(int kind, const char *file, int line)
 {
     pthread_once(&setup_once, setup);
-    if (fork_depth > 1 || (fork_depth == 1 && kind != K_FORK))
+    if (!atomic_load(&armed) || fork_depth > 1 || (fork_depth == 1 && kind != K_FORK))
         return 0;
     long nth = atomic_fetch_add(&shared->calls_of[kind], 1) + 1;
-    if (atomic_fetch_add(&shared->calls, 1) + 1 != fail_at)
+    unsigned long step = mix((unsigned long)kind, file ? place_of(file, line) : 0);
+    unsigned long h = atomic_load(&shared->fingerprint);
+    while (!atomic_compare_exchange_weak(&shared->fingerprint, &h, mix(h ? h : 0xcbf29ce484222325UL, step)))
+        ;
+    long call = atomic_fetch_add(&shared->calls, 1) + 1;
+    if (list && fork_depth == 0)
+        fprintf(list, "%ld %s\t%s:%d\n", call, kind_names[kind], file ? file : "-", line);
+    if (call != fail_at)
         return 0;
     /* Named in the run's output, for the sweep's report of a failing point. */
-    fprintf(stderr, "fault injected: call %ld, %s #%ld\n", fail_at, kind_names[kind], nth);
+    if (file)
+        fprintf(stderr, "fault injected: call %ld, %s #%ld (%s:%d)\n", fail_at, kind_names[kind], nth, file, line);
+    else
+        fprintf(stderr, "fault injected: call %ld, %s #%ld\n", fail_at, kind_names[kind], nth);
     return 1;
+}
+
+static int injected_kind(int kind)
+{
+    return injected_at(kind, NULL, 0);
+}
+
+void fault_arm(void)
+{
+    atomic_store(&armed, 1);
 }
 
 #define injected() injected_kind(KIND)
@@ -809,5 +882,48 @@ int __wrap_rename(const char *from, const char *to)
         return -1;
     }
     return __real_rename(from, to);
+}
+#endif
+
+#ifdef WEFT_FAULT_TLS
+/* ---- OpenSSL's allocations (WEFT_FAULT_TLS) ---------------------------------- */
+
+/* As OpenSSL's own: no memory for nothing, without a call to fail. */
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    if (n == 0)
+        return NULL;
+    if (injected_at(K_OSSL_MALLOC, file, line)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_malloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+    if (!p)
+        return ossl_malloc(n, file, line);
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    if (injected_at(K_OSSL_REALLOC, file, line)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    free(p);
+}
+
+int fault_tls_install(void)
+{
+    return CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free) ? 0 : -1;
 }
 #endif
