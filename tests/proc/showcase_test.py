@@ -2,7 +2,7 @@
 """showcase_test.py — the subprocess showcases of examples/proc/ with real shells, files
 and signals (ctest proc_showcases):
 
-    showcase_test.py PARALLEL
+    showcase_test.py PARALLEL TAIL_REACT
 
 * parallel: 20 commands at -P 4, each printing lines to stdout and stderr between short
   sleeps and one line longer than a pipe's atomic write: every line arrives whole and
@@ -12,6 +12,14 @@ and signals (ctest proc_showcases):
   status 127), and the exit status is 1. Commands from stdin; -t ending a command with
   SIGTERM, and one that ignores SIGTERM with SIGKILL 2 s later; Ctrl-C (SIGINT): the
   running commands' processes are gone and parallel dies of SIGINT; bad usage.
+* tail_react: a file the test appends to (a line written in two pieces, a truncation, a
+  rotation with a last line written to the old file) and a command printing lines:
+  alerts for exactly the matching lines, in order per source; then SIGINT: the command
+  is terminated and waited for (its pid is gone), and tail_react dies of SIGINT. -x
+  ends when the command has exited, with the lines it wrote to the file just before
+  exiting; -t ends after its time, SIGKILL for a command that ignores SIGTERM; a
+  missing file, a missing program and bad usage give clear errors and their statuses.
+
 Everything runs in a temporary directory; every wait is bounded.
 """
 import os
@@ -23,7 +31,7 @@ import sys
 import tempfile
 import time
 
-PARALLEL = sys.argv[1]
+PARALLEL, TAIL_REACT = sys.argv[1:3]
 # weft_run cancels main on SIGINT only when SIGINT is at its default: a test run from a
 # background job inherits it ignored, and the children of this script inherit this.
 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -207,6 +215,97 @@ check("[1] stopped (Ctrl-C)" in bg.err() and "[3] not started (Ctrl-C): echo nev
 for args, what in ((["-P", "0", "true"], "-P 0"), (["-t", "soon", "true"], "-t soon"), (["-Q"], "an unknown option")):
     r = run([PARALLEL] + args)
     check(r.returncode == 2 and "usage: parallel" in r.stderr, f"bad usage ({what}): status 2 and the usage")
+
+# ---- tail_react: a growing file and a command, then Ctrl-C ------------------------------
+
+log = os.path.join(tmp, "app.log")
+with open(log, "w") as f:
+    f.write("ERROR from before the start: not reported\n")
+# The command takes its time to exit on SIGTERM (the trap runs once the sleep ends),
+# with a status of its own: tail_react must wait for it, not kill it.
+child = ("trap 'exit 7' TERM; i=0; while [ $i -lt 5 ]; do i=$((i + 1)); "
+         "echo \"cmd line $i\"; echo \"cmd ERROR $i\"; sleep 0.1; done; while :; do sleep 0.5; done")
+bg = Background("tail", [TAIL_REACT, "-i", "0.05", "-t", "60", "ERROR|FATAL", log, "sh", "-c", child])
+m = bg.wait_for("tail_react: started", r"following .*app\.log from byte \d+, and sh \(pid (\d+)\)")
+child_pid = m.group(1) if m else "0"
+
+
+def append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+append(log, "file ERROR 1\nfile fine\n")
+bg.wait_for("tail_react: an appended line", r"^ALERT file .*: file ERROR 1$")
+append(log, "file ERR")  # a line in two pieces: one alert, once it is whole
+time.sleep(0.3)
+append(log, "OR 2\n")
+bg.wait_for("tail_react: a line written in two pieces", r"^ALERT file .*: file ERROR 2$")
+with open(log, "w") as f:  # truncated, and shorter than what was read
+    f.write("file ERROR 3\n")
+bg.wait_for("tail_react: a truncated file", r"^ALERT file .*: file ERROR 3$")
+os.rename(log, log + ".1")  # rotated: a last line in the old file, then a new file
+append(log + ".1", "file ERROR 4\n")
+append(log, "file FATAL 5\n")
+bg.wait_for("tail_react: a rotated file", r"^ALERT file .*: file FATAL 5$")
+bg.wait_for("tail_react: the command's lines", r"^ALERT command sh: cmd ERROR 5$")
+bg.proc.send_signal(signal.SIGINT)
+rc = bg.finish()
+out, err = bg.out(), bg.err()
+check(rc == -signal.SIGINT, "Ctrl-C: tail_react dies of SIGINT", f"returncode {rc}; {err!r}")
+alerts = re.findall(r"^ALERT (file|command) (\S+): (.*)$", out, re.M)
+check([a[2] for a in alerts if a[0] == "file"] == ["file ERROR 1", "file ERROR 2", "file ERROR 3", "file ERROR 4",
+                                                   "file FATAL 5"],
+      "the file's alerts: exactly its matching lines, in order", [a for a in alerts if a[0] == "file"])
+check([a[2] for a in alerts if a[0] == "command"] == [f"cmd ERROR {i}" for i in range(1, 6)],
+      "the command's alerts: exactly its matching lines, in order", [a for a in alerts if a[0] == "command"])
+check(len(alerts) == len(out.splitlines()) and all(a[1] in ("sh", log) for a in alerts),
+      "every line of stdout is an alert naming its source")
+check("was truncated" in err and "was replaced" in err, "the truncation and the rotation are noted", f"{err!r}")
+check(f"stopped sh (pid {child_pid}): it exited with status 7" in err,
+      "Ctrl-C: the command was sent SIGTERM and waited for: its trap's exit status 7", f"{err!r}")
+check(gone(child_pid), f"Ctrl-C: the command's process (pid {child_pid}) is gone")
+kill_leftovers([child_pid])
+check(clean(err), "tail_react ran without a sanitizer report")
+
+# -x: both sources end; what the command wrote to the file just before it exited counts.
+with open(log, "w") as f:
+    f.write("start\n")
+r = run([TAIL_REACT, "-i", "0.05", "-x", "ERROR", log, "sh", "-c",
+         f'sleep 0.3; echo "file ERROR from the command" >> {log}; echo "cmd ERROR"; echo "cmd fine"; exit 3'],
+        timeout=30)
+check(r.returncode == 0 and r.stdout.splitlines() == ["ALERT command sh: cmd ERROR",
+                                                      f"ALERT file {log}: file ERROR from the command"]
+      and "sh exited with status 3" in r.stderr,
+      "-x: ends once the command exited and the file was read", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+
+# -t: the time is up; a command that ignores SIGTERM gets SIGKILL 2 s later.
+start = time.time()
+r = run([TAIL_REACT, "-t", "0.5", "ERROR", log, "sleep", "30"], timeout=30)
+pid = re.search(r"sleep \(pid (\d+)\)", r.stderr)
+check(r.returncode == 0 and "stopped sleep" in r.stderr and "Terminated" in r.stderr and time.time() - start < 10
+      and pid and gone(pid.group(1)), "-t: ends after its time, the command terminated", f"{r.returncode} {r.stderr!r}")
+kill_leftovers([pid.group(1)] if pid else [])
+start = time.time()
+r = run([TAIL_REACT, "-t", "0.5", "ERROR", log, "sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"], timeout=30)
+took = time.time() - start
+pid = re.search(r"sh \(pid (\d+)\)", r.stderr)
+check(r.returncode == 0 and re.search(r"stopped sh \(pid \d+\): Killed", r.stderr) and 2.3 < took < 15
+      and pid and gone(pid.group(1)), "-t: a command that ignores SIGTERM is killed 2 s later", f"{took:.1f} s; {r.stderr!r}")
+kill_leftovers([pid.group(1)] if pid else [])
+check(clean(r.stderr), "-t: no sanitizer report")
+
+r = run([TAIL_REACT, "ERROR", os.path.join(tmp, "missing.log"), "true"])
+check(r.returncode == 1 and "cannot open" in r.stderr and "missing.log" in r.stderr,
+      f"a missing file: status 1, named ({r.stderr.strip()})")
+r = run([TAIL_REACT, "ERROR", log, "no-such-program-weft-test"])
+check(r.returncode == 1 and 'cannot run "no-such-program-weft-test"' in r.stderr,
+      f"a missing program: status 1, named ({r.stderr.strip()})")
+for args, what in ((["ERROR"], "no FILE"), (["-x", "ERROR", log], "-x without a command"),
+                   (["-i", "0", "ERROR", log], "-i 0"), (["(", log], "a bad pattern")):
+    r = run([TAIL_REACT] + args)
+    check(r.returncode == 2 and (r.stderr.startswith("tail_react: ") or "usage: tail_react" in r.stderr),
+          f"bad usage ({what}): status 2 and a message ({r.returncode} {r.stderr.splitlines()[:1]})")
 
 shutil.rmtree(tmp, ignore_errors=True)
 print(f"showcase_test: {len(failures)} failure(s)")
