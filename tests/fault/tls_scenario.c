@@ -14,8 +14,8 @@
  *   tls_scenario CERT_DIR
  *
  * ctest fault_sweep_tls runs weft's every point and OpenSSL's allocations once per
- * call site and step (sweep.py --openssl-by-site); the full sweep, by hand (about
- * 4 minutes plain, 14 with AddressSanitizer on two cores):
+ * call site and step (sweep.py --openssl-by-site); the full sweep, by hand (3 to
+ * 8 minutes plain, 14 to 16 with AddressSanitizer, on two busy cores):
  *
  *   tests/tls/make_certs.sh /tmp/certs
  *   tests/fault/sweep.py --deterministic --forbid "was never closed|not a failure \
