@@ -47,7 +47,10 @@
  *     so it can clean up and return;
  *   - when main then ends cancelled, weft_run returns WEFT_EINTERRUPTED (asyncio.run
  *     raises KeyboardInterrupt). A main that survives the cancellation
- *     (weft_uncancel) and returns normally makes weft_run return 0, as in asyncio;
+ *     (weft_uncancel) and returns normally makes weft_run return 0, as in asyncio.
+ *     "Ends cancelled" is main's result: -ECANCELED from its last wait, or a main
+ *     that called weft_uncancel to wait through its cleanup and then returns
+ *     weft_fail(-ECANCELED, ...) to say it was interrupted;
  *   - a second SIGINT, or a first one once main has finished (while weft_run
  *     cancels leftover tasks and waits for threads), restores SIGINT's default and
  *     re-raises it from the handler: the process dies of SIGINT at once, even when
