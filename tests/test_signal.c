@@ -701,7 +701,7 @@ Test(signal, ctrl_c_cancels_main_which_cleans_up_and_the_process_dies_of_sigint)
 Test(signal, a_second_ctrl_c_kills_at_once_while_cleanup_blocks)
 {
     child c;
-    child_start(&c, "stubborn", false);
+    child_start(&c, "blocking", false);
     cr_assert(child_read_until(&c, "ready weft\n", 10), "printed: %s", c.text);
     cr_assert_eq(kill(c.pid, SIGINT), 0);
     cr_assert(child_read_until(&c, "cleaning up\n", 10), "printed: %s", c.text);

@@ -6,7 +6,7 @@
  *   plain     prints "ready", sleeps; cancelled, it prints the cancellation's
  *             message, "cleaned up", and weft_run's result, then calls
  *             weft_exit_interrupted() when that is WEFT_EINTERRUPTED
- *   stubborn  as plain, but its cleanup blocks the loop's thread in sleep(3) for
+ *   blocking  as plain, but its cleanup blocks the loop's thread in sleep(3) for
  *             10 s: only a second SIGINT, killing at once, ends it sooner
  *   uncancel  survives the cancellation (weft_uncancel) and returns normally
  *   leftover  main returns at once leaving a task that, cancelled, blocks in
@@ -43,7 +43,7 @@ static const char *disposition(void)
 
 static const char *mode;
 
-static void *stubborn_leftover(void *arg)
+static void *blocking_leftover(void *arg)
 {
     (void)arg;
     if (weft_sleep(60) == -ECANCELED) {
@@ -67,7 +67,7 @@ static void *amain(void *arg)
 {
     (void)arg;
     if (strcmp(mode, "leftover") == 0) {
-        weft_detach(weft_spawn(stubborn_leftover, NULL));
+        weft_detach(weft_spawn(blocking_leftover, NULL));
         if (weft_yield() != 0)
             return NULL;
         printf("ready %s\n", disposition());
@@ -86,7 +86,7 @@ static void *amain(void *arg)
     }
     int rc = weft_sleep(30);
     printf("cancelled: %s: %s\n", weft_errname(rc), rc ? weft_errmsg() : "");
-    if (strcmp(mode, "stubborn") == 0) {
+    if (strcmp(mode, "blocking") == 0) {
         printf("cleaning up\n");
         sleep(10);
     }
