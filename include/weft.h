@@ -50,5 +50,6 @@
 #include "weft/file.h"     /* files off the loop: open, read, write, fsync, stat, whole files */
 #include "weft/process.h"  /* subprocesses: create_subprocess_exec/_shell, wait, communicate */
 #include "weft/signal.h"   /* signal handlers on the loop, weft_signal_wait, Ctrl-C */
+#include "weft/debug.h"    /* seeing inside the loop: weft_dump, weft_get_loop_metrics */
 
 #endif /* WEFT_H */

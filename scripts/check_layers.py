@@ -15,7 +15,7 @@ import re
 import sys
 
 # Bottom to top; src/run.c is the top.
-ORDER = ["util", "ctx", "io", "core", "combine", "sync", "exec", "net", "tls", "fs", "proc"]
+ORDER = ["util", "ctx", "io", "core", "combine", "sync", "exec", "net", "tls", "fs", "proc", "debug"]
 TOP = len(ORDER)
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

@@ -10,10 +10,11 @@
 # install the tools yourself).
 set -euo pipefail
 
-# libssl-dev (OpenSSL) is weft's TLS. libcurl4-openssl-dev builds examples/net/fetch (libcurl's multi interface on weft's
+# libssl-dev (OpenSSL) is weft's TLS; libunwind-dev and libdw-dev (elfutils) its debug layer's stack
+# traces and their file:line. libcurl4-openssl-dev builds examples/net/fetch (libcurl's multi interface on weft's
 # descriptor watchers) and libhttp-parser-dev examples/net/http_server; without one, that
 # example is left out of the build.
-build_packages=(cmake gcc make pkg-config libc6-dev libssl-dev libcurl4-openssl-dev libhttp-parser-dev)
+build_packages=(cmake gcc make pkg-config libc6-dev libssl-dev libunwind-dev libdw-dev libcurl4-openssl-dev libhttp-parser-dev)
 demo_packages=("${build_packages[@]}")
 # Criterion runs the tests; the AArch64 cross compiler, its libc and qemu-user run them
 # for the second architecture; python3 runs helper scripts; gdb and valgrind are used by

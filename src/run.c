@@ -5,6 +5,7 @@
  * It may use every layer; nothing calls it.
  */
 #include "core/core.h"
+#include "debug/debug.h"
 #include "exec/exec.h"
 #include "net/net.h"
 #include "proc/process.h"
@@ -36,6 +37,7 @@ static const weft__module *const modules[] = {
     &weft__module_net,
     &weft__module_proc,
     &weft__module_signals,
+    &weft__module_debug,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
@@ -93,8 +95,12 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
                          opts->stack_size, (size_t)WEFT_STACK_MIN);
         return -EINVAL;
     }
+    weft__debug_settings debug_settings;
+    int rc = weft__debug_settings_read(opts, &debug_settings);
+    if (rc != 0)
+        return rc; /* a bad WEFT_DEBUG, WEFT_TRACE, ... setting, with its message */
     weft_loop *L = NULL;
-    int rc = loop_create(&L, opts);
+    rc = loop_create(&L, opts);
     if (rc != 0)
         return rc;
     weft__stack_overflow_handler_install();
@@ -118,6 +124,8 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     WEFT__FLAGS(main_task) = WEFT__MAIN;
     L->live_tasks++;
     weft__fifo_push(&L->ready, &main_task->node);
+    if (L->observer)
+        L->observer->spawned(L, main_task);
     weft__sigint_main(L, main_task);
 
     int deadlock = weft__loop_run(L, main_task);

@@ -34,6 +34,45 @@ typedef struct weft_options {
      * and weft_run returns WEFT_EINTERRUPTED when main ended cancelled by it
      * (weft/signal.h says the whole of it). */
     int no_sigint;
+
+    /* Seeing inside the loop (weft/debug.h and the guide's "Seeing inside the loop").
+     * Each is also set from the environment, which wins, so that a program can be
+     * watched without being rebuilt. Everything here is off by default and then costs
+     * nothing but a test at each task switch. */
+
+    /* Nonzero (or WEFT_DEBUG=1): debug mode, as asyncio's. Each task remembers where
+     * it was created and where it last suspended; a step (a task running from one
+     * suspension to the next, or a callback) longer than slow_step is reported on
+     * stderr with the task's name, where it was created, where it resumed and where it
+     * stopped, as file:line; reports about a task (an error nobody retrieved, a task
+     * destroyed while pending) say where it was created. Debug mode also turns on the
+     * watchdog (1 s unless `watchdog` says otherwise) and the SIGQUIT dump. It costs a
+     * stack capture (a few µs) at every suspension. */
+    int debug;
+    /* Seconds: the step that debug mode reports as slow (0 = the default, 0.1 s, as
+     * asyncio's slow_callback_duration). WEFT_SLOW_STEP=SECONDS. */
+    double slow_step;
+    /* Seconds (or WEFT_WATCHDOG=SECONDS): start the blocked-loop watchdog, a thread
+     * that notices when one step has held the loop for this long and, while it still
+     * does, prints where the loop's thread is stuck ("loop blocked for 1.00 s in task
+     * fetcher: sleep() called from fetcher at crawl.c:42") and its stack. 0 = off
+     * (1 s in debug mode). It interrupts the loop's thread with the real-time signal
+     * SIGRTMIN+5 to read its stack: a program that uses that signal itself must leave
+     * the watchdog off. */
+    double watchdog;
+    /* A file name (or WEFT_TRACE=FILE): record a timeline of the loop, every task's
+     * spawn, steps, waits and what they wait on, wake-ups and end, into FILE as
+     * Chrome trace-event JSON (open it in https://ui.perfetto.dev or chrome://tracing,
+     * or draw it with tools/weft-timeline). */
+    const char *trace_file;
+    /* Nonzero: time every step, for weft_loop_metrics' step figures (one clock read
+     * per switch, ~25 ns here). Implied by debug, watchdog and trace_file. */
+    int time_steps;
+    /* Nonzero (or WEFT_DUMP_SIGNAL=1): SIGQUIT (Ctrl-\) prints every task of the loop
+     * with weft_dump, as Go dumps its goroutines, and the program goes on. Only on the
+     * process's main thread, and only while SIGQUIT's disposition is SIG_DFL. On in
+     * debug mode. */
+    int dump_signal;
 } weft_options;
 
 #define WEFT_STACK_DEFAULT ((size_t)256 * 1024)

@@ -214,6 +214,8 @@ static void await_unwait(weft_task *self, int reason)
     }
 }
 
+static const weft__wait_kind future_wait = {"future", await_unwait, NULL};
+
 int weft_future_await(weft_future *f, void **result)
 {
     weft_task *self = weft__current();
@@ -230,7 +232,7 @@ int weft_future_await(weft_future *f, void **result)
     if (f->state == PENDING) {
         f->awaiting++;
         weft__fifo_push(&f->waiters, &self->node);
-        int rc = weft__wait(await_unwait, f);
+        int rc = weft__wait(&future_wait, f);
         f->awaiting--;
         if (rc == -ECANCELED && f->state != CANCELLED)
             return weft__cancelled_errmsg(self);

@@ -55,6 +55,8 @@ static void gather_unwait(weft_task *self, int reason)
     cancel_children(self->wait_obj);
 }
 
+static const weft__wait_kind gather_wait_kind = {"gather", gather_unwait, NULL};
+
 /* While the arguments are checked, each task is claimed by this marker, so that a
  * task given twice is found; the gather's own state claims them afterwards. */
 static void marking_done(weft__claim *c, weft_task *t)
@@ -168,7 +170,7 @@ static int gather_wait(weft_loop *L, weft_task *self, gather *g, void **results,
 
     int rc = 0;
     while (g->remaining > 0 && !g->failed) {
-        rc = weft__wait(gather_unwait, g);
+        rc = weft__wait(&gather_wait_kind, g);
         if (rc != 0)
             break;
     }

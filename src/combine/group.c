@@ -201,6 +201,8 @@ static void group_unwait(weft_task *self, int reason)
     g->owner_waiting = false;
 }
 
+static const weft__wait_kind group_wait = {"task group's children", group_unwait, NULL};
+
 /*
  * Suspends the owner until the last child finishes or someone cancels it, and
  * returns the wake reason (0 or -ECANCELED).
@@ -221,7 +223,7 @@ static void group_unwait(weft_task *self, int reason)
 static int wait_for_children(weft_group *g, weft_task *self)
 {
     g->owner_waiting = true;
-    return weft__wait_through_cancel(self, group_unwait, g);
+    return weft__wait_through_cancel(self, &group_wait, g);
 }
 
 /* Builds the error group of the failures (completion order), then the body's

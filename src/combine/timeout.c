@@ -284,6 +284,8 @@ static void wait_for_unwait(weft_task *self, int reason)
     weft__task_let_go(child, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
+static const weft__wait_kind wait_for_wait = {"wait_for", wait_for_unwait, NULL};
+
 int weft_wait_for(weft_task *h, double timeout, void **result)
 {
     weft_loop *L = weft__loop;
@@ -327,7 +329,7 @@ int weft_wait_for(weft_task *h, double timeout, void **result)
         st->timed_out = true;
     }
     weft__task_claim_wake(t, self);
-    rc = weft__wait(wait_for_unwait, st);
+    rc = weft__wait(&wait_for_wait, st);
     if (st->timer)
         weft__callback_cancel(L, st->timer);
     bool timed_out = st->timed_out;

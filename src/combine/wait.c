@@ -185,6 +185,8 @@ static void wait_unwait(weft_task *self, int reason)
     wait_unhook(self->wait_obj);
 }
 
+static const weft__wait_kind wait_wait = {"weft_wait", wait_unwait, NULL};
+
 /* Whether return_when is satisfied by the tasks as they are now. */
 static bool wait_condition_holds(weft_task *const *tasks, size_t n, int return_when)
 {
@@ -303,7 +305,7 @@ static int wait_suspended(weft_loop *L, weft_task *self, weft_task *const *recs,
             rc = weft__set_errmsg(-ENOMEM, "weft_wait: out of memory for the timeout");
     }
     if (rc == 0)
-        rc = weft__wait(wait_unwait, s);
+        rc = weft__wait(&wait_wait, s);
     wait_unhook(s);
     free(s);
     if (rc == -ECANCELED)
@@ -394,6 +396,8 @@ static void ac_unwait(weft_task *self, int reason)
      * and weft_as_completed_next forgets the waiter when it returns. */
 }
 
+static const weft__wait_kind ac_wait = {"as_completed", ac_unwait, NULL};
+
 weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, double timeout)
 {
     weft_loop *L = weft__loop;
@@ -479,7 +483,7 @@ int weft_as_completed_next(weft_as_completed *ac, weft_task **out)
         if (ac->unfinished == 0)
             return 0;
         ac->waiter = self;
-        int rc = weft__wait(ac_unwait, ac);
+        int rc = weft__wait(&ac_wait, ac);
         if (rc == AC_FREED)
             return weft__set_errmsg(WEFT_ESTATE, "weft_as_completed_next: the iterator was freed while %s "
                                                  "waited on it", weft_task_name(self));
@@ -542,6 +546,8 @@ static void shield_unwait(weft_task *self, int reason)
     weft__task_unlisten(w->task, &w->listener);
 }
 
+static const weft__wait_kind shield_wait = {"shielded task", shield_unwait, NULL};
+
 int weft_shield(weft_task *h, void **result)
 {
     weft_loop *L = weft__loop;
@@ -565,7 +571,7 @@ int weft_shield(weft_task *h, void **result)
         *w = (shield_watch){.listener = {.done = shield_task_done}, .waiter = self, .task = t};
         rc = weft__task_listen(t, &w->listener);
         if (rc == 0)
-            rc = weft__wait(shield_unwait, w);
+            rc = weft__wait(&shield_wait, w);
         else
             rc = weft__set_errmsg(-ENOMEM, "weft_shield: out of memory for watching %s", weft_task_name(t));
         if (rc != 0)
@@ -617,6 +623,8 @@ static void task_watch_unwait(weft_task *self, int reason)
     weft_cancel(w->task, self->extra ? self->extra->cancel_msg : NULL);
 }
 
+static const weft__wait_kind task_watch_wait = {"task to finish", task_watch_unwait, NULL};
+
 int weft_task_wait(weft_task *h, void **result)
 {
     weft_loop *L = weft__loop;
@@ -642,7 +650,7 @@ int weft_task_wait(weft_task *h, void **result)
         weft__small_free(&L->small, w, sizeof *w);
         return weft__set_errmsg(-ENOMEM, "weft_task_wait: out of memory for watching %s", weft_task_name(t));
     }
-    int rc = weft__wait(task_watch_unwait, w);
+    int rc = weft__wait(&task_watch_wait, w);
     int err = w->err;
     void *value = w->result;
     char *msg = w->msg;

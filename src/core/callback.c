@@ -97,7 +97,14 @@ void weft__callback_run(weft_loop *L, weft__callback *c)
         weft_callback_fn cb = c->cb;
         void *arg = c->arg;
         record_free(L, c);
-        cb(arg);
+        L->stats.callbacks_run++;
+        if (WEFT__UNLIKELY(L->observer)) {
+            L->observer->callback_begin(L, cb, arg);
+            cb(arg);
+            L->observer->callback_end(L);
+        } else {
+            cb(arg);
+        }
     } else {
         record_free(L, c); /* cancelled while in the ready queue */
     }

@@ -15,8 +15,8 @@
  * Who may touch what:
  *   - node.next: the ready queue while NEW/READY, the loop's free list while free.
  *   - stack: the task while RUNNING/WAITING/READY after first run; NULL otherwise.
- *   - unwait/wait_obj: set by the task right before it suspends in weft__wait; read
- *     and cleared by whoever wakes or cancels it.
+ *   - wait_kind/wait_obj: set by the task right before it suspends in weft__wait;
+ *     read and cleared by whoever wakes or cancels it.
  *   - waiter/waiter_kind: set by the one consumer of the handle through
  *     weft__task_claim*; used once, when the task finishes.
  */
@@ -179,6 +179,20 @@ enum weft__waiter_kind { WEFT__WAITER_NONE = 0, WEFT__WAITER_TASK, WEFT__WAITER_
  * (cancellation, timeout): removes it from the timer heap, an awaited task, ... */
 typedef void (*weft__unwait_fn)(weft_task *self, int reason);
 
+/*
+ * What a task waits on, as weft__wait is told it: one static record per kind of wait,
+ * so that a waiting task says what it waits for (weft_dump, traces) at no cost to the
+ * wait itself. `what` names it for people ("lock", "sleep", "stream read"); unwait is
+ * the hook above (NULL: nothing to unhook); describe, when set, writes the particulars
+ * of the wait of waiting task t (which lock and who holds it, which descriptor, ...)
+ * into buf, from t->wait_obj; it is called on the loop's thread while t waits.
+ */
+typedef struct weft__wait_kind {
+    const char *what;
+    weft__unwait_fn unwait;
+    void (*describe)(const weft_task *t, char *buf, size_t size);
+} weft__wait_kind;
+
 /* Rarely needed per-task data, allocated on first use. */
 /*
  * Something told synchronously, from the loop, when a task finishes: a weft_wait,
@@ -222,6 +236,7 @@ typedef struct weft__task_extra {
     uint32_t pins;       /* scheduled done callbacks that will still read the record */
     uint32_t refused;    /* suspension points that returned -ECANCELED to it, cancelled */
     void (*drop)(void *result); /* weft_spawn_options.drop: frees a result nobody took */
+    void *debug;         /* debug/'s record of it (debug mode), freed by the observer's forget */
     char default_name[24];
 } weft__task_extra;
 
@@ -245,7 +260,7 @@ struct weft_task {
         void *arg;                   /* until it finishes */
         void *result;                /* DONE */
     };
-    weft__unwait_fn unwait;
+    const weft__wait_kind *wait_kind; /* WAITING: on what (NULL: parked, or a plain yield) */
     void *waiter;                    /* the task or gather to tell when done */
     weft__task_extra *extra;
     uint32_t id;
@@ -304,6 +319,7 @@ enum weft__slot {
     WEFT__SLOT_NET,                  /* net/: the loop's streams, servers, datagram endpoints, lookups */
     WEFT__SLOT_PROC,                 /* proc/process.c: the loop's child processes */
     WEFT__SLOT_SIGNALS,              /* proc/signal.c: the signals the loop owns */
+    WEFT__SLOT_DEBUG,                /* debug/: debug mode, watchdog, trace, step timing */
     WEFT__SLOT_COUNT
 };
 
@@ -341,6 +357,44 @@ typedef struct weft__task_slab {
     size_t bytes;                    /* of the mapping (bulk) or 0 (malloc) */
     weft_task tasks[];
 } weft__task_slab;
+
+/*
+ * Observation: what the debug layer (debug mode, the watchdog, traces, step timing)
+ * is told as the loop runs. The loop holds a pointer to one of these only while
+ * something watches (L->observer, NULL otherwise), so that the cost when nothing
+ * watches is one predictable branch at each switch, spawn, wake, callback and poll.
+ * Every hook runs on the loop's thread; none may suspend, switch or fail.
+ */
+typedef struct weft__observer {
+    /* t was just spawned (state NEW), on the spawner's stack or the scheduler's. */
+    void (*spawned)(weft_loop *L, weft_task *t);
+    /* t starts or resumes running: called on t's stack, before its code goes on. */
+    void (*step_begin)(weft_loop *L, weft_task *t);
+    /* The running task t stops: it waits (WAITING; t->wait_kind and t->wait_obj say
+     * on what), yields (READY) or has returned (DONE). Called on t's stack. */
+    void (*step_end)(weft_loop *L, weft_task *t);
+    /* t was made ready by a wake-up (reason 0, -ECANCELED, -ETIMEDOUT), by the
+     * running task (L->current), a callback, a timer or the poller. */
+    void (*woken)(weft_loop *L, weft_task *t, int reason);
+    /* A loop callback cb(arg) is about to run / has returned. */
+    void (*callback_begin)(weft_loop *L, weft_callback_fn cb, void *arg);
+    void (*callback_end)(weft_loop *L);
+    /* The record of t is about to be freed (after its outcome was taken, or at the end). */
+    void (*forget)(weft_loop *L, weft_task *t);
+    /* weft reported something about t on stderr (an error nobody retrieved, a task
+     * destroyed while pending, one that ignores its cancellation): debug mode adds
+     * where t was created. */
+    void (*reported)(weft_loop *L, const weft_task *t);
+} weft__observer;
+
+/* The loop's counters that cost nothing to keep (weft_loop_metrics reads them). */
+typedef struct weft__loop_stats {
+    int64_t started_ns;              /* the monotonic clock when the loop started */
+    int64_t poll_ns;                 /* real time spent in the poller, waiting included */
+    uint64_t polls;                  /* calls of the poller */
+    uint64_t tasks_spawned;
+    uint64_t callbacks_run;
+} weft__loop_stats;
 
 struct weft_loop {
     weft__fifo ready;
@@ -390,6 +444,10 @@ struct weft_loop {
     struct weft__notifier *notify_cursor;  /* the next one weft__run_notifications looks at */
     size_t notifier_count;           /* live: the loop waits for them rather than reporting a deadlock */
     atomic_int notify_pending;       /* some notifier was notified since the loop last looked */
+
+    /* Observation (debug/): NULL while nothing watches; see weft__observer. */
+    const weft__observer *observer;
+    weft__loop_stats stats;
 
     /* Modules above the core keep their per-loop state here (see weft__module). */
     void *slots[WEFT__SLOT_COUNT];
@@ -524,17 +582,17 @@ int weft__fd_wait(weft_loop *L, weft__fd *f, unsigned events);
 void weft__fd_forget(weft_loop *L, weft__fd *f);
 
 /* Makes a task runnable with the given wake reason (0, -ECANCELED, -ETIMEDOUT).
- * The task must be WAITING; its unwait hook must already be dealt with. */
+ * The task must be WAITING; its wait kind's unwait hook must already be dealt with. */
 void weft__wake(weft_task *t, int reason);
 
 /*
  * weft__wait — the one suspension primitive. The caller has registered the current
  * task wherever it waits (and will be woken from there with weft__wake). If the task
- * is cancelled, returns -ECANCELED at once after calling unwait(self, -ECANCELED);
- * otherwise suspends until woken and returns the wake reason. A canceller calls
- * unwait itself before waking the task.
+ * is cancelled, returns -ECANCELED at once after calling kind->unwait(self,
+ * -ECANCELED); otherwise suspends until woken and returns the wake reason. A
+ * canceller calls the unwait hook itself before waking the task.
  */
-int weft__wait(weft__unwait_fn unwait, void *wait_obj);
+int weft__wait(const weft__wait_kind *kind, void *wait_obj);
 
 /*
  * weft__wait_through_cancel — weft__wait for a wait that must happen even in a
@@ -547,11 +605,11 @@ int weft__wait(weft__unwait_fn unwait, void *wait_obj);
  * and afterwards the count is the one set aside plus the new requests, so none is
  * lost or invented. Returns the wake reason.
  */
-static inline int weft__wait_through_cancel(weft_task *self, weft__unwait_fn unwait, void *wait_obj)
+static inline int weft__wait_through_cancel(weft_task *self, const weft__wait_kind *kind, void *wait_obj)
 {
     uint16_t held = self->cancelling;
     self->cancelling = 0;
-    int rc = weft__wait(unwait, wait_obj);
+    int rc = weft__wait(kind, wait_obj);
     unsigned total = (unsigned)held + self->cancelling;
     self->cancelling = (uint16_t)(total < UINT16_MAX ? total : UINT16_MAX);
     return rc;
@@ -569,6 +627,8 @@ void weft__task_finish(weft_loop *L, weft_task *t);
 void weft__task_release_stack(weft_loop *L, weft_task *t);
 void weft__task_run_first(weft_loop *L, weft_task *t);
 void weft__task_report_unretrieved(weft_task *t, const char *why);
+/* After a report about t on stderr: lets debug mode add where t was created. */
+void weft__task_reported(const weft_task *t);
 /* Cancels every unfinished task with the message `why`; returns how many. */
 size_t weft__loop_cancel_leftovers(weft_loop *L, const char *why);
 /* Writes the names of the unfinished tasks (the first few, "and N more") into buf. */

@@ -340,6 +340,14 @@ void weft__task_report_unretrieved(weft_task *t, const char *why)
     const char *msg = weft__task_errmsg(t);
     weft__report("weft: %s failed with %s (%s)%s%s (%s)", weft_task_name(t), weft_errname(t->err),
                  weft_strerror(t->err), *msg ? ": " : "", msg, why);
+    weft__task_reported(t);
+}
+
+void weft__task_reported(const weft_task *t)
+{
+    weft_loop *L = weft__loop;
+    if (L && L->observer)
+        L->observer->reported(L, t);
 }
 
 int weft__thread_error_take(char **msg)

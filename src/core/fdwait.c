@@ -88,6 +88,8 @@ static void fd_unwait(weft_task *self, int reason)
     fd_update(weft__loop, f);
 }
 
+static const weft__wait_kind fd_wait_kind = {"descriptor", fd_unwait, NULL};
+
 int weft__fd_wait(weft_loop *L, weft__fd *f, unsigned events)
 {
     weft_task *self = weft__current();
@@ -108,7 +110,7 @@ int weft__fd_wait(weft_loop *L, weft__fd *f, unsigned events)
             f->writer = NULL;
         return rc;
     }
-    return weft__wait(fd_unwait, f);
+    return weft__wait(&fd_wait_kind, f);
 }
 
 void weft__fd_forget(weft_loop *L, weft__fd *f)

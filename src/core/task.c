@@ -87,6 +87,8 @@ void weft__task_free(weft_loop *L, weft_task *t)
         WEFT__FLAGS(t) |= WEFT__FREE_LATER;
         return;
     }
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->forget(L, t);
     if (t->extra) {
         /* A result nobody took goes to the drop function the spawner gave. */
         if (t->extra->drop && WEFT__STATE(t) == WEFT__DONE && t->err == 0 && t->result)
@@ -154,6 +156,8 @@ static WEFT__NORETURN void task_entry(void *arg)
     asan_arrived(L, t->stack);
 #endif
     weft_fn fn = t->fn;
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_begin(L, t);
     void *result = fn(t->arg);
     if (t->err == 0 && t->cancelling) {
         /* asyncio: a task that returns while cancelled ends cancelled. */
@@ -162,6 +166,8 @@ static WEFT__NORETURN void task_entry(void *arg)
     set_outcome_msg(t);
     t->result = t->err ? NULL : result;
     WEFT__STATE(t) = WEFT__DONE;
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_end(L, t);
     weft__stack_check(t->stack, t);
 #ifdef WEFT__ASAN
     /* NULL: this stack's fake frames die with the task. */
@@ -176,9 +182,13 @@ void weft__suspend(weft_task *t)
     weft_loop *L = weft__loop;
     weft__stack *s = t->stack;
     weft__stack_check(s, t);
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_end(L, t);
     weft_task *next = (WEFT__FLAGS(t) & WEFT__COMPACT) ? NULL : weft__loop_next_direct(L);
     if (next == t) {
         WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
+        if (WEFT__UNLIKELY(L->observer))
+            L->observer->step_begin(L, t);
         return;
     }
     if (next) {
@@ -198,6 +208,8 @@ void weft__suspend(weft_task *t)
     /* Not `s`: while a compact task waits, evict may move its descriptor. */
     asan_arrived(L, t->stack);
 #endif
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_begin(L, t);
 }
 
 /* Runs a ready task until it suspends or returns; called by the scheduler. */
@@ -273,22 +285,25 @@ void weft__wake(weft_task *t, int reason)
 {
     WEFT__ASSERT(WEFT__STATE(t) == WEFT__WAITING);
     t->wake = reason;
-    t->unwait = NULL;
+    t->wait_kind = NULL;
     WEFT__STATE(t) = WEFT__READY;
-    weft__fifo_push(&weft__loop->ready, &t->node);
+    weft_loop *L = weft__loop;
+    weft__fifo_push(&L->ready, &t->node);
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->woken(L, t, reason);
 }
 
-int weft__wait(weft__unwait_fn unwait, void *wait_obj)
+int weft__wait(const weft__wait_kind *kind, void *wait_obj)
 {
     weft_task *t = weft__current();
     WEFT__ASSERT(t && WEFT__STATE(t) == WEFT__RUNNING);
     t->wait_obj = wait_obj; /* unwait reads it, on either path */
     if (t->cancelling) {
-        if (unwait)
-            unwait(t, -ECANCELED);
+        if (kind->unwait)
+            kind->unwait(t, -ECANCELED);
         return -ECANCELED;
     }
-    t->unwait = unwait;
+    t->wait_kind = kind;
     WEFT__STATE(t) = WEFT__WAITING;
     weft__suspend(t);
     return t->wake;
@@ -553,7 +568,10 @@ weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
 #endif
     WEFT__STATE(t) = WEFT__NEW;
     L->live_tasks++;
+    L->stats.tasks_spawned++;
     weft__fifo_push(&L->ready, &t->node);
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->spawned(L, t);
     return t;
 }
 
@@ -570,6 +588,7 @@ weft_task *weft_spawn(weft_fn fn, void *arg)
 /* The awaiting task leaves early (cancelled or timed out): the awaited task is
  * cancelled too and finishes on its own, its outcome dropped. */
 static void await_unwait(weft_task *self, int reason);
+static const weft__wait_kind await_wait;
 
 /* Whether t is waiting in weft_await, directly or along a chain of awaits, for
  * `self`: then self awaiting t closes a cycle nothing can break. */
@@ -578,7 +597,7 @@ static bool awaits_through(weft_task *t, const weft_task *self)
     for (int hops = 0; t && hops < 10000; hops++) {
         if (t == self)
             return true;
-        if (WEFT__STATE(t) != WEFT__WAITING || t->unwait != await_unwait)
+        if (WEFT__STATE(t) != WEFT__WAITING || t->wait_kind != &await_wait)
             return false;
         t = t->wait_obj; /* the task t awaits */
     }
@@ -590,6 +609,8 @@ static void await_unwait(weft_task *self, int reason)
     (void)reason;
     weft__task_let_go(self->wait_obj, true, self->extra ? self->extra->cancel_msg : NULL);
 }
+
+static const weft__wait_kind await_wait = {"awaited task", await_unwait, NULL};
 
 int weft_task_result(const weft_task *h, void **result)
 {
@@ -633,17 +654,20 @@ static void count_refusal(weft_task *self)
                      "%u of its suspension points have returned -ECANCELED since without it finishing (does "
                      "it check what weft_sleep and the other waits return?). It is stopped here for good; "
                      "weft_run will return WEFT_EDEADLOCK_LOOP", weft_task_name(self), x->refused);
+        weft__task_reported(self);
         WEFT__FLAGS(self) |= WEFT__PARKED;
         WEFT__STATE(self) = WEFT__WAITING;
-        self->unwait = NULL;
+        self->wait_kind = NULL;
         self->wait_obj = NULL;
         weft__suspend(self);
         abort(); /* a parked task is never resumed */
     }
-    if (x->refused == REFUSALS_DURING_RUN)
+    if (x->refused == REFUSALS_DURING_RUN) {
         weft__report("weft: %s keeps running after it was cancelled: %u of its suspension points have "
                      "returned -ECANCELED (does it check what weft_sleep and the other waits return?)",
                      weft_task_name(self), x->refused);
+        weft__task_reported(self);
+    }
 }
 
 int weft__cancelled_errmsg(weft_task *self)
@@ -682,7 +706,7 @@ int weft_await(weft_task *h, void **result)
     }
     if (WEFT__STATE(t) != WEFT__DONE) {
         weft__task_claim_wake(t, self);
-        rc = weft__wait(await_unwait, t);
+        rc = weft__wait(&await_wait, t);
         if (rc != 0) {
             if (weft__task_claimed_by(t, self)) {
                 /* It finished, then we were cancelled before we could run. */
@@ -760,10 +784,10 @@ bool weft_cancel(weft_task *h, const char *msg)
     }
     switch (WEFT__STATE(t)) {
     case WEFT__WAITING: {
-        weft__unwait_fn unwait = t->unwait;
-        t->unwait = NULL;
-        if (unwait)
-            unwait(t, -ECANCELED);
+        const weft__wait_kind *kind = t->wait_kind;
+        t->wait_kind = NULL;
+        if (kind && kind->unwait)
+            kind->unwait(t, -ECANCELED);
         weft__wake(t, -ECANCELED);
         break;
     }
@@ -876,6 +900,8 @@ static void sleep_unwait(weft_task *self, int reason)
     weft__heap_remove(&weft__loop->timers, &self->node);
 }
 
+static const weft__wait_kind sleep_wait = {"sleep", sleep_unwait, NULL};
+
 int weft_sleep(double seconds)
 {
     weft_loop *L = weft__loop;
@@ -898,7 +924,7 @@ int weft_sleep(double seconds)
         int64_t when = weft__now(L) + weft__seconds_to_ns(seconds);
         if (weft__heap_push(&L->timers, when, &self->node) != 0)
             return weft__set_errmsg(-ENOMEM, "weft_sleep: out of memory for the timer");
-        rc = weft__wait(sleep_unwait, NULL);
+        rc = weft__wait(&sleep_wait, NULL);
     }
     if (rc == -ECANCELED)
         return weft__cancelled_errmsg(self);

@@ -530,6 +530,8 @@ static void call_unwait(weft_task *self, int reason)
     c->task = NULL; /* running or on its way back: the drain frees it */
 }
 
+static const weft__wait_kind call_wait = {"thread pool call", call_unwait, NULL};
+
 /* A held call's task is cancelled: a call not started is taken back (unless it
  * must run); one running is waited for again, its stop flag raised. The record
  * stays the caller's either way. */
@@ -545,6 +547,8 @@ static void held_unwait(weft_task *self, int reason)
     if (c->stop)
         atomic_store_explicit(c->stop, 1, memory_order_relaxed);
 }
+
+static const weft__wait_kind held_wait = {"thread pool call (not cancellable)", held_unwait, NULL};
 
 /*
  * Appends the calls first..last (n of them, linked by next/prev) to p's queue and
@@ -648,6 +652,8 @@ static void closer_unwait(weft_task *self, int reason)
     port->closer = NULL;
 }
 
+static const weft__wait_kind closer_wait = {"thread pool calls to finish", closer_unwait, NULL};
+
 /*
  * Makes a call record for fn(arg) on pool p (NULL: the default pool) and hands it
  * to the pool (at the next flush), counted as outstanding. Returns the record, or
@@ -747,7 +753,7 @@ static int run_call(weft_pool *p, weft_blocking_fn fn, void *arg, void **result,
     if (!c)
         return rc;
 
-    rc = weft__wait(call_unwait, c);
+    rc = weft__wait(&call_wait, c);
     if (self->wait_obj == NULL) /* it left while the call was out: the record is not ours */
         return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
     /* Woken by the drain: the record is ours, even if a cancellation came since. */
@@ -777,7 +783,7 @@ int weft__to_thread_held(weft_blocking_fn fn, void *arg, atomic_int *stop, bool 
      * task's: its next suspension point reports them. */
     while (!c->back && !c->unrun) {
         c->task = self;
-        (void)weft__wait_through_cancel(self, held_unwait, c);
+        (void)weft__wait_through_cancel(self, &held_wait, c);
     }
     if (c->unrun) {
         call_free(L, c);
@@ -856,6 +862,8 @@ static void shutdown_unwait(weft_task *self, int reason)
     free(w);
 }
 
+static const weft__wait_kind shutdown_wait = {"thread pool shutdown", shutdown_unwait, NULL};
+
 /* A task waits, suspended, for a shut-down pool to empty. */
 static int shutdown_wait_in_task(weft_pool *p, weft_task *self)
 {
@@ -877,7 +885,7 @@ static int shutdown_wait_in_task(weft_pool *p, weft_task *self)
     pool_ref(p);
     pthread_mutex_unlock(&p->lock);
     L->external_refs++;
-    int rc = weft__wait(shutdown_unwait, w);
+    int rc = weft__wait(&shutdown_wait, w);
     if (self->wait_obj != NULL) { /* woken: the record is ours */
         pool_unref(p);
         free(w);
@@ -963,7 +971,7 @@ static void *wait_for_calls(void *arg)
     loop_port *port = arg;
     while (port->outstanding > 0) {
         port->closer = weft__current();
-        if (weft__wait(closer_unwait, port) == -ECANCELED)
+        if (weft__wait(&closer_wait, port) == -ECANCELED)
             weft_uncancel(); /* nothing may stop the loop from waiting for its calls */
     }
     return NULL;

@@ -601,6 +601,8 @@ static void queue_unwait(weft_task *self, int reason)
         dequeue(c->pool, c);
 }
 
+static const weft__wait_kind queue_wait = {"process pool call", queue_unwait, NULL};
+
 /* A worker is free again: to the oldest waiting call, or idle. */
 static void release(weft_procpool *pool, worker *w)
 {
@@ -976,7 +978,7 @@ static int acquire(weft_procpool *pool, pcall *c, weft_task *self)
         }
     }
     enqueue(pool, c);
-    int rc = weft__wait(queue_unwait, c);
+    int rc = weft__wait(&queue_wait, c);
     if (c->shutdown)
         return weft__set_errmsg(-ESHUTDOWN, "weft_procpool_run: the pool was freed while the call "
                                             "waited for a worker");

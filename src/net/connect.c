@@ -92,6 +92,8 @@ static void connecting_unwait(weft_task *self, int reason)
     c->waiter = NULL;
 }
 
+static const weft__wait_kind connecting_wait = {"connect", connecting_unwait, NULL};
+
 static void timer_stop(connecting *c)
 {
     if (c->timer) {
@@ -318,7 +320,7 @@ static int race(connecting *c, double delay, const char *host, int port)
             return all_failed(c, host, port);
 
         c->waiter = self;
-        int rc = weft__wait(connecting_unwait, c);
+        int rc = weft__wait(&connecting_wait, c);
         if (rc != 0)
             return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
 

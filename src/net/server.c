@@ -618,6 +618,8 @@ static void closed_unwait(weft_task *self, int reason)
     weft__fifo_remove(self->wait_obj, &self->node);
 }
 
+static const weft__wait_kind closed_wait = {"server to close", closed_unwait, NULL};
+
 /* Whether srv is over: closed, and every handler returned. */
 static bool finished(const weft_server *srv)
 {
@@ -632,8 +634,8 @@ static bool wait_finished(weft_server *srv, weft_task *self, bool through_cancel
 {
     weft__fifo_push(&srv->waiters, &self->node);
     srv->nwaiting++;
-    *rc = through_cancel ? weft__wait_through_cancel(self, closed_unwait, &srv->waiters)
-                         : weft__wait(closed_unwait, &srv->waiters);
+    *rc = through_cancel ? weft__wait_through_cancel(self, &closed_wait, &srv->waiters)
+                         : weft__wait(&closed_wait, &srv->waiters);
     srv->nwaiting--;
     if (!finished(srv))
         return false;

@@ -425,11 +425,13 @@ static void list_unwait(weft_task *self, int reason)
     weft__fifo_remove(self->wait_obj, &self->node);
 }
 
+static const weft__wait_kind list_wait = {"stream to drain or close", list_unwait, NULL};
+
 static int wait_on(weft__fifo *list)
 {
     weft_task *self = weft__current();
     weft__fifo_push(list, &self->node);
-    return weft__wait(list_unwait, list);
+    return weft__wait(&list_wait, list);
 }
 
 static void reader_unwait(weft_task *self, int reason)
@@ -442,6 +444,8 @@ static void reader_unwait(weft_task *self, int reason)
     }
 }
 
+static const weft__wait_kind reader_wait = {"stream read", reader_unwait, NULL};
+
 /* Suspends the reading task until the descriptor is readable (or failed).
  * Returns the wake reason, or the refusal to watch the descriptor (the task did
  * not suspend), with the message set. */
@@ -453,7 +457,7 @@ static int wait_readable(weft_stream *s, const char *what)
         s->reader = NULL;
         return weft__set_errmsg(rc, "%s: cannot watch the socket: %s", what, weft_strerror(rc));
     }
-    rc = weft__wait(reader_unwait, s);
+    rc = weft__wait(&reader_wait, s);
     if (rc < 0 && rc != -ECANCELED)
         weft__set_errmsg(rc, "%s: %s", what,
                          rc == WEFT_ECLOSED ? "the stream was closed while the task read" : weft_strerror(rc));

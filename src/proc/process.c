@@ -665,6 +665,8 @@ static void spawn_unwait(weft_task *self, int reason)
     self->wait_obj = NULL;  /* tells spawn the job is no longer its own: it may be gone */
 }
 
+static const weft__wait_kind spawn_wait = {"process to start", spawn_unwait, NULL};
+
 /* A start whose task left: the child, if any, is killed and reaped in the
  * background, as a freed one is. */
 static void orphan_done(weft_loop *L, spawn_job *j)
@@ -758,7 +760,7 @@ static weft_process *spawn(const char *what, const char *const argv[], bool sear
         st->starting++;
         L->external_refs++;
         j->task = self;
-        (void)weft__wait(spawn_unwait, j);
+        (void)weft__wait(&spawn_wait, j);
         if (self->wait_obj == NULL) {
             /* Cancelled: the job and the record are its outcome's to clean up. */
             plans_undo(plan);
@@ -889,6 +891,8 @@ static void wait_unwait(weft_task *self, int reason)
     waitq_remove(&p->waiters, self);
 }
 
+static const weft__wait_kind exit_wait = {"process to exit", wait_unwait, NULL};
+
 /* Suspends self until p's child is reaped (by the watcher: a child that has
  * exited but was not reaped yet costs one suspension, not a system call more).
  * Returns 0 with the status in
@@ -899,7 +903,7 @@ static int wait_exit(weft_process *p, weft_task *self, int *returncode)
     if (!p->exited) {
         enter(p); /* another task may free the handle meanwhile */
         weft__fifo_push(&p->waiters, &self->node);
-        rc = weft__wait(wait_unwait, p);
+        rc = weft__wait(&exit_wait, p);
         if (rc == -ECANCELED)
             rc = weft__cancelled_errmsg(self);
         WEFT__ASSERT(rc != 0 || p->exited);
@@ -1165,13 +1169,15 @@ static void drainer_unwait(weft_task *self, int reason)
         st->drainer = NULL;
 }
 
+static const weft__wait_kind drainer_wait = {"process pipes to drain", drainer_unwait, NULL};
+
 /* The loop's end waits here for starts still out on their threads. */
 static void *wait_for_starts(void *arg)
 {
     proc_loop *st = arg;
     while (st->starting > 0) {
         st->drainer = weft__current();
-        (void)weft__wait(drainer_unwait, st);
+        (void)weft__wait(&drainer_wait, st);
     }
     return NULL;
 }

@@ -491,6 +491,8 @@ static void signal_unwait(weft_task *self, int reason)
     }
 }
 
+static const weft__wait_kind signal_wait = {"signal", signal_unwait, NULL};
+
 /* What a wait returns for the arrivals since `since`; they are accounted for. */
 static int take_arrivals(caught *c, uint64_t since)
 {
@@ -521,7 +523,7 @@ int weft_signal_wait(int sig)
         return take_arrivals(c, c->returned);
     uint64_t since = c->total;
     weft__fifo_push(&c->waiters, &self->node);
-    rc = weft__wait(signal_unwait, c);
+    rc = weft__wait(&signal_wait, c);
     if (rc == -ECANCELED)
         return weft__cancelled_errmsg(self);
     if (rc == WEFT_ECLOSED) {

@@ -201,6 +201,8 @@ static void chan_unwait(weft_task *self, int reason)
     wait_unhook(self->wait_obj);
 }
 
+static const weft__wait_kind chan_wait_kind = {"channel", chan_unwait, NULL};
+
 static void select_timed_out(void *arg)
 {
     chan_wait *w = arg;
@@ -457,7 +459,7 @@ static int send_wait(weft_loop *L, weft_task *self, weft_chan *ch, const void *e
     chan_waiter *r = waiter_init(first_waiter(w), w, ch, 0, WEFT_SEND);
     copy_value(waiter_value(r), elem, ch->elem_size);
     queue_push(&ch->senders, r);
-    weft__wait(chan_unwait, w);
+    weft__wait(&chan_wait_kind, w);
     bool sent = w->fired != NULL;
     int result = w->result;
     wait_free(L, w);
@@ -518,7 +520,7 @@ static int recv_wait(weft_loop *L, weft_task *self, weft_chan *ch, void *out)
                                          "nothing was received");
     chan_waiter *r = waiter_init(first_waiter(w), w, ch, 0, WEFT_RECV);
     queue_push(&ch->receivers, r);
-    weft__wait(chan_unwait, w);
+    weft__wait(&chan_wait_kind, w);
     bool received = w->fired != NULL;
     int result = w->result;
     /* Back on its own stack: now the value can go where the caller wants it
@@ -644,7 +646,7 @@ static int select_wait(weft_loop *L, weft_task *self, weft_select_case *cases, s
             return weft__set_errmsg(-ENOMEM, "weft_select: out of memory for the timeout; nothing was done");
         }
     }
-    int rc = weft__wait(chan_unwait, w);
+    int rc = weft__wait(&chan_wait_kind, w);
     chan_waiter *fired = w->fired;
     if (fired) {
         weft_select_case *c = &cases[fired->index];

@@ -145,6 +145,8 @@ static void waiter_unwait(weft_task *self, int reason)
         list_unlink(w->list, w);
 }
 
+static const weft__wait_kind waiter_wait = {"queue", waiter_unwait, NULL};
+
 /*
  * Suspends the current task on l (at the front when it had already been served
  * once and lost its turn to a task that did not wait). Returns the wait's result;
@@ -165,7 +167,7 @@ static int wait_on(weft_queue *q, weft__dlist *l, bool front, bool *woken)
     else
         weft__dlist_push_back(l, &w->link);
     q->inside++;
-    int rc = weft__wait(waiter_unwait, w);
+    int rc = weft__wait(&waiter_wait, w);
     q->inside--;
     *woken = w->woken;
     if (w->list) /* woken with a reason by a waker that did not unhook it */

@@ -197,6 +197,8 @@ static void lock_unwait(weft_task *self, int reason)
     waitq_remove(&lock->waiters, self);
 }
 
+static const weft__wait_kind lock_wait = {"lock", lock_unwait, NULL};
+
 static void lock_unwait(weft_task *self, int reason);
 
 /* Whether acquiring `lock` would make `self` wait for itself: the lock is held by
@@ -211,7 +213,7 @@ static bool lock_waits_for(const weft_lock *lock, const weft_task *self)
             return false;
         if (owner == self)
             return true;
-        if (WEFT__STATE(owner) != WEFT__WAITING || owner->unwait != lock_unwait)
+        if (WEFT__STATE(owner) != WEFT__WAITING || owner->wait_kind != &lock_wait)
             return false;
         lock = owner->wait_obj; /* the lock that owner waits for */
     }
@@ -244,7 +246,7 @@ int weft_lock_acquire(weft_lock *lock)
     }
     lock->in_acquire++;
     weft__fifo_push(&lock->waiters, &self->node);
-    rc = weft__wait(lock_unwait, lock);
+    rc = weft__wait(&lock_wait, lock);
     lock->in_acquire--;
     if (was_handed(self)) {
         if (rc == 0) {
@@ -276,7 +278,7 @@ static void lock_acquire_regardless(weft_lock *lock, weft_task *self)
         }
         lock->in_acquire++;
         weft__fifo_push(&lock->waiters, &self->node);
-        weft__wait(lock_unwait, lock);
+        weft__wait(&lock_wait, lock);
         lock->in_acquire--;
         held += self->cancelling;
         self->cancelling = 0;
@@ -369,6 +371,8 @@ static void event_unwait(weft_task *self, int reason)
     waitq_remove(&ev->waiters, self);
 }
 
+static const weft__wait_kind event_wait = {"event", event_unwait, NULL};
+
 int weft_event_wait(weft_event *ev)
 {
     int rc;
@@ -378,7 +382,7 @@ int weft_event_wait(weft_event *ev)
     if (ev->set)
         return 0;
     weft__fifo_push(&ev->waiters, &self->node);
-    rc = weft__wait(event_unwait, ev);
+    rc = weft__wait(&event_wait, ev);
     return rc == -ECANCELED ? weft__cancelled_errmsg(self) : rc;
 }
 
@@ -460,6 +464,8 @@ static void cond_unwait(weft_task *self, int reason)
     waitq_remove(&cond->waiters, self);
 }
 
+static const weft__wait_kind cond_wait = {"condition", cond_unwait, NULL};
+
 /* Wakes up to n waiters, first come first served; each will re-acquire the lock. */
 static void cond_notify(weft_cond *cond, size_t n)
 {
@@ -484,7 +490,7 @@ int weft_cond_wait(weft_cond *cond)
     cond->in_wait++;
     lock_pass_on(cond->lock);
     weft__fifo_push(&cond->waiters, &self->node);
-    weft__wait(cond_unwait, cond);
+    weft__wait(&cond_wait, cond);
     bool notified = was_handed(self);
     lock_acquire_regardless(cond->lock, self);
     cond->in_wait--;
@@ -598,6 +604,8 @@ static void sem_unwait(weft_task *self, int reason)
     waitq_remove(&sem->waiters, self);
 }
 
+static const weft__wait_kind sem_wait = {"semaphore", sem_unwait, NULL};
+
 bool weft_sem_locked(const weft_sem *sem)
 {
     return sem && (sem->value == 0 || sem->waiters.count > 0);
@@ -620,7 +628,7 @@ int weft_sem_acquire(weft_sem *sem)
     }
     sem->in_acquire++;
     weft__fifo_push(&sem->waiters, &self->node);
-    rc = weft__wait(sem_unwait, sem);
+    rc = weft__wait(&sem_wait, sem);
     sem->in_acquire--;
     if (was_handed(self)) {
         if (rc == 0)
@@ -700,6 +708,8 @@ static void barrier_unwait(weft_task *self, int reason)
     waitq_remove(&b->waiters, self);
 }
 
+static const weft__wait_kind barrier_wait = {"barrier", barrier_unwait, NULL};
+
 /* Wakes every waiter with its index, or with `broken`. */
 static void barrier_wake_all(weft_barrier *b, bool broken)
 {
@@ -724,7 +734,7 @@ int weft_barrier_wait(weft_barrier *b)
         return index;
     }
     weft__fifo_push(&b->waiters, &self->node);
-    rc = weft__wait(barrier_unwait, b);
+    rc = weft__wait(&barrier_wait, b);
     if (rc == -ECANCELED)
         return weft__cancelled_errmsg(self);
     if (rc == WEFT_EBROKEN)

@@ -1,0 +1,315 @@
+/*
+ * debug.c — the debug layer's loop module and its observer: reads the settings
+ * (weft_options and WEFT_DEBUG, WEFT_SLOW_STEP, WEFT_WATCHDOG, WEFT_TRACE,
+ * WEFT_DUMP_SIGNAL), installs the observer the core calls when anything is on, times
+ * every step for the metrics, and is debug mode itself: where each task was created and
+ * where it last suspended, and the report of a step that ran too long, naming the task,
+ * where it was created, where it resumed and where it stopped.
+ *
+ * The watchdog (watchdog.c), the SIGQUIT dump (dump.c) and the trace (trace.c) are
+ * started and stopped from here and fed by this observer.
+ */
+#include "debug/debug.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* asyncio's loop.slow_callback_duration. */
+#define SLOW_STEP_DEFAULT_NS ((int64_t)100 * 1000 * 1000)
+/* The watchdog's threshold when debug mode turns it on without one given. */
+#define WATCHDOG_DEFAULT_NS ((int64_t)1000 * 1000 * 1000)
+
+weft__task_debug *weft__task_debug_of(const weft_task *t)
+{
+    return t->extra ? t->extra->debug : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Settings                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Reads a number of seconds from the environment variable `name` into *ns (kept
+ * when the variable is unset or empty). */
+static int env_seconds(const char *name, int64_t *ns)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    double s = strtod(v, &end);
+    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(s) || s < 0 || s > 1e6)
+        return weft__set_errmsg(-EINVAL, "weft_run: %s=%s is not a number of seconds (from 0 to 1000000, "
+                                         "such as 0.05)", name, v);
+    *ns = weft__seconds_to_ns(s);
+    return 0;
+}
+
+static int option_seconds(const char *name, double s, int64_t *ns)
+{
+    if (s == 0)
+        return 0;
+    if (!isfinite(s) || s < 0 || s > 1e6)
+        return weft__set_errmsg(-EINVAL, "weft_run: weft_options.%s = %g is not a number of seconds from 0 to "
+                                         "1000000", name, s);
+    *ns = weft__seconds_to_ns(s);
+    return 0;
+}
+
+int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set)
+{
+    memset(set, 0, sizeof *set);
+    set->debug = (opts && opts->debug) || env_flag("WEFT_DEBUG");
+    set->slow_step_ns = SLOW_STEP_DEFAULT_NS;
+    int rc = option_seconds("slow_step", opts ? opts->slow_step : 0, &set->slow_step_ns);
+    if (rc == 0)
+        rc = env_seconds("WEFT_SLOW_STEP", &set->slow_step_ns);
+    int64_t watchdog = set->debug ? WATCHDOG_DEFAULT_NS : 0;
+    if (rc == 0)
+        rc = option_seconds("watchdog", opts ? opts->watchdog : 0, &watchdog);
+    if (rc == 0)
+        rc = env_seconds("WEFT_WATCHDOG", &watchdog);
+    if (rc != 0)
+        return rc;
+    set->watchdog_ns = watchdog;
+    set->trace_file = opts && opts->trace_file ? opts->trace_file : NULL;
+    const char *env_trace = getenv("WEFT_TRACE");
+    if (env_trace && *env_trace)
+        set->trace_file = env_trace;
+    set->dump_signal = set->debug || (opts && opts->dump_signal) || env_flag("WEFT_DUMP_SIGNAL");
+    set->time_steps = set->debug || set->trace_file || set->watchdog_ns || (opts && opts->time_steps);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Debug mode: creation sites, resume points, slow steps                    */
+/* ------------------------------------------------------------------------ */
+
+/* Writes "file:line" of the user's frame of bt, or what is known, into buf. */
+static void describe_user_frame(const weft__backtrace *bt, char *buf, size_t size)
+{
+    weft__frame at, callee;
+    if (bt->count == 0) {
+        snprintf(buf, size, "(unknown)");
+    } else if (weft__backtrace_user_frame(bt, &at, &callee) == 0) {
+        char where[256];
+        weft__frame_format(&at, where, sizeof where);
+        if (callee.function)
+            snprintf(buf, size, "%s() called from %s", callee.function, where);
+        else
+            snprintf(buf, size, "%s", where);
+    } else {
+        weft__frame f;
+        weft__symbolize(bt, 0, &f, 1);
+        weft__frame_format(&f, buf, size);
+    }
+}
+
+void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
+{
+    weft__task_debug *td = weft__task_debug_of(t);
+    if (!td) {
+        snprintf(buf, size, "(where it was created is known in debug mode: WEFT_DEBUG=1)");
+        return;
+    }
+    weft__frame at, callee;
+    if (td->created.count && weft__backtrace_user_frame(&td->created, &at, &callee) == 0) {
+        weft__frame_format(&at, buf, size);
+    } else {
+        describe_user_frame(&td->created, buf, size);
+    }
+}
+
+static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft__backtrace *resumed,
+                             const weft__backtrace *stopped)
+{
+    (void)L;
+    char created[300], from[400], to[400];
+    weft__debug_task_origin(t, created, sizeof created);
+    if (resumed && resumed->count)
+        describe_user_frame(resumed, from, sizeof from);
+    else
+        snprintf(from, sizeof from, "its start");
+    const char *how = WEFT__STATE(t) == WEFT__DONE      ? "returned"
+                      : WEFT__STATE(t) == WEFT__WAITING ? "suspended"
+                                                         : "yielded";
+    if (WEFT__STATE(t) == WEFT__DONE)
+        snprintf(to, sizeof to, "its end");
+    else
+        describe_user_frame(stopped, to, sizeof to);
+    char waits[160] = "";
+    if (WEFT__STATE(t) == WEFT__WAITING && t->wait_kind)
+        snprintf(waits, sizeof waits, " to wait on a %s", t->wait_kind->what);
+    weft__report("weft: slow step: %s ran %.3f s without yielding to the loop (debug mode reports steps over "
+                 "%.3f s)\n  created at %s\n  resumed at %s\n  %s at %s%s",
+                 weft_task_name(t), (double)ns / 1e9, (double)weft__debug_of(L)->set.slow_step_ns / 1e9, created,
+                 from, how, to, waits);
+}
+
+static void report_slow_callback(weft__debug *d, weft_callback_fn cb, int64_t ns)
+{
+    weft__backtrace bt = {.pcs = {(uintptr_t)cb}, .count = 1, .first_is_return = 0};
+    weft__frame f;
+    char where[300];
+    weft__symbolize(&bt, 0, &f, 1);
+    weft__frame_format(&f, where, sizeof where);
+    weft__report("weft: slow step: the callback %s ran %.3f s without returning to the loop (debug mode reports "
+                 "steps over %.3f s)", where, (double)ns / 1e9, (double)d->set.slow_step_ns / 1e9);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The observer                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void step_done(weft__debug *d, int64_t ns, uint32_t task_id, const char *name)
+{
+    d->steps++;
+    d->busy_ns += ns;
+    if (ns > d->longest_ns) {
+        d->longest_ns = ns;
+        d->longest_task_id = task_id;
+        snprintf(d->longest_name, sizeof d->longest_name, "%s", name);
+    }
+}
+
+static void obs_spawned(weft_loop *L, weft_task *t)
+{
+    weft__debug *d = weft__debug_of(L);
+    if (d->set.debug) {
+        weft__task_extra *x = weft__extra(t);
+        weft__task_debug *td = x ? calloc(1, sizeof *td) : NULL;
+        if (td) {
+            /* Two frames of weft's own at least (this hook, weft__spawn): left to
+             * weft__backtrace_user_frame to skip, with any wrapper of weft's. */
+            weft__backtrace_here(&td->created, 1);
+            x->debug = td;
+        }
+    }
+}
+
+static void obs_step_begin(weft_loop *L, weft_task *t)
+{
+    weft__debug *d = weft__debug_of(L);
+    d->step_start_ns = weft__mono_ns();
+    atomic_store_explicit(&d->beat_task, t, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+}
+
+static void obs_step_end(weft_loop *L, weft_task *t)
+{
+    weft__debug *d = weft__debug_of(L);
+    int64_t now = weft__mono_ns();
+    int64_t ns = now - d->step_start_ns;
+    atomic_store_explicit(&d->beat_task, NULL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+    step_done(d, ns, t->id, weft_task_name(t));
+    if (!d->set.debug)
+        return;
+    weft__task_debug *td = weft__task_debug_of(t);
+    weft__backtrace here;
+    here.count = 0;
+    if (td || ns > d->set.slow_step_ns)
+        weft__backtrace_here(&here, 1);
+    if (ns > d->set.slow_step_ns)
+        report_slow_step(L, t, ns, td ? &td->suspended : NULL, &here);
+    if (td) {
+        td->suspended = here;
+        td->waiting_since_ns = weft__now(L);
+    }
+}
+
+static void obs_woken(weft_loop *L, weft_task *t, int reason)
+{
+    (void)L;
+    (void)t;
+    (void)reason;
+}
+
+static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
+{
+    weft__debug *d = weft__debug_of(L);
+    d->cb = cb;
+    d->cb_arg = arg;
+    d->step_start_ns = weft__mono_ns();
+    atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+}
+
+static void obs_callback_end(weft_loop *L)
+{
+    weft__debug *d = weft__debug_of(L);
+    int64_t ns = weft__mono_ns() - d->step_start_ns;
+    atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+    step_done(d, ns, 0, "(callback)");
+    if (d->set.debug && ns > d->set.slow_step_ns)
+        report_slow_callback(d, d->cb, ns);
+    d->cb = NULL;
+    d->cb_arg = NULL;
+}
+
+static void obs_forget(weft_loop *L, weft_task *t)
+{
+    (void)L;
+    if (t->extra && t->extra->debug) {
+        free(t->extra->debug);
+        t->extra->debug = NULL;
+    }
+}
+
+static void obs_reported(weft_loop *L, const weft_task *t)
+{
+    weft__debug *d = weft__debug_of(L);
+    if (!d->set.debug || !weft__task_debug_of(t))
+        return;
+    char created[300];
+    weft__debug_task_origin(t, created, sizeof created);
+    weft__report("  %s was created at %s", weft_task_name(t), created);
+}
+
+static const weft__observer observer = {
+    .spawned = obs_spawned,
+    .step_begin = obs_step_begin,
+    .step_end = obs_step_end,
+    .woken = obs_woken,
+    .callback_begin = obs_callback_begin,
+    .callback_end = obs_callback_end,
+    .forget = obs_forget,
+    .reported = obs_reported,
+};
+
+/* ------------------------------------------------------------------------ */
+/* The module                                                               */
+/* ------------------------------------------------------------------------ */
+
+static int debug_init(weft_loop *L, const weft_options *opts)
+{
+    weft__debug_settings set;
+    int rc = weft__debug_settings_read(opts, &set);
+    if (rc != 0)
+        return rc;
+    weft__debug *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    d->set = set;
+    L->slots[WEFT__SLOT_DEBUG] = d;
+    if (set.time_steps)
+        L->observer = &observer;
+    return 0;
+}
+
+static void debug_term(weft_loop *L)
+{
+    weft__debug *d = weft__debug_of(L);
+    L->observer = NULL;
+    L->slots[WEFT__SLOT_DEBUG] = NULL;
+    free(d);
+}
+
+const weft__module weft__module_debug = {"debug layer", debug_init, NULL, debug_term};

@@ -1,0 +1,150 @@
+/*
+ * debug.h — the debug layer's internals (layer 12, above proc/, below run.c): stack
+ * capture and symbolization (symbols.c), debug mode and step timing (debug.c), the
+ * blocked-loop watchdog (watchdog.c), task dumps (dump.c), the timeline trace
+ * (trace.c) and the loop's metrics (metrics.c). Never installed.
+ *
+ * The core tells this layer what happens through a weft__observer (core.h), which the
+ * loop holds only while something here watches; with everything off the layer costs
+ * the loop nothing but the branches that test for it.
+ */
+#ifndef WEFT__SRC_DEBUG_H
+#define WEFT__SRC_DEBUG_H
+
+#include "core/core.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------ */
+/* Stacks and symbols (symbols.c)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Frames kept of a captured stack: enough to reach user code from deep in libc. */
+#define WEFT__FRAMES_MAX 32
+
+/*
+ * A captured stack: program counters, innermost first. pcs[0] is where the code was
+ * (a signal's interrupted instruction, or the capturing call itself); every later one
+ * is a return address, looked up one byte back so that the call's own line is found.
+ */
+typedef struct weft__backtrace {
+    uintptr_t pcs[WEFT__FRAMES_MAX];
+    int count;
+    uint8_t first_is_return;     /* pcs[0] too is a return address (a suspended task's) */
+} weft__backtrace;
+
+/* Captures the calling thread's own stack, leaving out the `skip` innermost frames
+ * (the capturing functions). Async-signal-safe. Returns the frames captured. */
+int weft__backtrace_here(weft__backtrace *bt, int skip);
+
+/* Captures the stack a signal interrupted, from inside its handler (uc is the
+ * handler's third argument). Async-signal-safe. Returns the frames captured. */
+int weft__backtrace_signal(weft__backtrace *bt, void *uc);
+
+/* Captures the stack of suspended task t (WAITING or READY, its frames in place;
+ * not the running task). Returns the frames captured, or 0 when they cannot be read
+ * here (a compact task whose frames are copied out; no unwinder on this
+ * architecture), with *why saying so. */
+int weft__backtrace_task(const weft_task *t, weft__backtrace *bt, const char **why);
+
+/* One frame, symbolized. A frame of an inlined call gives one entry per inlined
+ * function, innermost first, all at the same pc. Strings are the symbolizer's and
+ * live as long as the process (file names without their directories: see `path`). */
+typedef struct weft__frame {
+    uintptr_t pc;
+    const char *function;        /* NULL: unknown */
+    const char *path;            /* source file as compiled (NULL: no line information) */
+    const char *file;            /* its last component */
+    int line;
+    uint8_t inlined;             /* this entry was inlined into the next one */
+    uint8_t weft_own;            /* code of weft itself (src/ of this library) */
+    uint8_t system;              /* outside the program's own files: libc, libraries */
+} weft__frame;
+
+/* Symbolizes frame i of bt into up to max entries (inlined calls first). Returns the
+ * entries written (≥ 1: a frame nothing is known of still gets its pc). Thread-safe;
+ * not async-signal-safe (it reads debug information, which allocates). */
+int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max);
+
+/* Whether file:line information is available (libdw and the binary's -g). */
+bool weft__symbols_have_lines(void);
+
+/* Writes "function at file:line" (or what is known of it) for one entry. */
+void weft__frame_format(const weft__frame *f, char *buf, size_t size);
+
+/*
+ * The first frame of bt that is the user's own code (not weft's, not libc's or
+ * another library's), with, in *callee, the frame it called (the blocking libc
+ * function, weft's waiting call): what a report names. Returns 0 and fills *at (and
+ * *callee when there is one; callee->function NULL otherwise), or -1 when no frame
+ * of bt is the user's.
+ */
+int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee);
+
+/* Prints every frame of bt, one per line, each line starting with `indent`. */
+void weft__backtrace_print(FILE *out, const weft__backtrace *bt, const char *indent);
+
+/* ------------------------------------------------------------------------ */
+/* The layer's per-loop state (debug.c)                                     */
+/* ------------------------------------------------------------------------ */
+
+/* What this layer keeps of one task, in debug mode only (weft__task_extra.debug). */
+typedef struct weft__task_debug {
+    weft__backtrace created;     /* where weft_spawn was called */
+    weft__backtrace suspended;   /* where it last suspended (its resume point) */
+    int64_t waiting_since_ns;    /* loop time it began to wait (its latest wait) */
+} weft__task_debug;
+
+/* The settings, from weft_options and the environment (WEFT_DEBUG, ...). */
+typedef struct weft__debug_settings {
+    bool debug;                  /* debug mode */
+    int64_t slow_step_ns;        /* report steps longer than this (debug mode) */
+    int64_t watchdog_ns;         /* 0: no watchdog */
+    const char *trace_file;      /* NULL: no trace */
+    bool time_steps;             /* time every step (metrics), implied by the above */
+    bool dump_signal;            /* SIGQUIT dumps the loop's tasks */
+} weft__debug_settings;
+
+/* Reads the settings from opts (may be NULL) and the environment. Returns 0, or
+ * -EINVAL with a message naming the setting that is wrong. */
+int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set);
+
+/* Writes where t was created ("fetch at crawl.c:42"), or why that is unknown. */
+void weft__debug_task_origin(const weft_task *t, char *buf, size_t size);
+
+struct weft__watchdog;
+struct weft__trace;
+
+typedef struct weft__debug {
+    weft__debug_settings set;
+    /* The step running now: a task (current) or a callback (cb), since step_start. */
+    int64_t step_start_ns;
+    weft_callback_fn cb;
+    void *cb_arg;
+    /* Step figures (weft_loop_metrics). */
+    uint64_t steps;
+    int64_t busy_ns;             /* sum of every step's time */
+    int64_t longest_ns;
+    uint32_t longest_task_id;    /* 0: a callback */
+    char longest_name[48];
+    /* Heartbeat for the watchdog: changed at every step's start and end and around
+     * polls; read by the watchdog's thread. */
+    _Atomic uint64_t beat;
+    _Atomic(weft_task *) beat_task; /* the task running at the latest beat, or NULL */
+    struct weft__watchdog *watchdog;
+    struct weft__trace *trace;
+} weft__debug;
+
+static inline weft__debug *weft__debug_of(weft_loop *L)
+{
+    return L->slots[WEFT__SLOT_DEBUG];
+}
+
+/* The task's debug record, or NULL (not debug mode, or no memory for one). */
+weft__task_debug *weft__task_debug_of(const weft_task *t);
+
+extern const weft__module weft__module_debug;
+
+#endif

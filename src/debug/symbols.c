@@ -1,0 +1,416 @@
+/*
+ * symbols.c — stacks and symbols for the debug layer: capturing the stack of this
+ * thread, of an interrupted thread from its signal handler, or of a suspended task from
+ * its saved registers (libunwind), and naming each frame's function, file and line,
+ * inlined calls included, from the binary's debug information (libdw, elfutils).
+ *
+ * Capture is async-signal-safe (libunwind's local unwinder is, and the watchdog
+ * interrupts the loop's thread to capture where it is stuck); symbolization is not
+ * (libdw reads and caches debug information, allocating) and runs on whichever thread
+ * reports, under one process-wide lock around one cached Dwfl session.
+ *
+ * Builds without libunwind or libdw (WEFT_HAVE_LIBUNWIND / WEFT_HAVE_LIBDW unset: the
+ * AArch64 cross build) still work, with less: glibc's backtrace() captures this
+ * thread's own stack, and dladdr() names exported functions only, without lines.
+ */
+#include "debug/debug.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef WEFT_HAVE_LIBUNWIND
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#else
+#include <execinfo.h>
+#endif
+
+#ifdef WEFT_HAVE_LIBDW
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <dwarf.h>
+#endif
+
+#ifndef WEFT__SOURCE_ROOT
+#define WEFT__SOURCE_ROOT "" /* set by the build: weft's own src/ directory */
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Capture                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#ifdef WEFT_HAVE_LIBUNWIND
+static int walk(unw_cursor_t *cursor, weft__backtrace *bt, int skip)
+{
+    int n = 0;
+    do {
+        unw_word_t ip = 0;
+        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+            break;
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        bt->pcs[n++] = (uintptr_t)ip;
+    } while (n < WEFT__FRAMES_MAX && unw_step(cursor) > 0);
+    bt->count = n;
+    return n;
+}
+#endif
+
+int weft__backtrace_here(weft__backtrace *bt, int skip)
+{
+    bt->first_is_return = 1; /* the capturing call's own return address comes first */
+#ifdef WEFT_HAVE_LIBUNWIND
+    unw_context_t uc;
+    unw_cursor_t cursor;
+    if (unw_getcontext(&uc) < 0 || unw_init_local(&cursor, &uc) < 0) {
+        bt->count = 0;
+        return 0;
+    }
+    /* This function's own frame is the first: always left out. */
+    return walk(&cursor, bt, skip + 1);
+#else
+    void *pcs[WEFT__FRAMES_MAX + 8];
+    int n = backtrace(pcs, WEFT__FRAMES_MAX + 8);
+    int from = skip + 1 < n ? skip + 1 : n;
+    bt->count = 0;
+    for (int i = from; i < n && bt->count < WEFT__FRAMES_MAX; i++)
+        bt->pcs[bt->count++] = (uintptr_t)pcs[i];
+    return bt->count;
+#endif
+}
+
+int weft__backtrace_signal(weft__backtrace *bt, void *uc)
+{
+    bt->first_is_return = 0; /* the interrupted instruction itself */
+#ifdef WEFT_HAVE_LIBUNWIND
+    unw_cursor_t cursor;
+    if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0) {
+        bt->count = 0;
+        return 0;
+    }
+    return walk(&cursor, bt, 0);
+#else
+    (void)uc;
+    /* Without libunwind: the handler's own stack, which runs through the signal
+     * frame into the interrupted code (glibc's unwinder knows its trampoline). Not
+     * async-signal-safe the first time (it loads libgcc_s): symbols.c's user calls
+     * weft__backtrace_here once before arming the signal. */
+    return weft__backtrace_here(bt, 2);
+#endif
+}
+
+int weft__backtrace_task(const weft_task *t, weft__backtrace *bt, const char **why)
+{
+    bt->count = 0;
+    bt->first_is_return = 1;
+    *why = NULL;
+    if (!t->stack) {
+        *why = "it has no stack (it has not started, or it has finished)";
+        return 0;
+    }
+    if ((WEFT__FLAGS(t) & WEFT__COMPACT) && weft__loop && weft__loop->shared_owner != t) {
+        *why = "a compact task's frames are copied out of the shared stack while another runs (gdb's `weft bt` "
+               "shows them)";
+        return 0;
+    }
+#if defined(WEFT_HAVE_LIBUNWIND) && defined(__x86_64__) && !defined(WEFT_CTX_UCONTEXT)
+    /* The layout ctx_x86_64.S keeps at the saved sp: MXCSR and the x87 control word,
+     * r15 r14 r13 r12 rbx rbp, then the return address into the code that switched. */
+    const uint64_t *sp = t->stack->ctx.sp;
+    unw_context_t uc;
+    if (unw_getcontext(&uc) < 0)
+        return 0;
+    mcontext_t *m = &uc.uc_mcontext;
+    m->gregs[REG_R15] = (greg_t)sp[1];
+    m->gregs[REG_R14] = (greg_t)sp[2];
+    m->gregs[REG_R13] = (greg_t)sp[3];
+    m->gregs[REG_R12] = (greg_t)sp[4];
+    m->gregs[REG_RBX] = (greg_t)sp[5];
+    m->gregs[REG_RBP] = (greg_t)sp[6];
+    m->gregs[REG_RIP] = (greg_t)sp[7];
+    m->gregs[REG_RSP] = (greg_t)(uintptr_t)(sp + 8);
+    unw_cursor_t cursor;
+    if (unw_init_local(&cursor, &uc) < 0)
+        return 0;
+    return walk(&cursor, bt, 0);
+#else
+    *why = "reading a suspended task's stack needs libunwind on x86-64 with weft's own context switch";
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Symbolization                                                            */
+/* ------------------------------------------------------------------------ */
+
+static pthread_mutex_t symbols_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Names handed out live as long as the process: interned here, never freed (a
+ * program has a bounded number of functions and files). */
+typedef struct interned {
+    struct interned *next;
+    char text[];
+} interned;
+static interned *interned_list;
+
+static const char *intern(const char *s)
+{
+    if (!s)
+        return NULL;
+    for (interned *i = interned_list; i; i = i->next)
+        if (strcmp(i->text, s) == 0)
+            return i->text;
+    size_t len = strlen(s);
+    interned *i = malloc(sizeof *i + len + 1);
+    if (!i)
+        return NULL;
+    memcpy(i->text, s, len + 1);
+    i->next = interned_list;
+    interned_list = i;
+    return i->text;
+}
+
+static const char *base_name(const char *path)
+{
+    if (!path)
+        return NULL;
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static bool is_weft_path(const char *path)
+{
+    size_t n = strlen(WEFT__SOURCE_ROOT);
+    return path && n > 0 && strncmp(path, WEFT__SOURCE_ROOT, n) == 0;
+}
+
+#ifdef WEFT_HAVE_LIBDW
+static Dwfl *dwfl;
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+/* (Re)reads this process's mappings: at first use, and when a pc lies in none of
+ * the modules known (a library loaded since). */
+static void dwfl_refresh(void)
+{
+    if (!dwfl)
+        dwfl = dwfl_begin(&dwfl_callbacks);
+    if (!dwfl)
+        return;
+    dwfl_report_begin(dwfl);
+    if (dwfl_linux_proc_report(dwfl, getpid()) != 0) {
+        dwfl_report_end(dwfl, NULL, NULL);
+        return;
+    }
+    dwfl_report_end(dwfl, NULL, NULL);
+}
+
+static Dwfl_Module *module_of(Dwarf_Addr addr)
+{
+    if (!dwfl)
+        dwfl_refresh();
+    Dwfl_Module *mod = dwfl ? dwfl_addrmodule(dwfl, addr) : NULL;
+    if (!mod && dwfl) {
+        dwfl_refresh();
+        mod = dwfl_addrmodule(dwfl, addr);
+    }
+    return mod;
+}
+
+/* The function a DIE (subprogram or inlined instance) is, by its name or that of the
+ * abstract origin it was inlined from. */
+static const char *die_function_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Die origin;
+    const char *name = dwarf_diename(die);
+    if (name)
+        return name;
+    if (dwarf_attr_integrate(die, DW_AT_abstract_origin, &attr) && dwarf_formref_die(&attr, &origin))
+        return dwarf_diename(&origin);
+    return NULL;
+}
+
+/* The file a call-site attribute (DW_AT_call_file) names, by the CU's file table. */
+static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inlined)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word index;
+    Dwarf_Files *files;
+    size_t nfiles;
+    if (!dwarf_attr(inlined, DW_AT_call_file, &attr) || dwarf_formudata(&attr, &index) != 0)
+        return NULL;
+    if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || index >= nfiles)
+        return NULL;
+    return dwarf_filesrc(files, index, NULL, NULL);
+}
+
+static int call_line(Dwarf_Die *inlined)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word line;
+    if (!dwarf_attr(inlined, DW_AT_call_line, &attr) || dwarf_formudata(&attr, &line) != 0)
+        return 0;
+    return (int)line;
+}
+
+static int symbolize_dw(uintptr_t pc, Dwarf_Addr lookup, weft__frame *out, int max, bool *system_object)
+{
+    Dwfl_Module *mod = module_of(lookup);
+    if (!mod)
+        return 0;
+    const char *mod_file = NULL;
+    dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mod_file, NULL);
+    *system_object = mod_file && (strncmp(mod_file, "/lib", 4) == 0 || strncmp(mod_file, "/usr/lib", 8) == 0);
+    const char *symbol = dwfl_module_addrname(mod, lookup);
+    const char *path = NULL;
+    int line = 0;
+    Dwfl_Line *dl = dwfl_module_getsrc(mod, lookup);
+    if (dl)
+        path = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+
+    /* Inlined calls: the scopes at pc, innermost first. Each inlined instance is a
+     * function of its own whose position is the line found (the innermost) or the
+     * call site the instance inside it records. */
+    int n = 0;
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, lookup, &bias);
+    Dwarf_Die *scopes = NULL;
+    int nscopes = cu ? dwarf_getscopes(cu, lookup - bias, &scopes) : 0;
+    const char *at_path = path;
+    int at_line = line;
+    for (int i = 0; i < nscopes && n < max - 1; i++) {
+        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+            continue;
+        weft__frame *f = &out[n++];
+        memset(f, 0, sizeof *f);
+        f->pc = pc;
+        f->function = intern(die_function_name(&scopes[i]));
+        f->path = intern(at_path);
+        f->line = at_line;
+        f->inlined = 1;
+        /* Its caller is at the call site it records. */
+        at_path = call_file(cu, &scopes[i]);
+        at_line = call_line(&scopes[i]);
+    }
+    free(scopes);
+    weft__frame *f = &out[n++];
+    memset(f, 0, sizeof *f);
+    f->pc = pc;
+    f->function = intern(symbol);
+    f->path = intern(at_path);
+    f->line = at_line;
+    return n;
+}
+#endif
+
+static int symbolize_dl(uintptr_t pc, uintptr_t lookup, weft__frame *out)
+{
+    Dl_info info;
+    memset(out, 0, sizeof *out);
+    out->pc = pc;
+    if (dladdr((void *)lookup, &info) && info.dli_sname)
+        out->function = intern(info.dli_sname);
+    return 1;
+}
+
+int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max)
+{
+    uintptr_t pc = bt->pcs[i];
+    bool is_return = i > 0 || bt->first_is_return;
+    uintptr_t lookup = is_return && pc > 0 ? pc - 1 : pc;
+    int n = 0;
+    bool system_object = false;
+    pthread_mutex_lock(&symbols_lock);
+#ifdef WEFT_HAVE_LIBDW
+    n = symbolize_dw(pc, (Dwarf_Addr)lookup, out, max, &system_object);
+#else
+    (void)max;
+#endif
+    if (n == 0)
+        n = symbolize_dl(pc, lookup, out);
+    /* Whose code each entry is: weft's own by its source path; a system library's
+     * when it has no line information or comes from the system's library folders;
+     * the user's otherwise. */
+    for (int k = 0; k < n; k++) {
+        out[k].file = base_name(out[k].path);
+        out[k].weft_own = is_weft_path(out[k].path);
+        if (!out[k].weft_own && out[k].function && strncmp(out[k].function, "weft_", 5) == 0 &&
+            !out[k].path)
+            out[k].weft_own = 1;
+        out[k].system = !out[k].weft_own && (!out[k].path || system_object);
+    }
+    pthread_mutex_unlock(&symbols_lock);
+    return n;
+}
+
+bool weft__symbols_have_lines(void)
+{
+#ifdef WEFT_HAVE_LIBDW
+    return true;
+#else
+    return false;
+#endif
+}
+
+void weft__frame_format(const weft__frame *f, char *buf, size_t size)
+{
+    const char *fn = f->function ? f->function : "??";
+    if (f->file && f->line > 0)
+        snprintf(buf, size, "%s at %s:%d", fn, f->file, f->line);
+    else if (f->function)
+        snprintf(buf, size, "%s (0x%jx)", fn, (uintmax_t)f->pc);
+    else
+        snprintf(buf, size, "0x%jx", (uintmax_t)f->pc);
+}
+
+int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee)
+{
+    weft__frame entries[8];
+    weft__frame prev;
+    bool have_prev = false;
+    memset(callee, 0, sizeof *callee);
+    for (int i = 0; i < bt->count; i++) {
+        int n = weft__symbolize(bt, i, entries, 8);
+        for (int k = 0; k < n; k++) {
+            weft__frame *e = &entries[k];
+            if (!e->weft_own && !e->system && e->path) {
+                *at = *e;
+                if (have_prev)
+                    *callee = prev;
+                return 0;
+            }
+            /* The callee named is the outermost of the non-user frames just inside
+             * the user's: `sleep`, not the nanosleep it calls. */
+            if (e->function) {
+                prev = *e;
+                have_prev = true;
+            }
+        }
+    }
+    return -1;
+}
+
+void weft__backtrace_print(FILE *out, const weft__backtrace *bt, const char *indent)
+{
+    weft__frame entries[8];
+    char line[512];
+    int shown = 0;
+    for (int i = 0; i < bt->count; i++) {
+        int n = weft__symbolize(bt, i, entries, 8);
+        for (int k = 0; k < n; k++) {
+            weft__frame_format(&entries[k], line, sizeof line);
+            fprintf(out, "%s#%-2d %s%s\n", indent, shown++, line, entries[k].inlined ? " (inlined)" : "");
+        }
+    }
+    if (bt->count == 0)
+        fprintf(out, "%s(no frames)\n", indent);
+}
