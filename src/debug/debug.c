@@ -299,6 +299,8 @@ static int debug_init(weft_loop *L, const weft_options *opts)
         return -ENOMEM;
     d->set = set;
     L->slots[WEFT__SLOT_DEBUG] = d;
+    if (set.debug || set.watchdog_ns || set.dump_signal)
+        weft__symbols_load();
     if (set.time_steps)
         L->observer = &observer;
     return 0;

@@ -35,6 +35,10 @@ typedef struct weft__backtrace {
     uint8_t first_is_return;     /* pcs[0] too is a return address (a suspended task's) */
 } weft__backtrace;
 
+/* Loads libunwind and libdw (dlopen, once per process; their absence leaves the
+ * fallbacks). Call it before arming a signal whose handler captures a stack. */
+void weft__symbols_load(void);
+
 /* Captures the calling thread's own stack, leaving out the `skip` innermost frames
  * (the capturing functions). Async-signal-safe. Returns the frames captured. */
 int weft__backtrace_here(weft__backtrace *bt, int skip);

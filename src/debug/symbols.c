@@ -9,9 +9,15 @@
  * (libdw reads and caches debug information, allocating) and runs on whichever thread
  * reports, under one process-wide lock around one cached Dwfl session.
  *
- * Builds without libunwind or libdw (WEFT_HAVE_LIBUNWIND / WEFT_HAVE_LIBDW unset: the
- * AArch64 cross build) still work, with less: glibc's backtrace() captures this
- * thread's own stack, and dladdr() names exported functions only, without lines.
+ * Both libraries are loaded with dlopen the first time the debug layer needs them
+ * (weft__symbols_load: when debug mode, the watchdog or a dump starts), never linked:
+ * a weft program that does not look inside its loop loads neither (nor libdw's
+ * libelf, libz, liblzma and libbz2), and its users link libweft alone. Their headers
+ * are needed at build time only (libdw-dev, libunwind-dev). Without them at run time,
+ * or in a build without their headers (WEFT_HAVE_LIBUNWIND / WEFT_HAVE_LIBDW unset:
+ * the AArch64 cross build), the layer still works, with less: glibc's backtrace()
+ * captures this thread's own stack, and dladdr() names exported functions only,
+ * without lines; the reports say so.
  */
 #include "debug/debug.h"
 
@@ -22,11 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <execinfo.h>
 #ifdef WEFT_HAVE_LIBUNWIND
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
-#else
-#include <execinfo.h>
 #endif
 
 #ifdef WEFT_HAVE_LIBDW
@@ -34,6 +39,99 @@
 #include <elfutils/libdwfl.h>
 #include <dwarf.h>
 #endif
+
+/* ------------------------------------------------------------------------ */
+/* Loading libunwind and libdw                                              */
+/* ------------------------------------------------------------------------ */
+
+/* libunwind's calls are macros naming per-architecture symbols (unw_step is
+ * _ULx86_64_step): their names are taken from the macros themselves. */
+#define NAME_OF(x) NAME_OF_(x)
+#define NAME_OF_(x) #x
+
+#ifdef WEFT_HAVE_LIBUNWIND
+#define UNWIND_CALLS(X) X(unw_tdep_getcontext) X(unw_init_local) X(unw_init_local2) X(unw_step) X(unw_get_reg)
+#define DECLARE_POINTER(f) static __typeof__(f) *p_##f;
+UNWIND_CALLS(DECLARE_POINTER)
+#endif
+#ifdef WEFT_HAVE_LIBDW
+#define DW_CALLS(X)                                                                                           \
+    X(dwfl_begin) X(dwfl_report_begin) X(dwfl_linux_proc_report) X(dwfl_report_end) X(dwfl_addrmodule)        \
+    X(dwfl_module_info) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_addrdie) \
+    X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo) X(dwarf_getscopes) X(dwarf_tag)              \
+    X(dwarf_diename) X(dwarf_attr_integrate) X(dwarf_formref_die) X(dwarf_attr) X(dwarf_formudata)            \
+    X(dwarf_getsrcfiles) X(dwarf_filesrc)
+#ifndef DECLARE_POINTER
+#define DECLARE_POINTER(f) static __typeof__(f) *p_##f;
+#endif
+DW_CALLS(DECLARE_POINTER)
+#endif
+
+/* 0: not tried; 1: loaded; -1: not available (the fallbacks run). Written once,
+ * under load_lock; read without it after weft__symbols_load has returned. */
+static _Atomic int unwind_state, dw_state;
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Loads one library and every call the table lists; all or nothing. */
+static int load_library(const char *soname, void **handle_out)
+{
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    *handle_out = h;
+    return h ? 0 : -1;
+}
+
+#define LOAD_POINTER(f)                                         \
+    if (ok && !(p_##f = (__typeof__(p_##f))dlsym(handle, NAME_OF(f)))) \
+        ok = false;
+
+void weft__symbols_load(void)
+{
+    pthread_mutex_lock(&load_lock);
+    void *handle;
+    bool ok;
+#ifdef WEFT_HAVE_LIBUNWIND
+    if (unwind_state == 0) {
+        /* libunwind.so.8 by name: libunwind.so.1 on Debian is LLVM's, another API. */
+        ok = load_library("libunwind.so.8", &handle) == 0;
+        UNWIND_CALLS(LOAD_POINTER)
+        atomic_store(&unwind_state, ok ? 1 : -1);
+    }
+#endif
+#ifdef WEFT_HAVE_LIBDW
+    if (dw_state == 0) {
+        ok = load_library("libdw.so.1", &handle) == 0;
+        DW_CALLS(LOAD_POINTER)
+        atomic_store(&dw_state, ok ? 1 : -1);
+    }
+#endif
+    (void)handle;
+    (void)ok;
+    /* glibc's backtrace loads libgcc_s at its first call, which a signal handler
+     * must not be the one to do. */
+    void *warm[2];
+    (void)backtrace(warm, 2);
+    if (unwind_state == 0)
+        unwind_state = -1;
+    if (dw_state == 0)
+        dw_state = -1;
+    pthread_mutex_unlock(&load_lock);
+}
+
+/* Whether libunwind is loaded; `load`: try to load it first if nobody has (never
+ * from a signal handler: dlopen is not async-signal-safe). */
+static bool have_unwind(bool load)
+{
+    if (load && atomic_load_explicit(&unwind_state, memory_order_acquire) == 0)
+        weft__symbols_load();
+    return atomic_load_explicit(&unwind_state, memory_order_acquire) == 1;
+}
+
+static bool have_dw(void)
+{
+    if (atomic_load_explicit(&dw_state, memory_order_acquire) == 0)
+        weft__symbols_load();
+    return atomic_load_explicit(&dw_state, memory_order_acquire) == 1;
+}
 
 #ifndef WEFT__SOURCE_ROOT
 #define WEFT__SOURCE_ROOT "" /* set by the build: weft's own src/ directory */
@@ -49,60 +147,69 @@ static int walk(unw_cursor_t *cursor, weft__backtrace *bt, int skip)
     int n = 0;
     do {
         unw_word_t ip = 0;
-        if (unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+        if (p_unw_get_reg(cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
             break;
         if (skip > 0) {
             skip--;
             continue;
         }
         bt->pcs[n++] = (uintptr_t)ip;
-    } while (n < WEFT__FRAMES_MAX && unw_step(cursor) > 0);
+    } while (n < WEFT__FRAMES_MAX && p_unw_step(cursor) > 0);
     bt->count = n;
     return n;
 }
 #endif
 
-int weft__backtrace_here(weft__backtrace *bt, int skip)
+/* glibc's unwinder, for this thread's own stack when libunwind is not there. */
+static int backtrace_glibc(weft__backtrace *bt, int skip)
 {
-    bt->first_is_return = 1; /* the capturing call's own return address comes first */
-#ifdef WEFT_HAVE_LIBUNWIND
-    unw_context_t uc;
-    unw_cursor_t cursor;
-    if (unw_getcontext(&uc) < 0 || unw_init_local(&cursor, &uc) < 0) {
-        bt->count = 0;
-        return 0;
-    }
-    /* This function's own frame is the first: always left out. */
-    return walk(&cursor, bt, skip + 1);
-#else
     void *pcs[WEFT__FRAMES_MAX + 8];
     int n = backtrace(pcs, WEFT__FRAMES_MAX + 8);
-    int from = skip + 1 < n ? skip + 1 : n;
+    int from = skip < n ? skip : n;
     bt->count = 0;
     for (int i = from; i < n && bt->count < WEFT__FRAMES_MAX; i++)
         bt->pcs[bt->count++] = (uintptr_t)pcs[i];
     return bt->count;
+}
+
+int weft__backtrace_here(weft__backtrace *bt, int skip)
+{
+    bt->first_is_return = 1; /* the capturing call's own return address comes first */
+#ifdef WEFT_HAVE_LIBUNWIND
+    if (have_unwind(true)) {
+        unw_context_t uc;
+        unw_cursor_t cursor;
+        if (p_unw_tdep_getcontext(&uc) < 0 || p_unw_init_local(&cursor, &uc) < 0) {
+            bt->count = 0;
+            return 0;
+        }
+        /* This function's own frame is the first: always left out. */
+        return walk(&cursor, bt, skip + 1);
+    }
 #endif
+    return backtrace_glibc(bt, skip + 1);
 }
 
 int weft__backtrace_signal(weft__backtrace *bt, void *uc)
 {
     bt->first_is_return = 0; /* the interrupted instruction itself */
 #ifdef WEFT_HAVE_LIBUNWIND
-    unw_cursor_t cursor;
-    if (unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0) {
-        bt->count = 0;
-        return 0;
+    if (have_unwind(false)) {
+        unw_cursor_t cursor;
+        if (p_unw_init_local2(&cursor, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) < 0) {
+            bt->count = 0;
+            return 0;
+        }
+        return walk(&cursor, bt, 0);
     }
-    return walk(&cursor, bt, 0);
-#else
+#endif
     (void)uc;
     /* Without libunwind: the handler's own stack, which runs through the signal
      * frame into the interrupted code (glibc's unwinder knows its trampoline). Not
-     * async-signal-safe the first time (it loads libgcc_s): symbols.c's user calls
-     * weft__backtrace_here once before arming the signal. */
-    return weft__backtrace_here(bt, 2);
-#endif
+     * async-signal-safe the first time (it loads libgcc_s): whoever arms a signal
+     * calls weft__symbols_load, which warms it up. */
+    bt->first_is_return = 1;
+    return backtrace_glibc(bt, 2);
 }
 
 int weft__backtrace_task(const weft_task *t, weft__backtrace *bt, const char **why)
@@ -120,11 +227,15 @@ int weft__backtrace_task(const weft_task *t, weft__backtrace *bt, const char **w
         return 0;
     }
 #if defined(WEFT_HAVE_LIBUNWIND) && defined(__x86_64__) && !defined(WEFT_CTX_UCONTEXT)
+    if (!have_unwind(true)) {
+        *why = "reading a suspended task's stack needs libunwind (libunwind.so.8), which could not be loaded";
+        return 0;
+    }
     /* The layout ctx_x86_64.S keeps at the saved sp: MXCSR and the x87 control word,
      * r15 r14 r13 r12 rbx rbp, then the return address into the code that switched. */
     const uint64_t *sp = t->stack->ctx.sp;
     unw_context_t uc;
-    if (unw_getcontext(&uc) < 0)
+    if (p_unw_tdep_getcontext(&uc) < 0)
         return 0;
     mcontext_t *m = &uc.uc_mcontext;
     m->gregs[REG_R15] = (greg_t)sp[1];
@@ -136,7 +247,7 @@ int weft__backtrace_task(const weft_task *t, weft__backtrace *bt, const char **w
     m->gregs[REG_RIP] = (greg_t)sp[7];
     m->gregs[REG_RSP] = (greg_t)(uintptr_t)(sp + 8);
     unw_cursor_t cursor;
-    if (unw_init_local(&cursor, &uc) < 0)
+    if (p_unw_init_local(&cursor, &uc) < 0)
         return 0;
     return walk(&cursor, bt, 0);
 #else
@@ -192,35 +303,35 @@ static bool is_weft_path(const char *path)
 
 #ifdef WEFT_HAVE_LIBDW
 static Dwfl *dwfl;
-static const Dwfl_Callbacks dwfl_callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-};
+static Dwfl_Callbacks dwfl_callbacks; /* filled from libdw at the first session */
 
 /* (Re)reads this process's mappings: at first use, and when a pc lies in none of
  * the modules known (a library loaded since). */
 static void dwfl_refresh(void)
 {
-    if (!dwfl)
-        dwfl = dwfl_begin(&dwfl_callbacks);
+    if (!dwfl) {
+        dwfl_callbacks.find_elf = p_dwfl_linux_proc_find_elf;
+        dwfl_callbacks.find_debuginfo = p_dwfl_standard_find_debuginfo;
+        dwfl = p_dwfl_begin(&dwfl_callbacks);
+    }
     if (!dwfl)
         return;
-    dwfl_report_begin(dwfl);
-    if (dwfl_linux_proc_report(dwfl, getpid()) != 0) {
-        dwfl_report_end(dwfl, NULL, NULL);
+    p_dwfl_report_begin(dwfl);
+    if (p_dwfl_linux_proc_report(dwfl, getpid()) != 0) {
+        p_dwfl_report_end(dwfl, NULL, NULL);
         return;
     }
-    dwfl_report_end(dwfl, NULL, NULL);
+    p_dwfl_report_end(dwfl, NULL, NULL);
 }
 
 static Dwfl_Module *module_of(Dwarf_Addr addr)
 {
     if (!dwfl)
         dwfl_refresh();
-    Dwfl_Module *mod = dwfl ? dwfl_addrmodule(dwfl, addr) : NULL;
+    Dwfl_Module *mod = dwfl ? p_dwfl_addrmodule(dwfl, addr) : NULL;
     if (!mod && dwfl) {
         dwfl_refresh();
-        mod = dwfl_addrmodule(dwfl, addr);
+        mod = p_dwfl_addrmodule(dwfl, addr);
     }
     return mod;
 }
@@ -231,11 +342,11 @@ static const char *die_function_name(Dwarf_Die *die)
 {
     Dwarf_Attribute attr;
     Dwarf_Die origin;
-    const char *name = dwarf_diename(die);
+    const char *name = p_dwarf_diename(die);
     if (name)
         return name;
-    if (dwarf_attr_integrate(die, DW_AT_abstract_origin, &attr) && dwarf_formref_die(&attr, &origin))
-        return dwarf_diename(&origin);
+    if (p_dwarf_attr_integrate(die, DW_AT_abstract_origin, &attr) && p_dwarf_formref_die(&attr, &origin))
+        return p_dwarf_diename(&origin);
     return NULL;
 }
 
@@ -246,18 +357,18 @@ static const char *call_file(Dwarf_Die *cu, Dwarf_Die *inlined)
     Dwarf_Word index;
     Dwarf_Files *files;
     size_t nfiles;
-    if (!dwarf_attr(inlined, DW_AT_call_file, &attr) || dwarf_formudata(&attr, &index) != 0)
+    if (!p_dwarf_attr(inlined, DW_AT_call_file, &attr) || p_dwarf_formudata(&attr, &index) != 0)
         return NULL;
-    if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || index >= nfiles)
+    if (p_dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || index >= nfiles)
         return NULL;
-    return dwarf_filesrc(files, index, NULL, NULL);
+    return p_dwarf_filesrc(files, index, NULL, NULL);
 }
 
 static int call_line(Dwarf_Die *inlined)
 {
     Dwarf_Attribute attr;
     Dwarf_Word line;
-    if (!dwarf_attr(inlined, DW_AT_call_line, &attr) || dwarf_formudata(&attr, &line) != 0)
+    if (!p_dwarf_attr(inlined, DW_AT_call_line, &attr) || p_dwarf_formudata(&attr, &line) != 0)
         return 0;
     return (int)line;
 }
@@ -268,27 +379,27 @@ static int symbolize_dw(uintptr_t pc, Dwarf_Addr lookup, weft__frame *out, int m
     if (!mod)
         return 0;
     const char *mod_file = NULL;
-    dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mod_file, NULL);
+    p_dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mod_file, NULL);
     *system_object = mod_file && (strncmp(mod_file, "/lib", 4) == 0 || strncmp(mod_file, "/usr/lib", 8) == 0);
-    const char *symbol = dwfl_module_addrname(mod, lookup);
+    const char *symbol = p_dwfl_module_addrname(mod, lookup);
     const char *path = NULL;
     int line = 0;
-    Dwfl_Line *dl = dwfl_module_getsrc(mod, lookup);
+    Dwfl_Line *dl = p_dwfl_module_getsrc(mod, lookup);
     if (dl)
-        path = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+        path = p_dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
 
     /* Inlined calls: the scopes at pc, innermost first. Each inlined instance is a
      * function of its own whose position is the line found (the innermost) or the
      * call site the instance inside it records. */
     int n = 0;
     Dwarf_Addr bias = 0;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, lookup, &bias);
+    Dwarf_Die *cu = p_dwfl_module_addrdie(mod, lookup, &bias);
     Dwarf_Die *scopes = NULL;
-    int nscopes = cu ? dwarf_getscopes(cu, lookup - bias, &scopes) : 0;
+    int nscopes = cu ? p_dwarf_getscopes(cu, lookup - bias, &scopes) : 0;
     const char *at_path = path;
     int at_line = line;
     for (int i = 0; i < nscopes && n < max - 1; i++) {
-        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+        if (p_dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
             continue;
         weft__frame *f = &out[n++];
         memset(f, 0, sizeof *f);
@@ -331,7 +442,8 @@ int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max)
     bool system_object = false;
     pthread_mutex_lock(&symbols_lock);
 #ifdef WEFT_HAVE_LIBDW
-    n = symbolize_dw(pc, (Dwarf_Addr)lookup, out, max, &system_object);
+    if (have_dw())
+        n = symbolize_dw(pc, (Dwarf_Addr)lookup, out, max, &system_object);
 #else
     (void)max;
 #endif
@@ -354,11 +466,7 @@ int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max)
 
 bool weft__symbols_have_lines(void)
 {
-#ifdef WEFT_HAVE_LIBDW
-    return true;
-#else
-    return false;
-#endif
+    return have_dw();
 }
 
 void weft__frame_format(const weft__frame *f, char *buf, size_t size)

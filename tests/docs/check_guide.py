@@ -10,7 +10,7 @@ The guide's conventions, which this script enforces:
 
 * A ```c block that contains `int main(` is a complete program. It is compiled as the
   guide's introduction says, `cc -std=c11 -Wall -Wextra -Werror prog.c -I include
-  libweft.a --libs -lpthread` (plus --cflags, e.g. the sanitizer flags the library was built
+  libweft.a -lpthread` (plus --cflags, e.g. the sanitizer flags the library was built
   with), and run with a timeout (--timeout, 60 s), in parallel (--jobs).
 * Its output is the next fenced block, a ```text block, separated from the program by
   blank lines and at most the two markers below. A program without one fails (a ```text
@@ -284,7 +284,7 @@ def check_program(item, args, workdir):
     with open(src, "w", encoding="utf-8") as f:
         f.write(item.block.text)
     cmd = ([args.cc, "-std=c11", "-Wall", "-Wextra", "-Werror"] + args.cflags_list +
-           [src, "-I", args.include, args.lib] + args.libs.split() + ["-lpthread", "-o", exe])
+           [src, "-I", args.include, args.lib, "-lpthread", "-o", exe])
     try:
         cc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -397,7 +397,6 @@ def main():
     parser.add_argument("--include", required=True, help="the directory holding weft.h")
     parser.add_argument("--lib", required=True, help="libweft.a")
     parser.add_argument("--cflags", default="", help="extra compiler and linker flags")
-    parser.add_argument("--libs", default="", help="the libraries libweft.a needs, after it (-ldw -lunwind ...)")
     parser.add_argument("--cc", default=os.environ.get("CC", "cc"), help="the C compiler")
     parser.add_argument("--root", help="where the guide's file paths start (default: the guide's ../)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
