@@ -368,10 +368,12 @@ typedef struct weft__task_slab {
 typedef struct weft__observer {
     /* t was just spawned (state NEW), on the spawner's stack or the scheduler's. */
     void (*spawned)(weft_loop *L, weft_task *t);
-    /* t starts or resumes running: called on t's stack, before its code goes on. */
+    /* t starts or resumes running (state RUNNING): called right before the switch
+     * into it, on the stack of the task that hands over to it or the scheduler's. */
     void (*step_begin)(weft_loop *L, weft_task *t);
     /* The running task t stops: it waits (WAITING; t->wait_kind and t->wait_obj say
-     * on what), yields (READY) or has returned (DONE). Called on t's stack. */
+     * on what), yields (READY) or has returned (DONE). Called on t's stack, before
+     * the switch away from it (and before the step_begin of a task it hands over to). */
     void (*step_end)(weft_loop *L, weft_task *t);
     /* t was made ready by a wake-up (reason 0, -ECANCELED, -ETIMEDOUT), by the
      * running task (L->current), a callback, a timer or the poller. */

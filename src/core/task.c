@@ -156,8 +156,6 @@ static WEFT__NORETURN void task_entry(void *arg)
     asan_arrived(L, t->stack);
 #endif
     weft_fn fn = t->fn;
-    if (WEFT__UNLIKELY(L->observer))
-        L->observer->step_begin(L, t);
     void *result = fn(t->arg);
     if (t->err == 0 && t->cancelling) {
         /* asyncio: a task that returns while cancelled ends cancelled. */
@@ -182,13 +180,17 @@ void weft__suspend(weft_task *t)
     weft_loop *L = weft__loop;
     weft__stack *s = t->stack;
     weft__stack_check(s, t);
-    if (WEFT__UNLIKELY(L->observer))
-        L->observer->step_end(L, t);
     weft_task *next = (WEFT__FLAGS(t) & WEFT__COMPACT) ? NULL : weft__loop_next_direct(L);
+    /* One test per switch when nothing watches: the step that ends and the one that
+     * begins (the next task's, when it is switched to directly) are told together,
+     * here, before the switch. */
+    if (WEFT__UNLIKELY(L->observer)) {
+        L->observer->step_end(L, t);
+        if (next)
+            L->observer->step_begin(L, next);
+    }
     if (next == t) {
         WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
-        if (WEFT__UNLIKELY(L->observer))
-            L->observer->step_begin(L, t);
         return;
     }
     if (next) {
@@ -208,8 +210,6 @@ void weft__suspend(weft_task *t)
     /* Not `s`: while a compact task waits, evict may move its descriptor. */
     asan_arrived(L, t->stack);
 #endif
-    if (WEFT__UNLIKELY(L->observer))
-        L->observer->step_begin(L, t);
 }
 
 /* Runs a ready task until it suspends or returns; called by the scheduler. */
@@ -262,6 +262,8 @@ void weft__task_run_first(weft_loop *L, weft_task *t)
     }
     WEFT__STATE(t) = WEFT__RUNNING;
     L->current = t;
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_begin(L, t);
 #ifdef WEFT__ASAN
     __sanitizer_start_switch_fiber(&L->asan_sched_fake, t->stack->lo, t->stack->size);
 #endif
