@@ -401,6 +401,9 @@ typedef struct weft__loop_stats {
 struct weft_loop {
     weft__fifo ready;
     weft_task *current;              /* running task, NULL in the scheduler */
+    /* Observation (debug/): NULL while nothing watches; see weft__observer. Tested
+     * at every switch, so it shares the first cache line with the ready queue. */
+    const weft__observer *observer;
     weft__ctx sched_ctx;             /* the thread's own stack, running the loop */
     weft__stack_pool stacks;
     weft__heap timers;
@@ -447,9 +450,7 @@ struct weft_loop {
     size_t notifier_count;           /* live: the loop waits for them rather than reporting a deadlock */
     atomic_int notify_pending;       /* some notifier was notified since the loop last looked */
 
-    /* Observation (debug/): NULL while nothing watches; see weft__observer. */
-    const weft__observer *observer;
-    weft__loop_stats stats;
+    weft__loop_stats stats;          /* weft_loop_metrics' counters that cost nothing */
 
     /* Modules above the core keep their per-loop state here (see weft__module). */
     void *slots[WEFT__SLOT_COUNT];
