@@ -123,6 +123,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
     WEFT__STATE(main_task) = WEFT__NEW;
     WEFT__FLAGS(main_task) = WEFT__MAIN;
     L->live_tasks++;
+    L->stats.tasks_spawned++;
     weft__fifo_push(&L->ready, &main_task->node);
     if (L->observer)
         L->observer->spawned(L, main_task);

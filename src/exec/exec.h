@@ -33,4 +33,8 @@ extern const weft__module weft__module_pools;
  */
 int weft__to_thread_held(weft_blocking_fn fn, void *arg, atomic_int *stop, bool always, const char *what);
 
+/* pool.c, for weft_get_loop_metrics (loop thread): the calls loop L submitted to
+ * thread pools that wait for a thread (*queued) and that run on one now (*running). */
+void weft__pools_counts(weft_loop *L, uint64_t *queued, uint64_t *running);
+
 #endif

@@ -134,6 +134,7 @@ struct loop_port {
     _Atomic(pool_call *) done;      /* finished calls, newest first (a lock-free stack) */
     atomic_size_t pushing;          /* threads inside port_push: the port must outlive them */
     atomic_size_t drains_posted;
+    atomic_size_t running;          /* calls of this loop running on a pool's thread (metrics) */
     /* The loop thread's only: */
     size_t drains_run;
     bool orphan;                    /* weft_run has ended: the last drain scheduled frees the port */
@@ -255,13 +256,17 @@ static void *worker_main(void *arg)
         atomic_store_explicit(&c->state, CALL_TAKEN, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
 
+        /* The port lives while c is outstanding: until port_push has returned. */
+        loop_port *port = c->port;
+        atomic_fetch_add_explicit(&port->running, 1, memory_order_relaxed);
         void *result = c->fn(c->arg);
         char *msg = NULL;
         int err = weft__thread_error_take(&msg);
         c->result = err ? NULL : result;
         c->err = err;
         c->msg = msg;
-        port_push(c->port, c); /* c may be freed from here on */
+        atomic_fetch_sub_explicit(&port->running, 1, memory_order_relaxed);
+        port_push(port, c); /* c may be freed from here on */
 
         pthread_mutex_lock(&p->lock);
         p->running--;
@@ -1200,4 +1205,32 @@ int weft_run_in_loop(weft_loop *loop, weft_fn fn, void *arg, void **result, doub
         free(msg);
     }
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Counts for the loop's metrics                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Loop thread: the calls this loop has submitted to thread pools, in two counts.
+ * *running: on a pool's thread now. *queued: submitted and waiting for a thread
+ * (on the port, not handed over yet, or in a pool's queue). Calls finished and on
+ * their way back (on the completion stack) are in neither. No lock: the completion
+ * stack only grows under us (its drain runs on this thread), and `running` is read
+ * once; a call finishing at that very instant may count as queued for that instant.
+ */
+void weft__pools_counts(weft_loop *L, uint64_t *queued, uint64_t *running)
+{
+    loop_port *port = L->slots[WEFT__SLOT_POOLS];
+    *queued = 0;
+    *running = 0;
+    if (!port)
+        return;
+    size_t back = 0;
+    for (pool_call *c = atomic_load_explicit(&port->done, memory_order_acquire); c; c = c->next_done)
+        back++;
+    size_t run = atomic_load_explicit(&port->running, memory_order_relaxed);
+    size_t waiting = port->outstanding > back + run ? port->outstanding - back - run : 0;
+    *queued = waiting;
+    *running = run;
 }
