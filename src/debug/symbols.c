@@ -58,7 +58,7 @@ UNWIND_CALLS(DECLARE_POINTER)
 #define DW_CALLS(X)                                                                                           \
     X(dwfl_begin) X(dwfl_report_begin) X(dwfl_linux_proc_report) X(dwfl_report_end) X(dwfl_addrmodule)        \
     X(dwfl_module_info) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_addrdie) \
-    X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo) X(dwarf_getscopes) X(dwarf_tag)              \
+    X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo) X(dwarf_getscopes) X(dwarf_getscopes_die) X(dwarf_tag)              \
     X(dwarf_diename) X(dwarf_attr_integrate) X(dwarf_formref_die) X(dwarf_attr) X(dwarf_formudata)            \
     X(dwarf_getsrcfiles) X(dwarf_filesrc)
 #ifndef DECLARE_POINTER
@@ -396,6 +396,19 @@ static int symbolize_dw(uintptr_t pc, Dwarf_Addr lookup, weft__frame *out, int m
     Dwarf_Die *cu = p_dwfl_module_addrdie(mod, lookup, &bias);
     Dwarf_Die *scopes = NULL;
     int nscopes = cu ? p_dwarf_getscopes(cu, lookup - bias, &scopes) : 0;
+    /* dwarf_getscopes continues past an inlined instance with the scopes of its
+     * abstract definition, losing the functions it was inlined into; the scopes of
+     * the innermost DIE itself follow the concrete tree (as eu-addr2line -i does). */
+    if (nscopes > 0) {
+        Dwarf_Die inner = scopes[0];
+        Dwarf_Die *chain = NULL;
+        int nchain = p_dwarf_getscopes_die(&inner, &chain);
+        if (nchain > 0) {
+            free(scopes);
+            scopes = chain;
+            nscopes = nchain;
+        }
+    }
     const char *at_path = path;
     int at_line = line;
     for (int i = 0; i < nscopes && n < max - 1; i++) {
