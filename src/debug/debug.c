@@ -218,7 +218,7 @@ static void obs_spawned(weft_loop *L, weft_task *t)
         if (td) {
             /* Two frames of weft's own at least (this hook, weft__spawn): left to
              * weft__backtrace_user_frame to skip, with any wrapper of weft's. */
-            weft__backtrace_here(&td->created, 1);
+            weft__backtrace_quick(&td->created, 1);
             x->debug = td;
         }
     }
@@ -246,7 +246,7 @@ static void obs_step_end(weft_loop *L, weft_task *t)
     weft__backtrace here;
     here.count = 0;
     if (td || ns > d->set.slow_step_ns)
-        weft__backtrace_here(&here, 1);
+        weft__backtrace_quick(&here, 1);
     if (ns > d->set.slow_step_ns)
         report_slow_step(L, t, ns, td ? &td->suspended : NULL, &here);
     if (td) {

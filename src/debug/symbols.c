@@ -190,6 +190,25 @@ int weft__backtrace_here(weft__backtrace *bt, int skip)
     return backtrace_glibc(bt, skip + 1);
 }
 
+int weft__backtrace_quick(weft__backtrace *bt, int skip)
+{
+#ifdef WEFT_HAVE_LIBUNWIND
+    /* unw_backtrace's first entry is in this function: always left out. */
+    void *pcs[WEFT__FRAMES_MAX + 8];
+    int want = skip + 1 + WEFT__FRAMES_MAX;
+    if (want > (int)(sizeof pcs / sizeof pcs[0]))
+        want = (int)(sizeof pcs / sizeof pcs[0]);
+    int n = unw_backtrace(pcs, want);
+    bt->first_is_return = 1;
+    bt->count = 0;
+    for (int i = skip + 1; i < n && bt->count < WEFT__FRAMES_MAX; i++)
+        bt->pcs[bt->count++] = (uintptr_t)pcs[i];
+    return bt->count;
+#else
+    return weft__backtrace_here(bt, skip + 1);
+#endif
+}
+
 int weft__backtrace_signal(weft__backtrace *bt, void *uc)
 {
     bt->first_is_return = 0; /* the interrupted instruction itself */
