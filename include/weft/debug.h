@@ -54,15 +54,18 @@ typedef struct weft_loop_metrics {
     int64_t longest_step_ns;
     uint32_t longest_step_task_id; /* 0 when the longest step was a callback's */
     char longest_step_task[48];    /* that task's name then, or "(callback)" */
-    /* The thread pools (weft_to_thread, weft_pool_call) for this loop. */
-    uint64_t pool_calls_queued;  /* submitted by this loop, waiting for a thread */
+    /* The calls this loop made to thread pools (weft_to_thread, weft_pool_run), the
+     * default pool's and its own pools' alike. */
+    uint64_t pool_calls_queued;  /* waiting for a thread: not handed over yet, or in a pool's queue */
     uint64_t pool_calls_running; /* running on a pool's thread now */
 } weft_loop_metrics;
 
 /*
  * weft_get_loop_metrics — fill *out with the calling thread's loop's counters.
- * Cheap (no system call but one clock read): a task may poll it every second and
- * export it.
+ * Cheap (no system call but one clock read, no lock): a task may poll it every
+ * second and export it. The counters only grow while the loop runs (but the gauges:
+ * tasks_alive, ready, timers, pool_calls_*); rates are differences between two reads.
+ * The step in progress (the caller's own) is not counted yet.
  * Returns: 0.
  * Suspends: never.
  * Errors: WEFT_ENOTINLOOP outside a running loop; -EINVAL when out is NULL.

@@ -47,7 +47,8 @@ typedef struct weft_options {
      * stopped, as file:line; reports about a task (an error nobody retrieved, a task
      * destroyed while pending) say where it was created. Debug mode also turns on the
      * watchdog (1 s unless `watchdog` says otherwise) and the SIGQUIT dump. It costs a
-     * stack capture (a few µs) at every suspension. */
+     * stack capture at every spawn and suspension (~0.2 µs, against ~0.01 µs for a
+     * switch without it) and ~0.7 KiB of memory per task. */
     int debug;
     /* Seconds: the step that debug mode reports as slow (0 = the default, 0.1 s, as
      * asyncio's slow_callback_duration). WEFT_SLOW_STEP=SECONDS. */

@@ -160,8 +160,7 @@ void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
 static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft__backtrace *resumed,
                              const weft__backtrace *stopped)
 {
-    (void)L;
-    char created[300], from[400], to[400];
+    char created[400], from[400], to[400];
     weft__debug_task_origin(t, created, sizeof created);
     if (resumed && resumed->count)
         describe_user_frame(resumed, from, sizeof from);
@@ -243,13 +242,17 @@ static void obs_step_end(weft_loop *L, weft_task *t)
     if (!d->set.debug)
         return;
     weft__task_debug *td = weft__task_debug_of(t);
+    bool slow = ns > d->set.slow_step_ns;
+    /* Where it stopped: its resume point next time, and the report's last line
+     * (a task that returned has neither). */
+    bool done = WEFT__STATE(t) == WEFT__DONE;
     weft__backtrace here;
     here.count = 0;
-    if (td || ns > d->set.slow_step_ns)
+    if (!done && (td || slow))
         weft__backtrace_quick(&here, 1);
-    if (ns > d->set.slow_step_ns)
+    if (slow)
         report_slow_step(L, t, ns, td ? &td->suspended : NULL, &here);
-    if (td) {
+    if (td && !done) {
         td->suspended = here;
         td->waiting_since_ns = weft__now(L);
     }

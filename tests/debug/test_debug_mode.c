@@ -357,6 +357,8 @@ Test(debug_mode, off_costs_no_memory_per_task)
     cr_assert_eq(weft_run_opts(heap_per_task_main, &off, NULL, &(weft_options){.virtual_time = 1}), 0);
     cr_assert_eq(weft_run_opts(heap_per_task_main, &on, NULL, &(weft_options){.virtual_time = 1, .debug = 1}), 0);
     cr_log_info("heap bytes per task: %.0f with debug mode off, %.0f on", off, on);
+    if (off == 0 && on == 0)
+        cr_skip_test("mallinfo2 sees none of the heap (a sanitizer's allocator serves it)");
     /* Debug mode keeps two captured stacks per task (over 500 bytes); without it a
      * task is its record in a slab. */
     cr_expect_gt(on - off, 400, "debug mode adds %.0f bytes per task (off: %.0f, on: %.0f): is it on?", on - off,
