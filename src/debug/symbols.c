@@ -50,7 +50,7 @@
 #define NAME_OF_(x) #x
 
 #ifdef WEFT_HAVE_LIBUNWIND
-#define UNWIND_CALLS(X) X(unw_tdep_getcontext) X(unw_init_local) X(unw_init_local2) X(unw_step) X(unw_get_reg)
+#define UNWIND_CALLS(X) X(unw_tdep_getcontext) X(unw_init_local) X(unw_init_local2) X(unw_step) X(unw_get_reg) X(unw_backtrace)
 #define DECLARE_POINTER(f) static __typeof__(f) *p_##f;
 UNWIND_CALLS(DECLARE_POINTER)
 #endif
@@ -193,12 +193,14 @@ int weft__backtrace_here(weft__backtrace *bt, int skip)
 int weft__backtrace_quick(weft__backtrace *bt, int skip)
 {
 #ifdef WEFT_HAVE_LIBUNWIND
+    if (!have_unwind(true))
+        return backtrace_glibc(bt, skip + 1);
     /* unw_backtrace's first entry is in this function: always left out. */
     void *pcs[WEFT__FRAMES_MAX + 8];
     int want = skip + 1 + WEFT__FRAMES_MAX;
     if (want > (int)(sizeof pcs / sizeof pcs[0]))
         want = (int)(sizeof pcs / sizeof pcs[0]);
-    int n = unw_backtrace(pcs, want);
+    int n = p_unw_backtrace(pcs, want);
     bt->first_is_return = 1;
     bt->count = 0;
     for (int i = skip + 1; i < n && bt->count < WEFT__FRAMES_MAX; i++)
