@@ -214,7 +214,13 @@ static void await_unwait(weft_task *self, int reason)
     }
 }
 
-static const weft__wait_kind future_wait = {"future", await_unwait, NULL};
+static void future_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_future *f = self->wait_obj;
+    snprintf(buf, size, "%p, pending; %zu awaiting", (const void *)f, f->waiters.count);
+}
+
+static const weft__wait_kind future_wait = {"future", await_unwait, future_describe};
 
 int weft_future_await(weft_future *f, void **result)
 {

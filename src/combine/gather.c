@@ -55,7 +55,24 @@ static void gather_unwait(weft_task *self, int reason)
     cancel_children(self->wait_obj);
 }
 
-static const weft__wait_kind gather_wait_kind = {"gather", gather_unwait, NULL};
+/* weft_dump: how many children are left, and the first of them. */
+static void gather_describe(const weft_task *self, char *buf, size_t size)
+{
+    const gather *g = self->wait_obj;
+    char first[128] = "";
+    for (size_t i = 0; i < g->n; i++) {
+        const weft_task *t = g->tasks[i];
+        if (is_ours(g, t) && WEFT__STATE(t) != WEFT__DONE) {
+            char who[112];
+            weft__describe_task(t, who, sizeof who);
+            snprintf(first, sizeof first, ", the first %s", who);
+            break;
+        }
+    }
+    snprintf(buf, size, "%zu of %zu tasks unfinished%s", g->remaining, g->n, first);
+}
+
+static const weft__wait_kind gather_wait_kind = {"gather", gather_unwait, gather_describe};
 
 /* While the arguments are checked, each task is claimed by this marker, so that a
  * task given twice is found; the gather's own state claims them afterwards. */

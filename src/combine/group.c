@@ -11,6 +11,7 @@
 #include "core/core.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* One child of a group: the group's claim on the child's outcome (the scheduler
@@ -201,7 +202,24 @@ static void group_unwait(weft_task *self, int reason)
     g->owner_waiting = false;
 }
 
-static const weft__wait_kind group_wait = {"task group's children", group_unwait, NULL};
+/* weft_dump: how many children are left, and the first of them. */
+static void group_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_group *g = self->wait_obj;
+    char first[128] = "";
+    for (const group_child *c = g->children; c; c = c->next) {
+        if (WEFT__STATE(c->task) != WEFT__DONE) {
+            char who[112];
+            weft__describe_task(c->task, who, sizeof who);
+            snprintf(first, sizeof first, ", the first %s", who);
+            break;
+        }
+    }
+    snprintf(buf, size, "group %p: %zu children unfinished%s%s", (const void *)g, g->pending, first,
+             g->aborting ? "; aborting (children cancelled)" : "");
+}
+
+static const weft__wait_kind group_wait = {"task group's children", group_unwait, group_describe};
 
 /*
  * Suspends the owner until the last child finishes or someone cancels it, and

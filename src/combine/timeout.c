@@ -284,7 +284,19 @@ static void wait_for_unwait(weft_task *self, int reason)
     weft__task_let_go(child, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-static const weft__wait_kind wait_for_wait = {"wait_for", wait_for_unwait, NULL};
+/* weft_dump: the task waited for and the deadline. */
+static void wait_for_describe(const weft_task *self, char *buf, size_t size)
+{
+    const wait_for_state *st = self->wait_obj;
+    char who[112] = "a task let go", when[96] = "passed";
+    if (st->child)
+        weft__describe_task(st->child, who, sizeof who);
+    if (st->timer)
+        weft__describe_timer(weft__loop, &st->timer->node, when, sizeof when);
+    snprintf(buf, size, "%s; deadline %s%s", who, when, st->timed_out ? " (timed out: its cancellation is waited for)" : "");
+}
+
+static const weft__wait_kind wait_for_wait = {"wait_for", wait_for_unwait, wait_for_describe};
 
 int weft_wait_for(weft_task *h, double timeout, void **result)
 {

@@ -185,7 +185,28 @@ static void wait_unwait(weft_task *self, int reason)
     wait_unhook(self->wait_obj);
 }
 
-static const weft__wait_kind wait_wait = {"weft_wait", wait_unwait, NULL};
+/* weft_dump: a deadline, if any ("never" otherwise). */
+static void describe_deadline(const weft__callback *timer, char *buf, size_t size)
+{
+    if (timer)
+        weft__describe_timer(weft__loop, &timer->node, buf, size);
+    else
+        snprintf(buf, size, "none");
+}
+
+static void wait_describe(const weft_task *self, char *buf, size_t size)
+{
+    const wait_state *s = self->wait_obj;
+    char when[96];
+    describe_deadline(s->timer, when, sizeof when);
+    snprintf(buf, size, "%zu of %zu tasks unfinished, until %s; timeout %s", s->remaining, s->n,
+             s->return_when == WEFT_FIRST_COMPLETED   ? "the first completes"
+             : s->return_when == WEFT_FIRST_EXCEPTION ? "the first fails or all complete"
+                                                      : "all complete",
+             when);
+}
+
+static const weft__wait_kind wait_wait = {"weft_wait", wait_unwait, wait_describe};
 
 /* Whether return_when is satisfied by the tasks as they are now. */
 static bool wait_condition_holds(weft_task *const *tasks, size_t n, int return_when)
@@ -396,7 +417,15 @@ static void ac_unwait(weft_task *self, int reason)
      * and weft_as_completed_next forgets the waiter when it returns. */
 }
 
-static const weft__wait_kind ac_wait = {"as_completed", ac_unwait, NULL};
+static void ac_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_as_completed *ac = self->wait_obj;
+    char when[96];
+    describe_deadline(ac->timer, when, sizeof when);
+    snprintf(buf, size, "%zu of %zu tasks unfinished; timeout %s", ac->unfinished, ac->n, when);
+}
+
+static const weft__wait_kind ac_wait = {"as_completed", ac_unwait, ac_describe};
 
 weft_as_completed *weft_as_completed_new(weft_task *const *tasks, size_t n, double timeout)
 {
@@ -546,7 +575,13 @@ static void shield_unwait(weft_task *self, int reason)
     weft__task_unlisten(w->task, &w->listener);
 }
 
-static const weft__wait_kind shield_wait = {"shielded task", shield_unwait, NULL};
+static void shield_describe(const weft_task *self, char *buf, size_t size)
+{
+    const shield_watch *w = self->wait_obj;
+    weft__describe_task(w->task, buf, size);
+}
+
+static const weft__wait_kind shield_wait = {"shielded task", shield_unwait, shield_describe};
 
 int weft_shield(weft_task *h, void **result)
 {
@@ -623,7 +658,16 @@ static void task_watch_unwait(weft_task *self, int reason)
     weft_cancel(w->task, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-static const weft__wait_kind task_watch_wait = {"task to finish", task_watch_unwait, NULL};
+static void task_watch_describe(const weft_task *self, char *buf, size_t size)
+{
+    const task_watch *w = self->wait_obj;
+    if (w->task)
+        weft__describe_task(w->task, buf, size);
+    else
+        snprintf(buf, size, "a task that has finished");
+}
+
+static const weft__wait_kind task_watch_wait = {"task to finish", task_watch_unwait, task_watch_describe};
 
 int weft_task_wait(weft_task *h, void **result)
 {

@@ -726,4 +726,23 @@ const char *weft__task_errmsg(weft_task *t);
 /* Writes to stderr in one write(2), so reports from several threads do not interleave. */
 void weft__report(const char *fmt, ...) WEFT_PRINTF(1, 2);
 
+
+/* ------------------------------------------------------------------------ */
+/* For seeing inside the loop (debug/'s weft_dump and the wait kinds' describe) */
+/* ------------------------------------------------------------------------ */
+
+/* loop.c: calls fn for every task record of L in use (spawned and not freed, DONE
+ * included), in no particular order. fn must not free or spawn tasks. */
+void weft__loop_for_each_task(weft_loop *L, void (*fn)(weft_loop *, weft_task *, void *), void *arg);
+/* loop.c: "new", "ready", "running", "waiting", "done" (or "free"). */
+const char *weft__task_state_name(const weft_task *t);
+/* loop.c: loop time `when` (ns, as weft__now gives it) in seconds since the loop
+ * started (virtual time: since 0). */
+double weft__loop_seconds(weft_loop *L, int64_t when);
+/* loop.c: writes when the timer of `owner` (a sleeping task's or a weft__callback's
+ * node) fires: "in 1.50 s, at loop time 12.00 s", or "not scheduled". */
+void weft__describe_timer(weft_loop *L, const weft__node *owner, char *buf, size_t size);
+/* loop.c: writes `task 7 "fetch" (waiting)` for record t, which must be in use. */
+void weft__describe_task(const weft_task *t, char *buf, size_t size);
+
 #endif

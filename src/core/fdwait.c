@@ -13,6 +13,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,7 +89,15 @@ static void fd_unwait(weft_task *self, int reason)
     fd_update(weft__loop, f);
 }
 
-static const weft__wait_kind fd_wait_kind = {"descriptor", fd_unwait, NULL};
+/* weft_dump: which descriptor, for what. */
+static void fd_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft__fd *f = self->wait_obj;
+    bool r = f->reader == self, w = f->writer == self;
+    snprintf(buf, size, "fd %d, to %s", f->w.fd, r && w ? "read or write" : w ? "write" : "read");
+}
+
+static const weft__wait_kind fd_wait_kind = {"descriptor", fd_unwait, fd_describe};
 
 int weft__fd_wait(weft_loop *L, weft__fd *f, unsigned events)
 {

@@ -294,3 +294,56 @@ void weft__loop_reap(weft_loop *L)
 {
     for_each_task(L, reap_one, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* For seeing inside the loop (weft_dump, the wait kinds' describe)          */
+/* ------------------------------------------------------------------------ */
+
+void weft__loop_for_each_task(weft_loop *L, void (*fn)(weft_loop *, weft_task *, void *), void *arg)
+{
+    for_each_task(L, fn, arg);
+}
+
+const char *weft__task_state_name(const weft_task *t)
+{
+    switch (WEFT__STATE(t)) {
+    case WEFT__NEW:
+        return "new";
+    case WEFT__READY:
+        return "ready";
+    case WEFT__RUNNING:
+        return "running";
+    case WEFT__WAITING:
+        return "waiting";
+    case WEFT__DONE:
+        return "done";
+    default:
+        return "free";
+    }
+}
+
+double weft__loop_seconds(weft_loop *L, int64_t when)
+{
+    return (double)(when - (L->virtual_time ? 0 : L->stats.started_ns)) / 1e9;
+}
+
+void weft__describe_timer(weft_loop *L, const weft__node *owner, char *buf, size_t size)
+{
+    /* The node's slot (index + 1) is trusted only if the heap agrees. */
+    uint32_t slot = owner ? owner->u32 : 0;
+    if (slot == 0 || slot > L->timers.count || L->timers.e[slot - 1].owner != owner) {
+        snprintf(buf, size, "not scheduled");
+        return;
+    }
+    int64_t when = L->timers.e[slot - 1].when;
+    int64_t in = when - weft__now(L);
+    if (in >= 0)
+        snprintf(buf, size, "in %.3f s, at loop time %.3f s", (double)in / 1e9, weft__loop_seconds(L, when));
+    else
+        snprintf(buf, size, "due %.3f s ago, at loop time %.3f s", (double)-in / 1e9, weft__loop_seconds(L, when));
+}
+
+void weft__describe_task(const weft_task *t, char *buf, size_t size)
+{
+    snprintf(buf, size, "task %u \"%s\" (%s)", t->id, weft_task_name(t), weft__task_state_name(t));
+}

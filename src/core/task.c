@@ -612,7 +612,13 @@ static void await_unwait(weft_task *self, int reason)
     weft__task_let_go(self->wait_obj, true, self->extra ? self->extra->cancel_msg : NULL);
 }
 
-static const weft__wait_kind await_wait = {"awaited task", await_unwait, NULL};
+/* weft_dump: the task awaited, and what it does. */
+static void await_describe(const weft_task *self, char *buf, size_t size)
+{
+    weft__describe_task(self->wait_obj, buf, size);
+}
+
+static const weft__wait_kind await_wait = {"awaited task", await_unwait, await_describe};
 
 int weft_task_result(const weft_task *h, void **result)
 {
@@ -902,7 +908,15 @@ static void sleep_unwait(weft_task *self, int reason)
     weft__heap_remove(&weft__loop->timers, &self->node);
 }
 
-static const weft__wait_kind sleep_wait = {"sleep", sleep_unwait, NULL};
+/* weft_dump: when it wakes (its timer is its own node in the heap). */
+static void sleep_describe(const weft_task *self, char *buf, size_t size)
+{
+    char when[96];
+    weft__describe_timer(weft__loop, &self->node, when, sizeof when);
+    snprintf(buf, size, "wakes %s", when);
+}
+
+static const weft__wait_kind sleep_wait = {"sleep", sleep_unwait, sleep_describe};
 
 int weft_sleep(double seconds)
 {

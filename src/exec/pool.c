@@ -535,7 +535,27 @@ static void call_unwait(weft_task *self, int reason)
     c->task = NULL; /* running or on its way back: the drain frees it */
 }
 
-static const weft__wait_kind call_wait = {"thread pool call", call_unwait, NULL};
+/* weft_dump: where the call is ("the function" itself is named by the dump, which
+ * can symbolize it: see weft__pools_for_each_call). */
+static const char *call_where(const pool_call *c)
+{
+    switch (atomic_load_explicit(&c->state, memory_order_acquire)) {
+    case CALL_PENDING:
+        return "not handed to its pool yet";
+    case CALL_QUEUED:
+        return "queued, waiting for a thread";
+    default:
+        return c->back ? "back" : "running on a pool thread";
+    }
+}
+
+static void call_describe(const weft_task *self, char *buf, size_t size)
+{
+    const pool_call *c = self->wait_obj;
+    snprintf(buf, size, "%s%s", call_where(c), c->pool == c->port->default_pool ? " (default pool)" : "");
+}
+
+static const weft__wait_kind call_wait = {"thread pool call", call_unwait, call_describe};
 
 /* A held call's task is cancelled: a call not started is taken back (unless it
  * must run); one running is waited for again, its stop flag raised. The record
@@ -553,7 +573,7 @@ static void held_unwait(weft_task *self, int reason)
         atomic_store_explicit(c->stop, 1, memory_order_relaxed);
 }
 
-static const weft__wait_kind held_wait = {"thread pool call (not cancellable)", held_unwait, NULL};
+static const weft__wait_kind held_wait = {"thread pool call (not cancellable)", held_unwait, call_describe};
 
 /*
  * Appends the calls first..last (n of them, linked by next/prev) to p's queue and
@@ -657,7 +677,13 @@ static void closer_unwait(weft_task *self, int reason)
     port->closer = NULL;
 }
 
-static const weft__wait_kind closer_wait = {"thread pool calls to finish", closer_unwait, NULL};
+static void closer_describe(const weft_task *self, char *buf, size_t size)
+{
+    const loop_port *port = self->wait_obj;
+    snprintf(buf, size, "%zu calls of this loop still out", port->outstanding);
+}
+
+static const weft__wait_kind closer_wait = {"thread pool calls to finish", closer_unwait, closer_describe};
 
 /*
  * Makes a call record for fn(arg) on pool p (NULL: the default pool) and hands it
@@ -867,7 +893,13 @@ static void shutdown_unwait(weft_task *self, int reason)
     free(w);
 }
 
-static const weft__wait_kind shutdown_wait = {"thread pool shutdown", shutdown_unwait, NULL};
+static void shutdown_describe(const weft_task *self, char *buf, size_t size)
+{
+    const shutdown_waiter *w = self->wait_obj;
+    snprintf(buf, size, "pool %p to empty", (const void *)w->pool);
+}
+
+static const weft__wait_kind shutdown_wait = {"thread pool shutdown", shutdown_unwait, shutdown_describe};
 
 /* A task waits, suspended, for a shut-down pool to empty. */
 static int shutdown_wait_in_task(weft_pool *p, weft_task *self)

@@ -601,7 +601,23 @@ static void queue_unwait(weft_task *self, int reason)
         dequeue(c->pool, c);
 }
 
-static const weft__wait_kind queue_wait = {"process pool call", queue_unwait, NULL};
+/* weft_dump: the call waits in the pool's queue for a free worker process. */
+static void queue_describe(const weft_task *self, char *buf, size_t size)
+{
+    const pcall *c = self->wait_obj;
+    if (c->shutdown || !c->queued) {
+        snprintf(buf, size, "handed a worker, not resumed yet");
+        return;
+    }
+    size_t place = 1, n = 0;
+    for (const weft__dlink *l = c->pool->queue.head; l; l = l->next, n++)
+        if (l == &c->link)
+            place = n + 1;
+    snprintf(buf, size, "pool %p: waiting for one of its %zu workers, %zu of %zu in its queue",
+             (const void *)c->pool, c->pool->count, place, n);
+}
+
+static const weft__wait_kind queue_wait = {"process pool call", queue_unwait, queue_describe};
 
 /* A worker is free again: to the oldest waiting call, or idle. */
 static void release(weft_procpool *pool, worker *w)

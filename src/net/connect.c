@@ -92,7 +92,27 @@ static void connecting_unwait(weft_task *self, int reason)
     c->waiter = NULL;
 }
 
-static const weft__wait_kind connecting_wait = {"connect", connecting_unwait, NULL};
+/* weft_dump: the attempts under way. */
+static void connecting_describe(const weft_task *self, char *buf, size_t size)
+{
+    const connecting *c = self->wait_obj;
+    size_t open = 0;
+    const attempt *first = NULL;
+    for (size_t i = 0; i < c->started; i++) {
+        if (c->at[i].fd >= 0) {
+            open++;
+            if (!first)
+                first = &c->at[i];
+        }
+    }
+    char addr[128] = "";
+    if (first)
+        weft__format_ai(first->ai, addr, sizeof addr);
+    snprintf(buf, size, "%zu of %zu addresses tried, %zu under way%s%s", c->started, c->n, open,
+             first ? ", to " : "", addr);
+}
+
+static const weft__wait_kind connecting_wait = {"connect", connecting_unwait, connecting_describe};
 
 static void timer_stop(connecting *c)
 {

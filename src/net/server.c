@@ -618,7 +618,15 @@ static void closed_unwait(weft_task *self, int reason)
     weft__fifo_remove(self->wait_obj, &self->node);
 }
 
-static const weft__wait_kind closed_wait = {"server to close", closed_unwait, NULL};
+/* weft_dump: which server, and what keeps it from finishing. */
+static void closed_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_server *srv = WEFT__CONTAINER_OF((const weft__fifo *)self->wait_obj, weft_server, waiters);
+    snprintf(buf, size, "server at %s: %s, %zu connection handlers running", srv->where,
+             srv->closed ? "closed" : "serving", srv->nconns);
+}
+
+static const weft__wait_kind closed_wait = {"server to close", closed_unwait, closed_describe};
 
 /* Whether srv is over: closed, and every handler returned. */
 static bool finished(const weft_server *srv)

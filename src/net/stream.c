@@ -149,8 +149,9 @@ static void wake_all(weft__fifo *list, int reason)
         weft__wake(WEFT__CONTAINER_OF(n, weft_task, node), reason);
 }
 
-/* Suspends the current task on `list` until woken; returns the wake reason. */
-static int wait_on(weft__fifo *list);
+/* Suspends the current task on `list` (s->drainers or s->closers) until woken;
+ * returns the wake reason. */
+static int wait_on(weft_stream *s, weft__fifo *list);
 
 static void free_buffers(weft_stream *s)
 {
@@ -425,13 +426,31 @@ static void list_unwait(weft_task *self, int reason)
     weft__fifo_remove(self->wait_obj, &self->node);
 }
 
-static const weft__wait_kind list_wait = {"stream to drain or close", list_unwait, NULL};
+/* weft_dump: the stream's descriptor and what is left to send. */
+static void describe_stream(const weft_stream *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "fd %d: %zu bytes to send%s%s", s->w.fd, s->wend - s->wstart, s->tls ? ", TLS" : "",
+             s->closing ? ", closing" : "");
+}
 
-static int wait_on(weft__fifo *list)
+static void drain_describe(const weft_task *self, char *buf, size_t size)
+{
+    describe_stream(WEFT__CONTAINER_OF((const weft__fifo *)self->wait_obj, weft_stream, drainers), buf, size);
+}
+
+static void close_describe(const weft_task *self, char *buf, size_t size)
+{
+    describe_stream(WEFT__CONTAINER_OF((const weft__fifo *)self->wait_obj, weft_stream, closers), buf, size);
+}
+
+static const weft__wait_kind drain_wait = {"stream to drain", list_unwait, drain_describe};
+static const weft__wait_kind close_wait = {"stream to close", list_unwait, close_describe};
+
+static int wait_on(weft_stream *s, weft__fifo *list)
 {
     weft_task *self = weft__current();
     weft__fifo_push(list, &self->node);
-    return weft__wait(&list_wait, list);
+    return weft__wait(list == &s->drainers ? &drain_wait : &close_wait, list);
 }
 
 static void reader_unwait(weft_task *self, int reason)
@@ -444,7 +463,13 @@ static void reader_unwait(weft_task *self, int reason)
     }
 }
 
-static const weft__wait_kind reader_wait = {"stream read", reader_unwait, NULL};
+static void reader_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_stream *s = self->wait_obj;
+    snprintf(buf, size, "fd %d: %zu bytes buffered%s", s->w.fd, s->rend - s->rstart, s->tls ? ", TLS" : "");
+}
+
+static const weft__wait_kind reader_wait = {"stream read", reader_unwait, reader_describe};
 
 /* Suspends the reading task until the descriptor is readable (or failed).
  * Returns the wake reason, or the refusal to watch the descriptor (the task did
@@ -1106,7 +1131,7 @@ int weft_stream_drain(weft_stream *h)
     if (!weft__current())
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_drain must be called from a task (it may suspend)");
     enter(s);
-    int rc = wait_on(&s->drainers);
+    int rc = wait_on(s, &s->drainers);
     if (rc == -ECANCELED)
         rc = weft__cancelled_errmsg(weft__current());
     else if (rc < 0)
@@ -1168,7 +1193,7 @@ static ssize_t stream_sendfile(weft_stream *s, int file_fd, off_t offset, size_t
 {
     /* What was written before goes first. */
     while (wbuffered(s) > 0 && !s->werr && !s->closed) {
-        int rc = wait_on(&s->drainers);
+        int rc = wait_on(s, &s->drainers);
         if (rc == -ECANCELED)
             return weft__cancelled_errmsg(weft__current());
         if (rc < 0)
@@ -1203,7 +1228,7 @@ static ssize_t stream_sendfile(weft_stream *s, int file_fd, off_t offset, size_t
                 s->sendfile_waits = false;
                 return weft__set_errmsg(rc, "weft_stream_sendfile: cannot watch the socket: %s", weft_strerror(rc));
             }
-            rc = wait_on(&s->drainers);
+            rc = wait_on(s, &s->drainers);
             if (rc == -ECANCELED)
                 return weft__cancelled_errmsg(weft__current());
             if (rc < 0)
@@ -1269,7 +1294,7 @@ static ssize_t tls_sendfile(weft_stream *s, int file_fd, off_t offset, size_t co
         }
         done += (size_t)n;
         if (wbuffered(s) > s->high) {
-            w = wait_on(&s->drainers);
+            w = wait_on(s, &s->drainers);
             if (w == -ECANCELED) {
                 rc = weft__cancelled_errmsg(weft__current());
                 break;
@@ -1365,7 +1390,7 @@ int weft_stream_close(weft_stream *h)
         if (weft__current()) {
             /* Another task may close or abort s meanwhile: this one still holds the
              * record (enter), and both give the handle up once. */
-            int w = wait_on(&s->closers);
+            int w = wait_on(s, &s->closers);
             if (w == -ECANCELED) {
                 rc = weft__cancelled_errmsg(weft__current());
                 abort_now(s);
@@ -1406,7 +1431,7 @@ int weft_stream_wait_closed(weft_stream *h)
     if (!weft__current())
         return weft__set_errmsg(WEFT_ENOTINLOOP, "weft_stream_wait_closed must be called from a task");
     enter(s);
-    int rc = wait_on(&s->closers);
+    int rc = wait_on(s, &s->closers);
     if (rc == -ECANCELED)
         rc = weft__cancelled_errmsg(weft__current());
     else
@@ -1729,7 +1754,7 @@ void weft__stream_server_done(weft_stream *s)
     if (!s->closed && wbuffered(s) > 0 && !s->werr) {
         s->close_when_flushed = true;
         (void)update_interest(s); /* shrinks, or bytes already wanted it */
-        if (wait_on(&s->closers) == -ECANCELED)
+        if (wait_on(s, &s->closers) == -ECANCELED)
             abort_now(s);
     }
     if (!s->closed)

@@ -665,7 +665,13 @@ static void spawn_unwait(weft_task *self, int reason)
     self->wait_obj = NULL;  /* tells spawn the job is no longer its own: it may be gone */
 }
 
-static const weft__wait_kind spawn_wait = {"process to start", spawn_unwait, NULL};
+static void spawn_describe(const weft_task *self, char *buf, size_t size)
+{
+    const spawn_job *j = self->wait_obj;
+    snprintf(buf, size, "%s, being started on a thread", j->p->name);
+}
+
+static const weft__wait_kind spawn_wait = {"process to start", spawn_unwait, spawn_describe};
 
 /* A start whose task left: the child, if any, is killed and reaped in the
  * background, as a freed one is. */
@@ -891,7 +897,13 @@ static void wait_unwait(weft_task *self, int reason)
     waitq_remove(&p->waiters, self);
 }
 
-static const weft__wait_kind exit_wait = {"process to exit", wait_unwait, NULL};
+static void exit_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_process *p = self->wait_obj;
+    snprintf(buf, size, "pid %ld (%s)", (long)p->pid, p->name);
+}
+
+static const weft__wait_kind exit_wait = {"process to exit", wait_unwait, exit_describe};
 
 /* Suspends self until p's child is reaped (by the watcher: a child that has
  * exited but was not reaped yet costs one suspension, not a system call more).
@@ -1169,7 +1181,13 @@ static void drainer_unwait(weft_task *self, int reason)
         st->drainer = NULL;
 }
 
-static const weft__wait_kind drainer_wait = {"process pipes to drain", drainer_unwait, NULL};
+static void drainer_describe(const weft_task *self, char *buf, size_t size)
+{
+    const proc_loop *st = self->wait_obj;
+    snprintf(buf, size, "%zu starts still out on their threads", st->starting);
+}
+
+static const weft__wait_kind drainer_wait = {"process pipes to drain", drainer_unwait, drainer_describe};
 
 /* The loop's end waits here for starts still out on their threads. */
 static void *wait_for_starts(void *arg)

@@ -491,7 +491,17 @@ static void signal_unwait(weft_task *self, int reason)
     }
 }
 
-static const weft__wait_kind signal_wait = {"signal", signal_unwait, NULL};
+/* weft_dump: which signal (the record's place in the loop's table says it). */
+static void signal_describe(const weft_task *self, char *buf, size_t size)
+{
+    const caught *c = self->wait_obj;
+    const loop_signals *S = weft__loop->slots[WEFT__SLOT_SIGNALS];
+    char nb[24];
+    int sig = S ? (int)(c - S->sigs) : 0;
+    snprintf(buf, size, "%s", sig > 0 && sig < NSIG ? signal_name(sig, nb, sizeof nb) : "(unknown)");
+}
+
+static const weft__wait_kind signal_wait = {"signal", signal_unwait, signal_describe};
 
 /* What a wait returns for the arrivals since `since`; they are accounted for. */
 static int take_arrivals(caught *c, uint64_t since)

@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdalign.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,7 +202,35 @@ static void chan_unwait(weft_task *self, int reason)
     wait_unhook(self->wait_obj);
 }
 
-static const weft__wait_kind chan_wait_kind = {"channel", chan_unwait, NULL};
+/* weft_dump: the operation (or a select's cases, a few of them) and its channel. */
+static void chan_describe(const weft_task *self, char *buf, size_t size)
+{
+    chan_wait *w = self->wait_obj;
+    size_t used = 0;
+    if (w->n > 1 || w->timer) {
+        int n = snprintf(buf, size, "select of %u case%s:", w->n, w->n == 1 ? "" : "s");
+        used = n > 0 ? (size_t)n : 0;
+    }
+    chan_waiter *r = first_waiter(w);
+    for (uint32_t i = 0; i < w->n && i < 4 && used < size; i++, r = next_waiter(r)) {
+        const weft_chan *ch = r->chan;
+        int n = snprintf(buf + used, size - used, "%s%s %p (%zu of %zu buffered%s)", used ? " " : "",
+                         r->op == WEFT_SEND ? "send on" : "receive from", (const void *)ch, ch->count, ch->cap,
+                         ch->closed ? ", closed" : "");
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (w->n > 4 && used < size) {
+        int n = snprintf(buf + used, size - used, " and %u more", w->n - 4);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (w->timer && used < size) {
+        char when[96];
+        weft__describe_timer(weft__loop, &w->timer->node, when, sizeof when);
+        snprintf(buf + used, size - used, "; times out %s", when);
+    }
+}
+
+static const weft__wait_kind chan_wait_kind = {"channel", chan_unwait, chan_describe};
 
 static void select_timed_out(void *arg)
 {

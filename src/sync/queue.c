@@ -22,6 +22,7 @@
 #include "util/dlist.h"
 #include "core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ typedef struct waiter {
     weft__dlink link;  /* on a wait list; while spare, link.next chains the spares */
     weft_task *task;
     weft__dlist *list; /* the wait list it is on; NULL once woken or unhooked */
+    struct weft_queue *queue; /* the queue it waits on (for weft_dump) */
     bool woken;        /* taken off the list by the queue (not by cancellation) */
 } waiter;
 
@@ -145,7 +147,23 @@ static void waiter_unwait(weft_task *self, int reason)
         list_unlink(w->list, w);
 }
 
-static const weft__wait_kind waiter_wait = {"queue", waiter_unwait, NULL};
+/* weft_dump: which queue, which call, how full. */
+static void waiter_describe(const weft_task *self, char *buf, size_t size)
+{
+    const waiter *w = self->wait_obj;
+    const weft_queue *q = w->queue;
+    const char *op = w->list == &q->getters ? "get from"
+                     : w->list == &q->putters ? "put into"
+                     : w->list == &q->joiners ? "join of"
+                                              : "call on";
+    char max[32] = "unbounded";
+    if (q->maxsize)
+        snprintf(max, sizeof max, "maxsize %zu", q->maxsize);
+    snprintf(buf, size, "%s %p: %zu items (%s), %zu unfinished%s", op, (const void *)q, q->count, max,
+             q->unfinished, q->shutdown ? ", shut down" : "");
+}
+
+static const weft__wait_kind waiter_wait = {"queue", waiter_unwait, waiter_describe};
 
 /*
  * Suspends the current task on l (at the front when it had already been served
@@ -161,7 +179,7 @@ static int wait_on(weft_queue *q, weft__dlist *l, bool front, bool *woken)
         q->spare = spare_after(w);
     else if (!(w = malloc(sizeof *w)))
         return -ENOMEM;
-    *w = (waiter){.task = weft__current(), .list = l};
+    *w = (waiter){.task = weft__current(), .list = l, .queue = q};
     if (front)
         weft__dlist_push_front(l, &w->link);
     else

@@ -18,6 +18,7 @@
 #include "core/core.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------------------ */
@@ -53,6 +54,16 @@ static void waitq_remove(weft__fifo *q, weft_task *t)
 static weft_task *waitq_pop(weft__fifo *q)
 {
     return (weft_task *)weft__fifo_pop(q);
+}
+
+/* For weft_dump: t's place in a wait queue (1: the first), 0 if it is not there. */
+static size_t waitq_place(const weft__fifo *q, const weft_task *t)
+{
+    size_t i = 1;
+    for (const weft__node *n = q->head; n; n = n->next, i++)
+        if (n == &t->node)
+            return i;
+    return 0;
 }
 
 /* The loop a new primitive belongs to, or NULL with the message set. */
@@ -197,7 +208,27 @@ static void lock_unwait(weft_task *self, int reason)
     waitq_remove(&lock->waiters, self);
 }
 
-static const weft__wait_kind lock_wait = {"lock", lock_unwait, NULL};
+/* weft_dump: which lock, who holds it (the owner record is type-stable: reading its
+ * state and id is safe even once freed), and the queue. */
+static void lock_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_lock *lock = self->wait_obj;
+    const weft_task *owner = lock->owner;
+    char holder[128];
+    if (!lock->locked || !owner)
+        snprintf(holder, sizeof holder, "free");
+    else if (WEFT__STATE(owner) == WEFT__FREE || owner->id != lock->owner_id)
+        snprintf(holder, sizeof holder, "held by task %u, which has finished without releasing it", lock->owner_id);
+    else {
+        char who[96];
+        weft__describe_task(owner, who, sizeof who);
+        snprintf(holder, sizeof holder, "held by %s", who);
+    }
+    snprintf(buf, size, "%p %s; %zu of %zu waiting", (const void *)lock, holder,
+             waitq_place(&lock->waiters, self), lock->waiters.count);
+}
+
+static const weft__wait_kind lock_wait = {"lock", lock_unwait, lock_describe};
 
 static void lock_unwait(weft_task *self, int reason);
 
@@ -371,7 +402,13 @@ static void event_unwait(weft_task *self, int reason)
     waitq_remove(&ev->waiters, self);
 }
 
-static const weft__wait_kind event_wait = {"event", event_unwait, NULL};
+static void event_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_event *ev = self->wait_obj;
+    snprintf(buf, size, "%p, not set; %zu waiting", (const void *)ev, ev->waiters.count);
+}
+
+static const weft__wait_kind event_wait = {"event", event_unwait, event_describe};
 
 int weft_event_wait(weft_event *ev)
 {
@@ -464,7 +501,14 @@ static void cond_unwait(weft_task *self, int reason)
     waitq_remove(&cond->waiters, self);
 }
 
-static const weft__wait_kind cond_wait = {"condition", cond_unwait, NULL};
+static void cond_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_cond *cond = self->wait_obj;
+    snprintf(buf, size, "%p (lock %p); %zu waiting for a notification", (const void *)cond,
+             (const void *)cond->lock, cond->waiters.count);
+}
+
+static const weft__wait_kind cond_wait = {"condition", cond_unwait, cond_describe};
 
 /* Wakes up to n waiters, first come first served; each will re-acquire the lock. */
 static void cond_notify(weft_cond *cond, size_t n)
@@ -604,7 +648,17 @@ static void sem_unwait(weft_task *self, int reason)
     waitq_remove(&sem->waiters, self);
 }
 
-static const weft__wait_kind sem_wait = {"semaphore", sem_unwait, NULL};
+static void sem_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_sem *sem = self->wait_obj;
+    char bound[48] = "";
+    if (sem->bound >= 0)
+        snprintf(bound, sizeof bound, " of %ld", sem->bound);
+    snprintf(buf, size, "%p, value %ld%s; %zu of %zu waiting", (const void *)sem, sem->value, bound,
+             waitq_place(&sem->waiters, self), sem->waiters.count);
+}
+
+static const weft__wait_kind sem_wait = {"semaphore", sem_unwait, sem_describe};
 
 bool weft_sem_locked(const weft_sem *sem)
 {
@@ -708,7 +762,13 @@ static void barrier_unwait(weft_task *self, int reason)
     waitq_remove(&b->waiters, self);
 }
 
-static const weft__wait_kind barrier_wait = {"barrier", barrier_unwait, NULL};
+static void barrier_describe(const weft_task *self, char *buf, size_t size)
+{
+    const weft_barrier *b = self->wait_obj;
+    snprintf(buf, size, "%p, %zu of %zu parties arrived", (const void *)b, b->waiters.count, b->parties);
+}
+
+static const weft__wait_kind barrier_wait = {"barrier", barrier_unwait, barrier_describe};
 
 /* Wakes every waiter with its index, or with `broken`. */
 static void barrier_wake_all(weft_barrier *b, bool broken)
