@@ -335,12 +335,19 @@ static int debug_init(weft_loop *L, const weft_options *opts)
         weft__symbols_load();
     if (set.time_steps)
         L->observer = &observer;
+    if (set.dump_signal && (rc = weft__dump_signal_start(L)) != 0) {
+        L->observer = NULL;
+        L->slots[WEFT__SLOT_DEBUG] = NULL;
+        free(d);
+        return rc;
+    }
     return 0;
 }
 
 static void debug_term(weft_loop *L)
 {
     weft__debug *d = weft__debug_of(L);
+    weft__dump_signal_stop(L);
     L->observer = NULL;
     L->slots[WEFT__SLOT_DEBUG] = NULL;
     free(d);

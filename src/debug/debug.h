@@ -157,4 +157,16 @@ weft__task_debug *weft__task_debug_of(const weft_task *t);
 
 extern const weft__module weft__module_debug;
 
+
+/* ------------------------------------------------------------------------ */
+/* The SIGQUIT dump (dump.c)                                                */
+/* ------------------------------------------------------------------------ */
+
+/* When set.dump_signal: on the process's main thread, when SIGQUIT's disposition
+ * is SIG_DFL, makes SIGQUIT print weft_dump to stderr at the loop's next iteration
+ * instead of killing the process. Returns 0 (also when it leaves SIGQUIT alone), or
+ * -ENOMEM / sigaction's error with the message set. stop puts SIG_DFL back. */
+int weft__dump_signal_start(weft_loop *L);
+void weft__dump_signal_stop(weft_loop *L);
+
 #endif

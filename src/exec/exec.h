@@ -37,4 +37,24 @@ int weft__to_thread_held(weft_blocking_fn fn, void *arg, atomic_int *stop, bool 
  * thread pools that wait for a thread (*queued) and that run on one now (*running). */
 void weft__pools_counts(weft_loop *L, uint64_t *queued, uint64_t *running);
 
+/*
+ * For weft_dump (debug/): the thread pool calls of loop L in flight whose task waits
+ * for them, each told to fn (on the loop's thread; fn must not suspend or make
+ * calls), and in *outstanding (may be NULL) every call L submitted whose completion
+ * it has not processed, those whose task left (cancelled) included. Returns the
+ * calls told.
+ */
+typedef struct weft__pool_call_info {
+    weft_blocking_fn fn;
+    void *arg;
+    const weft_task *task;       /* the task waiting for it */
+    const char *where;           /* "queued, waiting for a thread", "running on a pool thread", ... */
+    bool running;
+    bool held;                   /* weft__to_thread_held: its task waits through cancellation */
+    bool default_pool;
+} weft__pool_call_info;
+
+size_t weft__pools_for_each_call(weft_loop *L, void (*fn)(const weft__pool_call_info *call, void *arg), void *arg,
+                                 size_t *outstanding);
+
 #endif

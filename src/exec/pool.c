@@ -552,7 +552,7 @@ static const char *call_where(const pool_call *c)
 static void call_describe(const weft_task *self, char *buf, size_t size)
 {
     const pool_call *c = self->wait_obj;
-    snprintf(buf, size, "%s%s", call_where(c), c->pool == c->port->default_pool ? " (default pool)" : "");
+    snprintf(buf, size, "%s%s", call_where(c), c->pool == c->port->default_pool ? ", default pool" : "");
 }
 
 static const weft__wait_kind call_wait = {"thread pool call", call_unwait, call_describe};
@@ -1265,4 +1265,49 @@ void weft__pools_counts(weft_loop *L, uint64_t *queued, uint64_t *running)
     size_t waiting = port->outstanding > back + run ? port->outstanding - back - run : 0;
     *queued = waiting;
     *running = run;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The calls in flight, for weft_dump                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct calls_pass {
+    void (*fn)(const weft__pool_call_info *call, void *arg);
+    void *arg;
+    size_t found;
+} calls_pass;
+
+static void call_of_task(weft_loop *L, weft_task *t, void *arg)
+{
+    (void)L;
+    calls_pass *pass = arg;
+    if (WEFT__STATE(t) != WEFT__WAITING || (t->wait_kind != &call_wait && t->wait_kind != &held_wait))
+        return;
+    const pool_call *c = t->wait_obj;
+    int state = atomic_load_explicit(&c->state, memory_order_acquire);
+    weft__pool_call_info info = {
+        .fn = c->fn,
+        .arg = c->arg,
+        .task = t,
+        .where = call_where(c),
+        .running = state == CALL_TAKEN && !c->back,
+        .held = c->held != 0,
+        .default_pool = c->pool == c->port->default_pool,
+    };
+    pass->found++;
+    pass->fn(&info, pass->arg);
+}
+
+/* The records are reached through their waiting tasks: a call keeps no list of the
+ * calls of its loop (the hot path stays as it is), and a task that waits is what a
+ * dump is about. Calls whose task left are only counted. */
+size_t weft__pools_for_each_call(weft_loop *L, void (*fn)(const weft__pool_call_info *call, void *arg), void *arg,
+                                 size_t *outstanding)
+{
+    calls_pass pass = {fn, arg, 0};
+    weft__loop_for_each_task(L, call_of_task, &pass);
+    const loop_port *port = L->slots[WEFT__SLOT_POOLS];
+    if (outstanding)
+        *outstanding = port ? port->outstanding : 0;
+    return pass.found;
 }
