@@ -214,7 +214,7 @@ static void chan_describe(const weft_task *self, char *buf, size_t size)
     chan_waiter *r = first_waiter(w);
     for (uint32_t i = 0; i < w->n && i < 4 && used < size; i++, r = next_waiter(r)) {
         const weft_chan *ch = r->chan;
-        int n = snprintf(buf + used, size - used, "%s%s %p (%zu of %zu buffered%s)", used ? " " : "",
+        int n = snprintf(buf + used, size - used, "%s%s %p (%zu of %zu buffered%s)", i ? ", " : used ? " " : "",
                          r->op == WEFT_SEND ? "send on" : "receive from", (const void *)ch, ch->count, ch->cap,
                          ch->closed ? ", closed" : "");
         used += n > 0 ? (size_t)n : 0;

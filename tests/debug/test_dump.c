@@ -291,6 +291,223 @@ Test(dump, outside_a_loop_says_so)
                        weft_errmsg());
 }
 
+/* ---- the other kinds of wait ------------------------------------------------ */
+
+/* The waits of the combinators, the other primitives, streams, processes and
+ * signals: each is described, and the dump never stumbles on any of them. */
+typedef struct more {
+    weft_chan *a, *b;        /* a select receives from a and sends on b (full) */
+    weft_barrier *barrier;
+    weft_cond *cond;
+    weft_future *future;
+    weft_stream *stream;     /* of a pipe nobody writes to */
+    weft_process *process;
+    int pid;
+    char *dump;
+    size_t dump_len;
+} more;
+
+static more M;
+
+static void *nap(void *arg)
+{
+    (void)arg;
+    weft_sleep(100);
+    return NULL;
+}
+
+static weft_task *child(const char *name)
+{
+    return weft_spawn_opts(nap, NULL, &(weft_spawn_options){.name = name});
+}
+
+static void *gatherer_fn(void *arg)
+{
+    (void)arg;
+    weft_task *kids[2] = {child("kid1"), child("kid2")};
+    weft_gather(kids, 2, NULL, NULL, 0);
+    return NULL;
+}
+
+static void *grouper_fn(void *arg)
+{
+    (void)arg;
+    weft_group *g = weft_group_new();
+    weft_group_spawn_opts(g, nap, NULL, &(weft_spawn_options){.name = "member"});
+    weft_group_wait(g, 0);
+    weft_group_free(g);
+    return NULL;
+}
+
+static void *wait_forer_fn(void *arg)
+{
+    (void)arg;
+    weft_wait_for(child("timed"), 30, NULL);
+    return NULL;
+}
+
+static void *selector_fn(void *arg)
+{
+    (void)arg;
+    int in, out = 7;
+    weft_select_case cases[2] = {{M.a, WEFT_RECV, &in, 0}, {M.b, WEFT_SEND, &out, 0}};
+    weft_select(cases, 2, 20);
+    return NULL;
+}
+
+static void *barrier_fn(void *arg)
+{
+    (void)arg;
+    weft_barrier_wait(M.barrier);
+    return NULL;
+}
+
+static void *cond_fn(void *arg)
+{
+    (void)arg;
+    if (weft_lock_acquire(weft_cond_lock(M.cond)) == 0) {
+        weft_cond_wait(M.cond);
+        weft_lock_release(weft_cond_lock(M.cond));
+    }
+    return NULL;
+}
+
+static void *future_fn(void *arg)
+{
+    (void)arg;
+    weft_future_await(M.future, NULL);
+    return NULL;
+}
+
+static void *stream_fn(void *arg)
+{
+    (void)arg;
+    char buf[16];
+    weft_stream_read(M.stream, buf, sizeof buf);
+    return NULL;
+}
+
+static void *waiter_fn(void *arg)
+{
+    (void)arg;
+    weft_task *t = child("watched");
+    weft_wait(&t, 1, WEFT_FIRST_COMPLETED, 10, NULL, NULL, NULL, NULL);
+    weft_cancel(t, NULL);
+    weft_await(t, NULL);
+    return NULL;
+}
+
+static void *shielder_fn(void *arg)
+{
+    (void)arg;
+    weft_task *t = child("shielded");
+    if (weft_shield(t, NULL) == -ECANCELED) {
+        weft_cancel(t, NULL);
+        weft_uncancel();
+        weft_await(t, NULL);
+    }
+    return NULL;
+}
+
+static void *process_fn(void *arg)
+{
+    (void)arg;
+    weft_process_wait(M.process, NULL);
+    return NULL;
+}
+
+static void *signal_fn(void *arg)
+{
+    (void)arg;
+    weft_signal_wait(SIGUSR1);
+    return NULL;
+}
+
+static void *more_main(void *arg)
+{
+    (void)arg;
+    M.a = weft_chan_new(sizeof(int), 0);
+    M.b = weft_chan_new(sizeof(int), 1);
+    int one = 1;
+    weft_chan_send(M.b, &one); /* full: the select's send waits */
+    M.barrier = weft_barrier_new(3);
+    M.cond = weft_cond_new(NULL);
+    M.future = weft_future_new();
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    M.stream = weft_stream_from_fd(p[0], NULL);
+    const char *argv[] = {"sleep", "100", NULL};
+    M.process = weft_create_subprocess_exec(argv, NULL);
+    cr_assert_not_null(M.process, "%s", weft_errmsg());
+    M.pid = weft_process_pid(M.process);
+
+    static const struct {
+        weft_fn fn;
+        const char *name;
+    } who[] = {{gatherer_fn, "gatherer"}, {grouper_fn, "grouper"}, {wait_forer_fn, "wait_forer"},
+               {selector_fn, "selector"}, {barrier_fn, "barrier"}, {cond_fn, "conder"},
+               {future_fn, "futurer"},    {stream_fn, "streamer"}, {waiter_fn, "waiter"},
+               {shielder_fn, "shielder"}, {process_fn, "process"}, {signal_fn, "signaller"}};
+    enum { N = sizeof who / sizeof who[0] };
+    weft_task *tasks[N];
+    for (size_t i = 0; i < N; i++)
+        tasks[i] = spawn_named(who[i].fn, who[i].name);
+    weft_sleep(0.1);
+
+    FILE *mem = open_memstream(&M.dump, &M.dump_len);
+    int rc = weft_dump(mem);
+    fclose(mem);
+    cr_expect_gt(rc, (int)N, "weft_dump returned %d", rc);
+
+    weft_process_kill(M.process);
+    for (size_t i = 0; i < N; i++)
+        weft_cancel(tasks[i], NULL);
+    for (size_t i = 0; i < N; i++)
+        weft_await(tasks[i], NULL);
+    weft_process_wait(M.process, NULL);
+    weft_process_free(M.process);
+    weft_stream_close(M.stream);
+    close(p[1]);
+    weft_future_free(M.future);
+    weft_cond_free(M.cond);
+    weft_barrier_free(M.barrier);
+    weft_chan_free(M.a);
+    weft_chan_free(M.b);
+    return NULL;
+}
+
+Test(dump, every_kind_of_wait_is_described)
+{
+    memset(&M, 0, sizeof M);
+    int rc = weft_run(more_main, NULL, NULL);
+    cr_assert_eq(rc, 0, "weft_run: %d %s", rc, weft_errmsg());
+    cr_assert_not_null(M.dump);
+    S.dump = M.dump; /* for expect_block */
+    expect_block("gatherer", "waits on: gather (2 of 2 tasks unfinished, the first task ", "\"kid1\" (waiting)",
+                 NULL);
+    expect_block("grouper", "waits on: task group's children (group 0x", "1 children unfinished",
+                 "\"member\" (waiting)", NULL);
+    expect_block("wait_forer", "waits on: wait_for (task ", "\"timed\" (waiting); deadline in 29.", NULL);
+    expect_block("selector", "waits on: channel (select of 2 cases: receive from 0x", "send on 0x",
+                 "(1 of 1 buffered)", "times out in 19.", NULL);
+    expect_block("barrier", "waits on: barrier (0x", "1 of 3 parties arrived", NULL);
+    expect_block("conder", "waits on: condition (0x", "1 waiting for a notification", NULL);
+    expect_block("futurer", "waits on: future (0x", "pending; 1 awaiting", NULL);
+    expect_block("streamer", "waits on: stream read (fd ", "0 bytes buffered", NULL);
+    expect_block("waiter", "waits on: weft_wait (1 of 1 tasks unfinished, until the first completes; timeout in 9.",
+                 NULL);
+    expect_block("shielder", "waits on: shielded task (task ", "\"shielded\" (waiting)", NULL);
+    char pid[64];
+    snprintf(pid, sizeof pid, "waits on: process to exit (pid %d (sleep", M.pid);
+    expect_block("process", pid, NULL);
+    expect_block("signaller", "waits on: signal (SIGUSR1)", NULL);
+    expect_block("kid1", "waits on: sleep (wakes in ", NULL);
+    if (getenv("WEFT_TEST_SHOW_DUMP"))
+        fputs(M.dump, stderr);
+    S.dump = NULL;
+    free(M.dump);
+}
+
 /* ---- SIGQUIT --------------------------------------------------------------- */
 
 static void *quit_sleeper(void *arg)
