@@ -27,6 +27,14 @@ extern "C" {
  * where it was created, and its stack trace, file:line; then the loop's callbacks
  * waiting to run and its thread pool calls in flight. Where each task was created and
  * how long it has waited are known in debug mode (WEFT_DEBUG=1); the rest always.
+ * A task's stack is its frames innermost first, weft's own included (weft_sleep, the
+ * lock's acquire) down to the task's function; a compact task's frames, copied off
+ * the shared stack while another runs, are not shown (gdb's `weft bt` shows them).
+ * The format is for people, not programs: it may change between versions.
+ * With weft_options.dump_signal (WEFT_DUMP_SIGNAL=1, or debug mode), SIGQUIT (Ctrl-\)
+ * prints the same on stderr, from the loop, at its next iteration: a loop stuck in a
+ * task that never yields prints it only once that task gives the loop back (the
+ * watchdog, WEFT_WATCHDOG, reports such a task while it is stuck).
  * Returns: the number of tasks printed, or a negative error.
  * Suspends: never (it may be called from a task or a callback).
  * Errors: WEFT_ENOTINLOOP outside a running loop; -EIO when writing to `out` failed.

@@ -452,6 +452,12 @@ static void *more_main(void *arg)
     weft_task *tasks[N];
     for (size_t i = 0; i < N; i++)
         tasks[i] = spawn_named(who[i].fn, who[i].name);
+    /* Two compact tasks: the frames of the one that ran last are on the shared
+     * stack; the other's are copied away, and the dump says so. */
+    weft_task *compact[2];
+    for (int i = 0; i < 2; i++)
+        compact[i] = weft_spawn_opts(nap, NULL, &(weft_spawn_options){.name = i ? "compact2" : "compact1",
+                                                                      .compact = 1});
     weft_sleep(0.1);
 
     FILE *mem = open_memstream(&M.dump, &M.dump_len);
@@ -464,6 +470,10 @@ static void *more_main(void *arg)
         weft_cancel(tasks[i], NULL);
     for (size_t i = 0; i < N; i++)
         weft_await(tasks[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        weft_cancel(compact[i], NULL);
+        weft_await(compact[i], NULL);
+    }
     weft_process_wait(M.process, NULL);
     weft_process_free(M.process);
     weft_stream_close(M.stream);
@@ -502,6 +512,9 @@ Test(dump, every_kind_of_wait_is_described)
     expect_block("process", pid, NULL);
     expect_block("signaller", "waits on: signal (SIGUSR1)", NULL);
     expect_block("kid1", "waits on: sleep (wakes in ", NULL);
+    expect_block("compact1", "waits on: sleep (wakes in ",
+                 "stack: not available: a compact task's frames are copied out of the shared stack", NULL);
+    expect_block("compact2", "waits on: sleep (wakes in ", "stack:\n", "nap at test_dump.c:", NULL);
     if (getenv("WEFT_TEST_SHOW_DUMP"))
         fputs(M.dump, stderr);
     S.dump = NULL;
