@@ -244,13 +244,17 @@ static size_t print_callbacks(FILE *out, weft_loop *L)
         }
         free(refs);
     }
+    /* Copied under the lock, symbolized outside it: other threads post meanwhile. */
+    weft__ts_call posted_calls[16];
     pthread_mutex_lock(&L->ts_lock);
     size_t posted = L->ts_count;
-    for (size_t i = 0; i < posted && i < 16; i++) {
-        describe_code((const void *)L->ts_calls[i].cb, fn, sizeof fn);
-        fprintf(out, "  posted from another thread: %s (arg %p)\n", fn, L->ts_calls[i].arg);
-    }
+    size_t copied = posted < 16 ? posted : 16;
+    memcpy(posted_calls, L->ts_calls, copied * sizeof *posted_calls);
     pthread_mutex_unlock(&L->ts_lock);
+    for (size_t i = 0; i < copied; i++) {
+        describe_code((const void *)posted_calls[i].cb, fn, sizeof fn);
+        fprintf(out, "  posted from another thread: %s (arg %p)\n", fn, posted_calls[i].arg);
+    }
     if (posted > 16)
         fprintf(out, "  and %zu more posted from other threads\n", posted - 16);
     fputc('\n', out);

@@ -616,3 +616,31 @@ Test(dump, sigquit_handled_by_the_program_is_left_alone)
     cr_expect_null(strstr(out.stderr_text, "task dump"), "%s", out.stderr_text);
     cr_expect_not_null(strstr(out.stderr_text, "SIGQUIT afterwards: SIG_IGN"), "%s", out.stderr_text);
 }
+
+/* SIGQUIT's notifier does not keep the loop waiting: a deadlock is still reported. */
+static void *stuck_main(void *arg)
+{
+    (void)arg;
+    weft_event *ev = weft_event_new();
+    weft_event_wait(ev); /* nobody sets it */
+    weft_event_free(ev);
+    return NULL;
+}
+
+static int deadlock_with_dump_signal(void)
+{
+    int rc = weft_run_opts(stuck_main, NULL, NULL, &(weft_options){.dump_signal = 1});
+    fprintf(stderr, "weft_run returned %s\n", weft_errname(rc));
+    say_disposition();
+    return 0;
+}
+
+Test(dump, dump_signal_leaves_deadlocks_reported)
+{
+    child_outcome out;
+    run_forked(deadlock_with_dump_signal, &out);
+    cr_expect(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %#x, stderr:\n%s", out.status,
+              out.stderr_text);
+    cr_expect_not_null(strstr(out.stderr_text, "weft_run returned WEFT_EDEADLOCK_LOOP"), "%s", out.stderr_text);
+    cr_expect_not_null(strstr(out.stderr_text, "SIGQUIT afterwards: SIG_DFL"), "%s", out.stderr_text);
+}
