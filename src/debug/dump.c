@@ -263,6 +263,10 @@ static size_t print_callbacks(FILE *out, weft_loop *L)
 
 static void print_calls(FILE *out, weft_loop *L, const call_list *calls, size_t outstanding)
 {
+    if (outstanding == 0 && calls->n == 0) {
+        fprintf(out, "thread pool calls in flight: none\n\n");
+        return;
+    }
     fprintf(out, "thread pool calls in flight: %zu submitted by this loop and not back", outstanding);
     if (outstanding > calls->n + calls->more)
         fprintf(out, " (%zu of them left by their cancelled task)", outstanding - calls->n - calls->more);
