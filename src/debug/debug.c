@@ -175,7 +175,7 @@ static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft_
         describe_user_frame(stopped, to, sizeof to);
     char waits[160] = "";
     if (WEFT__STATE(t) == WEFT__WAITING && t->wait_kind)
-        snprintf(waits, sizeof waits, " to wait on a %s", t->wait_kind->what);
+        snprintf(waits, sizeof waits, ", waiting on: %s", t->wait_kind->what);
     weft__report("weft: slow step: %s ran %.3f s without yielding to the loop (debug mode reports steps over "
                  "%.3f s)\n  created at %s\n  resumed at %s\n  %s at %s%s",
                  weft_task_name(t), (double)ns / 1e9, (double)weft__debug_of(L)->set.slow_step_ns / 1e9, created,

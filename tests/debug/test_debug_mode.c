@@ -181,7 +181,7 @@ Test(debug_mode, slow_step_report_names_the_task_and_its_lines)
     cr_assert(line_of(r, "suspended at ", line, sizeof line));
     snprintf(want, sizeof want, "hog at test_debug_mode.c:%d", marker_line("hog-second-sleep"));
     cr_expect_not_null(strstr(line, want), "'%s' does not say %s", line, want);
-    cr_expect_not_null(strstr(line, "to wait on a sleep"), "'%s' does not say what it waits on", line);
+    cr_expect_not_null(strstr(line, ", waiting on: sleep"), "'%s' does not say what it waits on", line);
 }
 
 /* ---- the threshold --------------------------------------------------------- */
