@@ -9,7 +9,7 @@ compares what they print with the output the guide shows for them.
 The guide's conventions, which this script enforces:
 
 * A ```c block that contains `int main(` is a complete program. It is compiled as the
-  guide's introduction says, `cc -std=c11 -Wall -Wextra -Werror prog.c -I include
+  guide's introduction says, `cc -std=c11 -g -Wall -Wextra -Werror prog.c -I include
   libweft.a -lpthread` (plus --cflags, e.g. the sanitizer flags the library was built
   with), and run with a timeout (--timeout, 60 s), in parallel (--jobs).
 * Its output is the next fenced block, a ```text block, separated from the program by
@@ -283,7 +283,7 @@ def check_program(item, args, workdir):
     exe = os.path.join(workdir, item.name)
     with open(src, "w", encoding="utf-8") as f:
         f.write(item.block.text)
-    cmd = ([args.cc, "-std=c11", "-Wall", "-Wextra", "-Werror"] + args.cflags_list +
+    cmd = ([args.cc, "-std=c11", "-g", "-Wall", "-Wextra", "-Werror"] + args.cflags_list +
            [src, "-I", args.include, args.lib, "-lpthread", "-o", exe])
     try:
         cc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
