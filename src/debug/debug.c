@@ -271,6 +271,7 @@ static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
     d->cb = cb;
     d->cb_arg = arg;
     d->step_start_ns = weft__mono_ns();
+    atomic_store_explicit(&d->beat_cb, (uintptr_t)cb, memory_order_relaxed);
     atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
 }
 
@@ -278,6 +279,7 @@ static void obs_callback_end(weft_loop *L)
 {
     weft__debug *d = weft__debug_of(L);
     int64_t ns = weft__mono_ns() - d->step_start_ns;
+    atomic_store_explicit(&d->beat_cb, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
     step_done(d, ns, 0, "(callback)");
     if (d->set.debug && ns > d->set.slow_step_ns)
@@ -341,12 +343,21 @@ static int debug_init(weft_loop *L, const weft_options *opts)
         free(d);
         return rc;
     }
+    rc = weft__watchdog_start(L, d);
+    if (rc != 0) {
+        weft__dump_signal_stop(L);
+        L->observer = NULL;
+        L->slots[WEFT__SLOT_DEBUG] = NULL;
+        free(d);
+        return rc;
+    }
     return 0;
 }
 
 static void debug_term(weft_loop *L)
 {
     weft__debug *d = weft__debug_of(L);
+    weft__watchdog_stop(L, d);
     weft__dump_signal_stop(L);
     L->observer = NULL;
     L->slots[WEFT__SLOT_DEBUG] = NULL;

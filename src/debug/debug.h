@@ -145,6 +145,9 @@ typedef struct weft__debug {
     _Atomic(weft_task *) beat_task; /* the task running at the latest beat, or NULL */
     struct weft__watchdog *watchdog;
     struct weft__trace *trace;
+    /* The callback running at the latest beat (its function), or 0: with beat_task,
+     * what tells the watchdog a step runs rather than the loop waiting in its poller. */
+    _Atomic(uintptr_t) beat_cb;
 } weft__debug;
 
 static inline weft__debug *weft__debug_of(weft_loop *L)
@@ -168,5 +171,16 @@ extern const weft__module weft__module_debug;
  * -ENOMEM / sigaction's error with the message set. stop puts SIG_DFL back. */
 int weft__dump_signal_start(weft_loop *L);
 void weft__dump_signal_stop(weft_loop *L);
+
+/* ------------------------------------------------------------------------ */
+/* The blocked-loop watchdog (watchdog.c)                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Starts d's watchdog thread when d->set.watchdog_ns > 0 (a no-op otherwise), on the
+ * loop's thread (it interrupts this thread to read its stack). Returns 0, or a negative
+ * errno with a message. */
+int weft__watchdog_start(weft_loop *L, weft__debug *d);
+/* Stops and joins it (prompt: it sleeps on a condition variable); on the loop's thread. */
+void weft__watchdog_stop(weft_loop *L, weft__debug *d);
 
 #endif

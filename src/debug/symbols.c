@@ -57,7 +57,7 @@ UNWIND_CALLS(DECLARE_POINTER)
 #ifdef WEFT_HAVE_LIBDW
 #define DW_CALLS(X)                                                                                           \
     X(dwfl_begin) X(dwfl_report_begin) X(dwfl_linux_proc_report) X(dwfl_report_end) X(dwfl_addrmodule)        \
-    X(dwfl_module_info) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_addrdie) \
+    X(dwfl_module_info) X(dwfl_module_getelf) X(dwfl_module_addrname) X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwfl_module_addrdie) \
     X(dwfl_linux_proc_find_elf) X(dwfl_standard_find_debuginfo) X(dwarf_getscopes) X(dwarf_getscopes_die) X(dwarf_tag)              \
     X(dwarf_diename) X(dwarf_attr_integrate) X(dwarf_formref_die) X(dwarf_attr) X(dwarf_formudata)            \
     X(dwarf_getsrcfiles) X(dwarf_filesrc)
@@ -400,6 +400,8 @@ static int symbolize_dw(uintptr_t pc, Dwarf_Addr lookup, weft__frame *out, int m
     if (!mod)
         return 0;
     const char *mod_file = NULL;
+    Dwarf_Addr elf_bias;
+    p_dwfl_module_getelf(mod, &elf_bias); /* the module's file name is known once its ELF is */
     p_dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mod_file, NULL);
     *system_object = mod_file && (strncmp(mod_file, "/lib", 4) == 0 || strncmp(mod_file, "/usr/lib", 8) == 0);
     const char *symbol = p_dwfl_module_addrname(mod, lookup);

@@ -1,0 +1,124 @@
+/*
+ * watchdog_target.c — a program for watchdog_test.py to watch: each mode holds (or does
+ * not hold) the loop in a known way, and says on stdout, flushed, when its blocking call
+ * has returned and how long it took, so the test can tell whether the watchdog spoke
+ * while the loop was still blocked and whether its signal shortened the program's sleep.
+ *
+ *   sleep     a task named "blocker" calls sleep(2), a real blocking call
+ *   nanosleep a task calls nanosleep(&ts, &left) once with ts = 1.5 s and no retry
+ *   idle      a task waits 1 s with weft_sleep: the loop is idle, not blocked
+ *   callback  a loop callback, on_tick, spins on the clock for 1.2 s
+ *   twice     two tasks each block 0.8 s with sleep-like nanosleep, one after the other
+ *
+ * The lines the test looks for carry marker comments ("MARK: name").
+ */
+#define _GNU_SOURCE
+#include <weft.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *blocker(void *arg)
+{
+    (void)arg;
+    double t0 = now_s();
+    unsigned left = sleep(2); /* MARK: sleep */
+    printf("sleep returned after %.3f s, %u s left\n", now_s() - t0, left);
+    return NULL;
+}
+
+static void *one_nanosleep(void *arg)
+{
+    (void)arg;
+    double t0 = now_s();
+    struct timespec ts = {1, 500000000}, left = {0, 0};
+    int rc = nanosleep(&ts, &left); /* MARK: nanosleep */
+    printf("nanosleep returned %d (%s) after %.3f s, %.3f s left\n", rc, rc ? strerror(errno) : "ok",
+           now_s() - t0, (double)left.tv_sec + (double)left.tv_nsec / 1e9);
+    return NULL;
+}
+
+static void *idler(void *arg)
+{
+    (void)arg;
+    int rc = weft_sleep(1.0);
+    printf("idle wait ended: %d\n", rc);
+    return NULL;
+}
+
+static void on_tick(void *arg)
+{
+    (void)arg;
+    double t0 = now_s();
+    while (now_s() - t0 < 1.2) { /* MARK: spin */
+    }
+    printf("callback returned\n");
+}
+
+static void *hold(void *arg)
+{
+    double seconds = *(double *)arg;
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { /* MARK: hold */
+    }
+    printf("%s held the loop %.1f s\n", weft_task_name(NULL), seconds);
+    return NULL;
+}
+
+static void *main_task(void *arg)
+{
+    const char *mode = arg;
+    if (strcmp(mode, "sleep") == 0) {
+        weft_spawn_options o = {.name = "blocker"};
+        weft_task *t = weft_spawn_opts(blocker, NULL, &o);
+        return t && weft_await(t, NULL) == 0 ? NULL : "failed";
+    }
+    if (strcmp(mode, "nanosleep") == 0) {
+        weft_task *t = weft_spawn(one_nanosleep, NULL);
+        return t && weft_await(t, NULL) == 0 ? NULL : "failed";
+    }
+    if (strcmp(mode, "idle") == 0) {
+        weft_task *t = weft_spawn(idler, NULL);
+        return t && weft_await(t, NULL) == 0 ? NULL : "failed";
+    }
+    if (strcmp(mode, "callback") == 0) {
+        weft_call_soon(on_tick, NULL);
+        return weft_sleep(0.1) == 0 ? NULL : "failed";
+    }
+    if (strcmp(mode, "twice") == 0) {
+        static double d = 0.8;
+        weft_spawn_options a = {.name = "first"}, b = {.name = "second"};
+        weft_task *ts[2] = {weft_spawn_opts(hold, &d, &a), weft_spawn_opts(hold, &d, &b)};
+        return ts[0] && ts[1] && weft_gather(ts, 2, NULL, NULL, 0) == 0 ? NULL : "failed";
+    }
+    fprintf(stderr, "watchdog_target: unknown mode %s\n", mode);
+    return "failed";
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc != 2) {
+        fprintf(stderr, "usage: watchdog_target sleep|nanosleep|idle|callback|twice\n");
+        return 2;
+    }
+    void *result = NULL;
+    int rc = weft_run(main_task, argv[1], &result);
+    if (rc != 0) {
+        fprintf(stderr, "watchdog_target: weft_run: %s\n", weft_errmsg());
+        return 1;
+    }
+    printf("done\n");
+    return result ? 1 : 0;
+}
