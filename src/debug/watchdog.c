@@ -83,13 +83,14 @@ struct weft__watchdog {
     uint32_t task_id;                  /* 0: a callback (or nothing) ran */
     char name[48];                     /* the task's own name, "" if it has none */
     uintptr_t cb;
-    bool resumed_sleep;                /* the handler rewound an interrupted sleep */
-    bool sleep_cut;                    /* an interrupted sleep will return early */
+    /* What the handler did to a sleep the signal interrupted: nothing (no sleep),
+     * rewound the thread to issue it again, or sleeps on to its deadline itself. */
+    enum { SLEEP_NONE, SLEEP_RESUMED, SLEEP_FINISHED } sleep_effect;
 };
 
 /* The loop's watchdog on this thread, for the handler: set and cleared by the loop's
  * own thread (start and stop), read only by the handler on that thread. */
-static _Thread_local struct weft__watchdog *watchdog_here;
+static WEFT__TLS struct weft__watchdog *watchdog_here;
 
 /* Whether SIGRTMIN+5 is ours: 0 not yet looked, 1 ours, -1 someone else's. */
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -105,32 +106,52 @@ static int capture_signal(void)
 /* The loop's side: the handler                                             */
 /* ------------------------------------------------------------------------ */
 
-/* A sleep the kernel stopped for our signal, which the handler can issue again and
- * which then ends when it would have: see the file's comment. */
-static void resume_sleep(struct weft__watchdog *w, void *ucv)
+/*
+ * A sleep the kernel stopped for our signal: makes it end when it would have (see the
+ * file's comment). Called by the handler before it answers; returns true when the
+ * sleep is to be finished by finish_sleep, after the answer.
+ */
+static bool resume_sleep(struct weft__watchdog *w, void *ucv)
 {
 #if defined(__x86_64__) && defined(__linux__)
     ucontext_t *uc = ucv;
     greg_t *g = uc->uc_mcontext.gregs;
     if (w->sleep_nr == 0 || g[REG_RAX] != -EINTR || (uintptr_t)g[REG_RIP] != w->sleep_pc)
-        return;
+        return false;
     const unsigned char *ip = (const unsigned char *)g[REG_RIP];
     if (ip[-2] != 0x0f || ip[-1] != 0x05) /* not just after a `syscall` instruction */
-        return;
-    bool again;
-    if (w->sleep_nr == SYS_nanosleep)
-        again = g[REG_RDI] == g[REG_RSI]; /* nanosleep(req, rem): rem is req */
-    else /* clock_nanosleep(clock, flags, req, rem) */
-        again = (g[REG_RSI] & TIMER_ABSTIME) || g[REG_RDX] == g[REG_R10];
-    if (again) {
+        return false;
+    bool absolute = w->sleep_nr == SYS_clock_nanosleep && (g[REG_RSI] & TIMER_ABSTIME);
+    bool request_updated = w->sleep_nr == SYS_nanosleep ? g[REG_RDI] == g[REG_RSI] : g[REG_RDX] == g[REG_R10];
+    if (absolute || request_updated) {
+        /* Issued again as it is: the same deadline, or the time left (the kernel wrote
+         * it into the remaining-time argument, which is the request). */
         g[REG_RAX] = w->sleep_nr;
         g[REG_RIP] -= 2;
-        w->resumed_sleep = true;
-    } else {
-        w->sleep_cut = w->sleep_nr == SYS_nanosleep ? g[REG_RSI] == 0 : g[REG_R10] == 0;
+        w->sleep_effect = SLEEP_RESUMED;
+        return false;
     }
+    /* A relative sleep whose request says the whole time: the kernel still holds its
+     * deadline (the thread's restart block, which only the return from this handler
+     * clears), and restart_syscall sleeps on to it. */
+    w->sleep_effect = SLEEP_FINISHED;
+    return true;
 #else
     (void)w;
+    (void)ucv;
+    return false;
+#endif
+}
+
+/* Finishes the sleep resume_sleep chose to, on the handler's stack: its result (0, or
+ * -EINTR if another signal interrupts it) becomes the interrupted call's. */
+static void finish_sleep(void *ucv)
+{
+#if defined(__x86_64__) && defined(__linux__)
+    ucontext_t *uc = ucv;
+    long rc = syscall(SYS_restart_syscall);
+    uc->uc_mcontext.gregs[REG_RAX] = rc == 0 ? 0 : -errno;
+#else
     (void)ucv;
 #endif
 }
@@ -146,8 +167,7 @@ static void on_capture_signal(int sig, siginfo_t *si, void *uc)
     if (want && atomic_compare_exchange_strong_explicit(&w->request, &want, 0, memory_order_acq_rel,
                                                         memory_order_relaxed)) {
         weft__debug *d = w->d;
-        w->resumed_sleep = false;
-        w->sleep_cut = false;
+        w->sleep_effect = SLEEP_NONE;
         weft__backtrace_signal(&w->stack, uc);
         w->beat = atomic_load_explicit(&d->beat, memory_order_relaxed);
         w->step_start_ns = d->step_start_ns;
@@ -166,8 +186,10 @@ static void on_capture_signal(int sig, siginfo_t *si, void *uc)
             if (td)
                 w->created = td->created;
         }
-        resume_sleep(w, uc);
+        bool finish = resume_sleep(w, uc);
         atomic_store_explicit(&w->answered, want, memory_order_release);
+        if (finish)
+            finish_sleep(uc);
     }
     errno = saved_errno;
 }
@@ -441,11 +463,8 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
         } else if (w->task_id && !d->set.debug) {
             fprintf(out, "  (where the task was created is known in debug mode: WEFT_DEBUG=1)\n");
         }
-        if (w->resumed_sleep)
+        if (w->sleep_effect != SLEEP_NONE)
             fprintf(out, "  (the sleep it is in goes on to its end: the watchdog's signal does not shorten it)\n");
-        else if (w->sleep_cut)
-            fprintf(out, "  (the watchdog's signal made this sleep, given no remaining-time argument, return "
-                         "early)\n");
     } else {
         *start_ns = seen_ns;
         weft_task *t = atomic_load_explicit(&d->beat_task, memory_order_acquire);

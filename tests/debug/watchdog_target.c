@@ -9,6 +9,8 @@
  *   idle      a task waits 1 s with weft_sleep: the loop is idle, not blocked
  *   callback  a loop callback, on_tick, spins on the clock for 1.2 s
  *   twice     two tasks each block 0.8 s with sleep-like nanosleep, one after the other
+ *   usleep    a task calls usleep(1500000), a relative sleep with no remaining-time argument
+ *   foreign   as sleep, with SIGRTMIN+5 taken by the program's own handler first
  *
  * The lines the test looks for carry marker comments ("MARK: name").
  */
@@ -16,6 +18,7 @@
 #include <weft.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +49,15 @@ static void *one_nanosleep(void *arg)
     int rc = nanosleep(&ts, &left); /* MARK: nanosleep */
     printf("nanosleep returned %d (%s) after %.3f s, %.3f s left\n", rc, rc ? strerror(errno) : "ok",
            now_s() - t0, (double)left.tv_sec + (double)left.tv_nsec / 1e9);
+    return NULL;
+}
+
+static void *one_usleep(void *arg)
+{
+    (void)arg;
+    double t0 = now_s();
+    int rc = usleep(1500000); /* MARK: usleep */
+    printf("usleep returned %d after %.3f s\n", rc, now_s() - t0);
     return NULL;
 }
 
@@ -81,11 +93,15 @@ static void *main_task(void *arg)
     const char *mode = arg;
     if (strcmp(mode, "sleep") == 0) {
         weft_spawn_options o = {.name = "blocker"};
-        weft_task *t = weft_spawn_opts(blocker, NULL, &o);
+        weft_task *t = weft_spawn_opts(blocker, NULL, &o); /* MARK: spawn */
         return t && weft_await(t, NULL) == 0 ? NULL : "failed";
     }
     if (strcmp(mode, "nanosleep") == 0) {
         weft_task *t = weft_spawn(one_nanosleep, NULL);
+        return t && weft_await(t, NULL) == 0 ? NULL : "failed";
+    }
+    if (strcmp(mode, "usleep") == 0) {
+        weft_task *t = weft_spawn(one_usleep, NULL);
         return t && weft_await(t, NULL) == 0 ? NULL : "failed";
     }
     if (strcmp(mode, "idle") == 0) {
@@ -106,15 +122,29 @@ static void *main_task(void *arg)
     return "failed";
 }
 
+static void on_own_signal(int sig)
+{
+    (void)sig;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc != 2) {
-        fprintf(stderr, "usage: watchdog_target sleep|nanosleep|idle|callback|twice\n");
+        fprintf(stderr, "usage: watchdog_target sleep|nanosleep|usleep|idle|callback|twice|foreign\n");
         return 2;
     }
+    const char *mode = argv[1];
+    if (strcmp(mode, "foreign") == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_own_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGRTMIN + 5, &sa, NULL);
+        mode = "sleep";
+    }
     void *result = NULL;
-    int rc = weft_run(main_task, argv[1], &result);
+    int rc = weft_run(main_task, (void *)mode, &result);
     if (rc != 0) {
         fprintf(stderr, "watchdog_target: weft_run: %s\n", weft_errmsg());
         return 1;
