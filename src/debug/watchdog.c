@@ -9,8 +9,9 @@
  * step's start and end and says which task (beat_task) or callback (beat_cb) runs. The
  * watchdog samples the beat every quarter of the threshold; a beat unchanged for the
  * threshold while a step runs is a blocked loop. A beat unchanged while no step runs is
- * an idle loop waiting in the poller, which is fine however long it lasts. The loop
- * pays nothing for the watchdog beyond the observer's stores it makes anyway.
+ * an idle loop waiting in the poller, which is fine however long it lasts. All the loop
+ * pays is the observer at each step (a clock read and three stores, the step timing
+ * that metrics use too); the watchdog's thread wakes four times per threshold.
  *
  * How it reads the stack: it interrupts the loop's thread with SIGRTMIN+5 (pthread_kill).
  * The handler, async-signal-safe, claims the request, captures the interrupted stack
@@ -21,18 +22,22 @@
  * writes the report in one write(2).
  *
  * A handled signal makes an interrupted nanosleep() or clock_nanosleep() return EINTR
- * (Linux never restarts the sleeps, SA_RESTART or not), so glibc's sleep() and usleep()
- * would return early: the watchdog would change what the program does. So, on x86-64
- * Linux, the watchdog first reads which system call the loop's thread is in
- * (/proc/self/task/TID/syscall) and, when it is a sleep the kernel can resume exactly,
- * the handler rewinds the thread to issue it again: an absolute sleep (the same deadline),
- * or a relative one whose remaining-time argument is its request (glibc's sleep() passes
- * one timespec as both; the kernel has written the time left into it). A relative sleep
- * given a separate remaining-time argument returns EINTR with the time left, as POSIX lets
- * any signal make it do (its caller loops on it); one given none (usleep, nanosleep(&ts,
- * NULL)) returns early, and the report says so. Other calls weft's handler interrupts are
- * restarted by SA_RESTART, except those Linux never restarts (poll, select, epoll_wait,
- * semop with a timeout...), which return EINTR as with any signal.
+ * (Linux never restarts the sleeps, SA_RESTART or not), so glibc's sleep(), usleep()
+ * and nanosleep() would return early: the watchdog would change what the program does.
+ * So, on x86-64 Linux, the watchdog first reads which system call the loop's thread is
+ * in (/proc/self/task/TID/syscall) and, when it is one of those sleeps, the handler
+ * makes it end when it would have: an absolute sleep, or a relative one whose
+ * remaining-time argument is its request (glibc's sleep() passes one timespec as both,
+ * and the kernel has written the time left into it), is issued again by rewinding the
+ * thread onto its `syscall` instruction; any other relative sleep (usleep, nanosleep(&ts,
+ * NULL) or with a separate remaining-time argument) is finished inside the handler with
+ * restart_syscall(2), which sleeps on to the deadline the kernel kept for the sleep (its
+ * restart block, cleared only when the handler returns), and the sleep then returns 0;
+ * another signal arriving meanwhile makes it return EINTR, as it would have anyway.
+ * Other calls the signal interrupts are restarted by SA_RESTART, except those Linux
+ * never restarts (poll, select, epoll_wait, semop with a timeout, a socket read with
+ * SO_RCVTIMEO...), which return EINTR as with any signal; elsewhere than x86-64, the
+ * sleeps do too.
  *
  * SIGRTMIN+5 is taken once per process, only if it has no handler of someone else's; if
  * it has one, the watchdog says so once and reports blocked steps without their stack.
