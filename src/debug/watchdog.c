@@ -348,6 +348,16 @@ static int plain_name_len(const char *fn)
     return (int)strcspn(p, "@");
 }
 
+/* A sanitizer's wrapper around a libc call (ThreadSanitizer's __interceptor_sleep,
+ * linked into the program with line information): neither the user's code nor the
+ * call to name. */
+static bool sanitizer_frame(const weft__frame *e)
+{
+    return (e->function && (strncmp(e->function, "__interceptor_", 14) == 0 ||
+                            strncmp(e->function, "___interceptor_", 15) == 0)) ||
+           (e->path && (strstr(e->path, "/libsanitizer/") || strstr(e->path, "/compiler-rt/")));
+}
+
 /*
  * Where a stack is stuck: "sleep() called from blocker at target.c:23", naming the
  * function an inlined user frame was inlined into ("seed_block at seed.h:105, inlined
@@ -356,12 +366,14 @@ static int plain_name_len(const char *fn)
 static void describe_stuck(const weft__backtrace *bt, char *buf, size_t size)
 {
     weft__frame entries[8];
-    weft__frame callee;
+    weft__frame callee = {0};
     bool have_callee = false;
     for (int i = 0; i < bt->count; i++) {
         int n = weft__symbolize(bt, i, entries, 8);
         for (int k = 0; k < n; k++) {
             weft__frame *e = &entries[k];
+            if (sanitizer_frame(e))
+                continue;
             if (!e->weft_own && !e->system && e->path) {
                 char at[256], outer[256] = "";
                 weft__frame_format(e, at, sizeof at);
