@@ -11,6 +11,7 @@
  *   twice     two tasks each block 0.8 s with sleep-like nanosleep, one after the other
  *   usleep    a task calls usleep(1500000), a relative sleep with no remaining-time argument
  *   foreign   as sleep, with SIGRTMIN+5 taken by the program's own handler first
+ *   threads   two threads each run a loop whose task ("blocker-a", "blocker-b") sleeps 1 s
  *
  * The lines the test looks for carry marker comments ("MARK: name").
  */
@@ -18,6 +19,7 @@
 #include <weft.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +124,48 @@ static void *main_task(void *arg)
     return "failed";
 }
 
+static void *named_sleeper(void *arg)
+{
+    (void)arg;
+    sleep(1); /* MARK: threads */
+    printf("%s slept\n", weft_task_name(NULL));
+    return NULL;
+}
+
+static void *loop_main(void *arg)
+{
+    weft_spawn_options o = {.name = arg};
+    weft_task *t = weft_spawn_opts(named_sleeper, NULL, &o);
+    return t && weft_await(t, NULL) == 0 ? NULL : "failed";
+}
+
+/* One loop on a thread of its own: its result, or "failed" if weft_run failed. */
+static void *loop_thread(void *name)
+{
+    void *result = NULL;
+    if (weft_run(loop_main, name, &result) != 0) {
+        fprintf(stderr, "watchdog_target: weft_run: %s\n", weft_errmsg());
+        return "failed";
+    }
+    return result;
+}
+
+static int two_loops(void)
+{
+    pthread_t a, b;
+    void *ra = "failed", *rb = "failed";
+    if (pthread_create(&a, NULL, loop_thread, "blocker-a") != 0)
+        return 1;
+    if (pthread_create(&b, NULL, loop_thread, "blocker-b") != 0) {
+        pthread_join(a, NULL);
+        return 1;
+    }
+    pthread_join(a, &ra);
+    pthread_join(b, &rb);
+    printf("done\n");
+    return ra || rb ? 1 : 0;
+}
+
 static void on_own_signal(int sig)
 {
     (void)sig;
@@ -131,10 +175,12 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc != 2) {
-        fprintf(stderr, "usage: watchdog_target sleep|nanosleep|usleep|idle|callback|twice|foreign\n");
+        fprintf(stderr, "usage: watchdog_target sleep|nanosleep|usleep|idle|callback|twice|foreign|threads\n");
         return 2;
     }
     const char *mode = argv[1];
+    if (strcmp(mode, "threads") == 0)
+        return two_loops();
     if (strcmp(mode, "foreign") == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

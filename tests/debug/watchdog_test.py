@@ -16,6 +16,7 @@ time it arrived, and checks what a user would see:
   - debug mode adds where the task was created;
   - a SIGRTMIN+5 handler of the program's own: a one-line warning, reports without the
     stack, the program's handler untouched;
+  - two loops on two threads, both blocked, are each reported with their own task;
   - a bad WEFT_WATCHDOG is refused with a message naming it;
   - a long threshold does not delay the program's exit (the watchdog's thread is
     woken, not slept on, to stop).
@@ -210,6 +211,22 @@ def case_exit():
     run = Run("idle", {"WEFT_WATCHDOG": "600"})
     check(run, run.rc == 0, "exit status %d" % run.rc)
     check(run, run.elapsed < 10, "the program took %.1f s to end with WEFT_WATCHDOG=600" % run.elapsed)
+
+
+
+def case_threads():
+    # Two loops on two threads, each blocked: each watchdog reads its own loop's thread.
+    run = Run("threads", {"WEFT_WATCHDOG": "0.3"})
+    check(run, run.rc == 0, "exit status %d" % run.rc)
+    reports = blocked_reports(run)
+    line = marker_line("threads")
+    for name in ("blocker-a", "blocker-b"):
+        mine = [r for r in reports if "in task %s (" % name in r]
+        check(run, len(mine) == 1 and mine[0].endswith("sleep() called from named_sleeper at watchdog_target.c:%d"
+                                                        % line),
+              "expected one report for %s naming sleep() at watchdog_target.c:%d" % (name, line))
+        check(run, "%s slept" % name in run.text("out"), "%s did not finish its sleep" % name)
+    check(run, len(reports) == 2, "%d reports for two blocked loops" % len(reports))
 
 
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
