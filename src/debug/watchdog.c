@@ -565,6 +565,17 @@ static void *watch(void *arg)
 /* Start and stop (debug_init / debug_term, on the loop's thread)           */
 /* ------------------------------------------------------------------------ */
 
+/* The unwinder initializes itself at its first use: done once, here, so that it is
+ * not a signal handler's first use (it loads libraries) and so that two loops starting
+ * at once do not both do it. */
+static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
+
+static void warm_unwinder(void)
+{
+    weft__backtrace warm;
+    weft__backtrace_here(&warm, 0);
+}
+
 int weft__watchdog_start(weft_loop *L, weft__debug *d)
 {
     (void)L;
@@ -577,10 +588,7 @@ int weft__watchdog_start(weft_loop *L, weft__debug *d)
     w->threshold_ns = d->set.watchdog_ns;
     w->loop_thread = pthread_self();
     w->loop_tid = (pid_t)syscall(SYS_gettid);
-    /* Loads what a first capture from a signal handler must not (the unwinder's
-     * libraries) while no signal is in the way. */
-    weft__backtrace warm;
-    weft__backtrace_here(&warm, 0);
+    pthread_once(&unwinder_once, warm_unwinder);
     if (!install_handler())
         warn_foreign_handler();
 
