@@ -490,7 +490,8 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
         snprintf(who, who_size, "%s", what);
         fprintf(out, "weft: loop blocked for at least %.2f s in %s (its stack could not be read%s)\n",
                 (double)(now - seen_ns) / 1e9, what,
-                atomic_load(&signal_state) > 0 ? ": the loop's thread did not answer SIGRTMIN+5 (blocked?)"
+                atomic_load(&signal_state) > 0 ? ": the loop's thread did not take SIGRTMIN+5 within 0.2 s; it "
+                                                  "blocks the signal, or waits in the kernel uninterruptibly"
                                                 : ": SIGRTMIN+5 is not weft's");
     }
     fclose(out);
