@@ -55,8 +55,8 @@ typedef struct weft_loop_metrics {
     int64_t poll_ns;             /* in the poller, waiting for I/O or a timer included */
     int64_t run_ns;              /* the rest: running tasks, callbacks and the loop itself */
     /* Per step (one task running from one suspension to the next, or one callback):
-     * measured only while steps are timed (weft_options.time_steps, debug mode, the
-     * watchdog or a trace); steps_timed says whether they were. */
+     * measured only while steps are timed (weft_options.time_steps, debug mode or a
+     * trace); steps_timed says whether they were. */
     int steps_timed;
     uint64_t steps;
     int64_t longest_step_ns;

@@ -373,8 +373,10 @@ typedef struct weft__observer {
     void (*step_begin)(weft_loop *L, weft_task *t);
     /* The running task t stops: it waits (WAITING; t->wait_kind and t->wait_obj say
      * on what), yields (READY) or has returned (DONE). Called on t's stack, before
-     * the switch away from it (and before the step_begin of a task it hands over to). */
-    void (*step_end)(weft_loop *L, weft_task *t);
+     * the switch away from it. `next`, when not NULL, is the task t hands the loop to
+     * directly, whose step begins at once (no step_begin is called for it: one clock
+     * read serves both; next may be t itself, the only task ready after a yield). */
+    void (*step_end)(weft_loop *L, weft_task *t, weft_task *next);
     /* t was made ready by a wake-up (reason 0, -ECANCELED, -ETIMEDOUT), by the
      * running task (L->current), a callback, a timer or the poller. */
     void (*woken)(weft_loop *L, weft_task *t, int reason);

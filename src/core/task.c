@@ -165,7 +165,7 @@ static WEFT__NORETURN void task_entry(void *arg)
     t->result = t->err ? NULL : result;
     WEFT__STATE(t) = WEFT__DONE;
     if (WEFT__UNLIKELY(L->observer))
-        L->observer->step_end(L, t);
+        L->observer->step_end(L, t, NULL);
     weft__stack_check(t->stack, t);
 #ifdef WEFT__ASAN
     /* NULL: this stack's fake frames die with the task. */
@@ -184,11 +184,8 @@ void weft__suspend(weft_task *t)
     /* One test per switch when nothing watches: the step that ends and the one that
      * begins (the next task's, when it is switched to directly) are told together,
      * here, before the switch. */
-    if (WEFT__UNLIKELY(L->observer)) {
-        L->observer->step_end(L, t);
-        if (next)
-            L->observer->step_begin(L, next);
-    }
+    if (WEFT__UNLIKELY(L->observer))
+        L->observer->step_end(L, t, next);
     if (next == t) {
         WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
         return;

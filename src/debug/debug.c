@@ -85,7 +85,7 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
     if (env_trace && *env_trace)
         set->trace_file = env_trace;
     set->dump_signal = set->debug || (opts && opts->dump_signal) || env_flag("WEFT_DUMP_SIGNAL");
-    set->time_steps = set->debug || set->trace_file || set->watchdog_ns || (opts && opts->time_steps);
+    set->time_steps = set->debug || set->trace_file || (opts && opts->time_steps);
     return 0;
 }
 
@@ -223,21 +223,40 @@ static void obs_spawned(weft_loop *L, weft_task *t)
     }
 }
 
-static void obs_step_begin(weft_loop *L, weft_task *t)
+/* A step begins at `now` (0 when steps are not timed). */
+static void step_begins(weft__debug *d, weft_task *t, int64_t now)
 {
-    weft__debug *d = weft__debug_of(L);
-    d->step_start_ns = weft__mono_ns();
+    d->step_start_ns = now;
     atomic_store_explicit(&d->beat_task, t, memory_order_relaxed);
     atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
 }
 
-static void obs_step_end(weft_loop *L, weft_task *t)
+/* The clock, when steps are timed (time_steps, debug mode, a trace); the watchdog
+ * alone needs only the heartbeat, and a clock read is most of a switch's cost. */
+static inline int64_t step_clock(const weft__debug *d)
+{
+    return d->set.time_steps ? weft__mono_ns() : 0;
+}
+
+static void obs_step_begin(weft_loop *L, weft_task *t)
 {
     weft__debug *d = weft__debug_of(L);
-    int64_t now = weft__mono_ns();
+    step_begins(d, t, step_clock(d));
+}
+
+static void obs_step_end(weft_loop *L, weft_task *t, weft_task *next)
+{
+    weft__debug *d = weft__debug_of(L);
+    int64_t now = step_clock(d);
     int64_t ns = now - d->step_start_ns;
-    atomic_store_explicit(&d->beat_task, NULL, memory_order_relaxed);
-    atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+    if (next) {
+        step_begins(d, next, now);
+    } else {
+        atomic_store_explicit(&d->beat_task, NULL, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
+    }
+    if (!d->set.time_steps)
+        return;
     step_done(d, ns, t->id, weft_task_name(t));
     if (!d->set.debug)
         return;
@@ -270,7 +289,7 @@ static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
     weft__debug *d = weft__debug_of(L);
     d->cb = cb;
     d->cb_arg = arg;
-    d->step_start_ns = weft__mono_ns();
+    d->step_start_ns = step_clock(d);
     atomic_store_explicit(&d->beat_cb, (uintptr_t)cb, memory_order_relaxed);
     atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
 }
@@ -278,10 +297,11 @@ static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
 static void obs_callback_end(weft_loop *L)
 {
     weft__debug *d = weft__debug_of(L);
-    int64_t ns = weft__mono_ns() - d->step_start_ns;
+    int64_t ns = step_clock(d) - d->step_start_ns;
     atomic_store_explicit(&d->beat_cb, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&d->beat, 1, memory_order_release);
-    step_done(d, ns, 0, "(callback)");
+    if (d->set.time_steps)
+        step_done(d, ns, 0, "(callback)");
     if (d->set.debug && ns > d->set.slow_step_ns)
         report_slow_callback(d, d->cb, ns);
     d->cb = NULL;
@@ -335,7 +355,7 @@ static int debug_init(weft_loop *L, const weft_options *opts)
     L->slots[WEFT__SLOT_DEBUG] = d;
     if (set.debug || set.watchdog_ns || set.dump_signal)
         weft__symbols_load();
-    if (set.time_steps)
+    if (set.time_steps || set.watchdog_ns)
         L->observer = &observer;
     if (set.dump_signal && (rc = weft__dump_signal_start(L)) != 0) {
         L->observer = NULL;
