@@ -86,6 +86,8 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
         set->trace_file = env_trace;
     set->dump_signal = set->debug || (opts && opts->dump_signal) || env_flag("WEFT_DUMP_SIGNAL");
     set->time_steps = set->debug || set->trace_file || (opts && opts->time_steps);
+    if (set->trace_file)
+        return weft__trace_check(set->trace_file);
     return 0;
 }
 
@@ -197,14 +199,17 @@ static void report_slow_callback(weft__debug *d, weft_callback_fn cb, int64_t ns
 /* The observer                                                             */
 /* ------------------------------------------------------------------------ */
 
-static void step_done(weft__debug *d, int64_t ns, uint32_t task_id, const char *name)
+/* A step of task t (NULL: a callback) took ns. The name is read only for a new
+ * longest step: weft_task_name makes a task's record of rare data, which a plain
+ * task never needs. */
+static void step_done(weft__debug *d, int64_t ns, const weft_task *t)
 {
     d->steps++;
     d->busy_ns += ns;
     if (ns > d->longest_ns) {
         d->longest_ns = ns;
-        d->longest_task_id = task_id;
-        snprintf(d->longest_name, sizeof d->longest_name, "%s", name);
+        d->longest_task_id = t ? t->id : 0;
+        snprintf(d->longest_name, sizeof d->longest_name, "%s", t ? weft_task_name(t) : "(callback)");
     }
 }
 
@@ -221,6 +226,8 @@ static void obs_spawned(weft_loop *L, weft_task *t)
             x->debug = td;
         }
     }
+    if (d->trace)
+        weft__trace_spawned(d->trace, L, t);
 }
 
 /* The heartbeat moves on. Only the loop's thread writes it: a load and a release
@@ -232,11 +239,13 @@ static inline void beat(weft__debug *d)
 }
 
 /* A step begins at `now` (0 when steps are not timed). */
-static void step_begins(weft__debug *d, weft_task *t, int64_t now)
+static void step_begins(weft__debug *d, weft_loop *L, weft_task *t, int64_t now)
 {
     d->step_start_ns = now;
     atomic_store_explicit(&d->beat_task, t, memory_order_relaxed);
     beat(d);
+    if (d->trace)
+        weft__trace_step_begin(d->trace, L, t, now);
 }
 
 /* The clock, when steps are timed (time_steps, debug mode, a trace); the watchdog
@@ -249,7 +258,7 @@ static inline int64_t step_clock(const weft__debug *d)
 static void obs_step_begin(weft_loop *L, weft_task *t)
 {
     weft__debug *d = weft__debug_of(L);
-    step_begins(d, t, step_clock(d));
+    step_begins(d, L, t, step_clock(d));
 }
 
 static void obs_step_end(weft_loop *L, weft_task *t, weft_task *next)
@@ -257,15 +266,17 @@ static void obs_step_end(weft_loop *L, weft_task *t, weft_task *next)
     weft__debug *d = weft__debug_of(L);
     int64_t now = step_clock(d);
     int64_t ns = now - d->step_start_ns;
+    if (d->trace)
+        weft__trace_step_end(d->trace, L, t, now);
     if (next) {
-        step_begins(d, next, now);
+        step_begins(d, L, next, now);
     } else {
         atomic_store_explicit(&d->beat_task, NULL, memory_order_relaxed);
         beat(d);
     }
     if (!d->set.time_steps)
         return;
-    step_done(d, ns, t->id, weft_task_name(t));
+    step_done(d, ns, t);
     if (!d->set.debug)
         return;
     weft__task_debug *td = weft__task_debug_of(t);
@@ -287,9 +298,9 @@ static void obs_step_end(weft_loop *L, weft_task *t, weft_task *next)
 
 static void obs_woken(weft_loop *L, weft_task *t, int reason)
 {
-    (void)L;
-    (void)t;
-    (void)reason;
+    weft__debug *d = weft__debug_of(L);
+    if (d->trace)
+        weft__trace_woken(d->trace, L, t, reason);
 }
 
 static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
@@ -300,6 +311,8 @@ static void obs_callback_begin(weft_loop *L, weft_callback_fn cb, void *arg)
     d->step_start_ns = step_clock(d);
     atomic_store_explicit(&d->beat_cb, (uintptr_t)cb, memory_order_relaxed);
     beat(d);
+    if (d->trace)
+        weft__trace_callback_begin(d->trace, L, cb, d->step_start_ns);
 }
 
 static void obs_callback_end(weft_loop *L)
@@ -308,8 +321,10 @@ static void obs_callback_end(weft_loop *L)
     int64_t ns = step_clock(d) - d->step_start_ns;
     atomic_store_explicit(&d->beat_cb, 0, memory_order_relaxed);
     beat(d);
+    if (d->trace)
+        weft__trace_callback_end(d->trace, L, d->step_start_ns + ns);
     if (d->set.time_steps)
-        step_done(d, ns, 0, "(callback)");
+        step_done(d, ns, NULL);
     if (d->set.debug && ns > d->set.slow_step_ns)
         report_slow_callback(d, d->cb, ns);
     d->cb = NULL;
@@ -318,7 +333,9 @@ static void obs_callback_end(weft_loop *L)
 
 static void obs_forget(weft_loop *L, weft_task *t)
 {
-    (void)L;
+    weft__debug *d = weft__debug_of(L);
+    if (d->trace)
+        weft__trace_forget(d->trace, L, t);
     if (t->extra && t->extra->debug) {
         free(t->extra->debug);
         t->extra->debug = NULL;
@@ -363,6 +380,14 @@ static int debug_init(weft_loop *L, const weft_options *opts)
     L->slots[WEFT__SLOT_DEBUG] = d;
     if (set.debug || set.watchdog_ns || set.dump_signal)
         weft__symbols_load();
+    if (set.trace_file) {
+        rc = weft__trace_open(L, d);
+        if (rc != 0) {
+            L->slots[WEFT__SLOT_DEBUG] = NULL;
+            free(d);
+            return rc;
+        }
+    }
     if (set.time_steps || set.watchdog_ns)
         L->observer = &observer;
     if (set.dump_signal && (rc = weft__dump_signal_start(L)) != 0) {
@@ -387,6 +412,8 @@ static void debug_term(weft_loop *L)
     weft__debug *d = weft__debug_of(L);
     weft__watchdog_stop(L, d);
     weft__dump_signal_stop(L);
+    if (d->trace)
+        weft__trace_close(L, d);
     L->observer = NULL;
     L->slots[WEFT__SLOT_DEBUG] = NULL;
     free(d);

@@ -183,4 +183,28 @@ int weft__watchdog_start(weft_loop *L, weft__debug *d);
 /* Stops and joins it (prompt: it sleeps on a condition variable); on the loop's thread. */
 void weft__watchdog_stop(weft_loop *L, weft__debug *d);
 
+/* ------------------------------------------------------------------------ */
+/* The timeline trace (trace.c)                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct weft__trace weft__trace;
+
+/* Whether the trace file at path can be written (created if missing, not truncated):
+ * 0, or a negative errno with the message "weft_run: WEFT_TRACE=path: cannot open ...".
+ * Called while the settings are read, before the loop exists. */
+int weft__trace_check(const char *path);
+/* Starts d's trace to d->set.trace_file (sets d->trace). Returns 0 or a negative
+ * errno with a message. */
+int weft__trace_open(weft_loop *L, weft__debug *d);
+/* Writes what is left and closes the loop's part of the file (d->trace = NULL). */
+void weft__trace_close(weft_loop *L, weft__debug *d);
+/* The observer's events; `mono` is the monotonic clock the hook already read. */
+void weft__trace_spawned(weft__trace *tr, weft_loop *L, weft_task *t);
+void weft__trace_step_begin(weft__trace *tr, weft_loop *L, weft_task *t, int64_t mono);
+void weft__trace_step_end(weft__trace *tr, weft_loop *L, weft_task *t, int64_t mono);
+void weft__trace_woken(weft__trace *tr, weft_loop *L, weft_task *t, int reason);
+void weft__trace_callback_begin(weft__trace *tr, weft_loop *L, weft_callback_fn cb, int64_t mono);
+void weft__trace_callback_end(weft__trace *tr, weft_loop *L, int64_t mono);
+void weft__trace_forget(weft__trace *tr, weft_loop *L, weft_task *t);
+
 #endif
