@@ -3,7 +3,10 @@
 #
 #   make [build]   build the library, tests, examples and benchmarks (RelWithDebInfo)
 #   make test      the whole suite: plain, ASan+UBSan, TSan (threads), install check
-#   make demo      run the seeds tour (examples/seeds/tour.sh), WEFT_TIME_SCALE=0.1
+#   make demo      run the seeds tour (examples/seeds/tour.sh), WEFT_TIME_SCALE=0.1;
+#                  with PICTURES=DIR, also draw the seeds' timelines into DIR
+#   make pictures  draw the seeds' timelines (WEFT_TRACE + tools/weft-timeline) into
+#                  $(PICTURES), default docs/pictures
 #   make bench     build, then say how to compare weft with its peers
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR is honoured)
 #   make clean     remove every build directory
@@ -17,7 +20,7 @@ export WEFT_TIME_SCALE
 # tests only where Criterion is already installed.
 HAVE_CRITERION := $(shell { pkg-config --exists criterion 2>/dev/null || test -f /usr/include/criterion/criterion.h; } && echo ON || echo OFF)
 
-.PHONY: all build test demo bench install clean
+.PHONY: all build test demo pictures bench install clean
 
 all: build
 
@@ -32,6 +35,12 @@ test:
 demo: build
 	@bash scripts/deps.sh demo
 	bash examples/seeds/tour.sh build/examples/seeds
+	@if [ -n "$(PICTURES)" ]; then bash scripts/seed_pictures.sh "$(PICTURES)" build/examples/seeds; \
+	else echo "(make demo PICTURES=DIR, or make pictures, also draws the seeds' timelines as SVG)"; fi
+
+# The seeds' lessons as timelines (docs/pictures holds the committed ones).
+pictures: build
+	bash scripts/seed_pictures.sh "$(or $(PICTURES),docs/pictures)" build/examples/seeds
 
 bench: build
 	@echo
