@@ -370,7 +370,7 @@ static void task_remove(weft__trace *tr, task_state *s)
     free(s->name);
     size_t mask = tr->tasks_cap - 1;
     size_t i = (size_t)(s - tr->tasks);
-    tr->tasks[i].id = 0;
+    tr->tasks[i] = (task_state){.id = 0};
     tr->tasks_count--;
     for (size_t j = (i + 1) & mask; tr->tasks[j].id; j = (j + 1) & mask) {
         size_t home = slot_of(tr->tasks[j].id, tr->tasks_cap);
@@ -378,7 +378,7 @@ static void task_remove(weft__trace *tr, task_state *s)
         bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
             tr->tasks[i] = tr->tasks[j];
-            tr->tasks[j].id = 0;
+            tr->tasks[j] = (task_state){.id = 0};
             i = j;
         }
     }
@@ -869,7 +869,8 @@ void weft__trace_close(weft_loop *L, weft__debug *d)
         flush(tr, L, true);
     drop_records(tr);
     for (size_t i = 0; i < tr->tasks_cap; i++)
-        free(tr->tasks[i].name);
+        if (tr->tasks[i].id)
+            free(tr->tasks[i].name);
     pthread_mutex_lock(&files_lock);
     file_give(tr->file);
     pthread_mutex_unlock(&files_lock);
