@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Records kept before they are turned into JSON: 1 MiB a loop. */
@@ -67,6 +68,7 @@ typedef struct trace_file {
     FILE *f;
     int users;                   /* loops tracing to it now */
     bool any;                    /* an event is in the array already: the next needs a comma */
+    bool regular;                /* a regular file, where the tail can be rewritten */
     bool failed;                 /* a write failed: nobody writes to it any more */
     bool reported;               /* ... and a loop said so on stderr */
     int err;                     /* that failure's errno */
@@ -75,6 +77,7 @@ typedef struct trace_file {
 } trace_file;
 
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static void files_at_exit(void);
 static trace_file *files;
 static unsigned loop_serial;
 
@@ -233,9 +236,9 @@ void weft__trace_forget(weft__trace *tr, weft_loop *L, weft_task *t)
 /* JSON                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static void sb_reserve(sbuf *b, size_t more)
+static void sb_grow(sbuf *b, size_t more)
 {
-    if (b->oom || b->len + more + 1 <= b->cap)
+    if (b->oom)
         return;
     size_t cap = b->cap ? b->cap : 65536;
     while (cap < b->len + more + 1)
@@ -247,6 +250,12 @@ static void sb_reserve(sbuf *b, size_t more)
     }
     b->p = p;
     b->cap = cap;
+}
+
+static inline void sb_reserve(sbuf *b, size_t more)
+{
+    if (WEFT__UNLIKELY(b->len + more + 1 > b->cap))
+        sb_grow(b, more);
 }
 
 static void sb_printf(sbuf *b, const char *fmt, ...) WEFT_PRINTF(2, 3);
@@ -268,6 +277,58 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
         }
         sb_reserve(b, n > 0 ? (size_t)n + 1 : 256);
     }
+}
+
+/* The appenders the events use: no printf, which costs more than the rest of an
+ * event's formatting (floating-point conversion above all). */
+static inline void sb_mem(sbuf *b, const char *s, size_t n)
+{
+    sb_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* weft's own strings, which need no escaping. */
+static inline void sb_str(sbuf *b, const char *s)
+{
+    sb_mem(b, s, strlen(s));
+}
+
+static void sb_u64(sbuf *b, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[20];
+    size_t i = sizeof tmp;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100);
+        v /= 100;
+        tmp[--i] = pairs[2 * d + 1];
+        tmp[--i] = pairs[2 * d];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[2 * v + 1];
+        tmp[--i] = pairs[2 * v];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
+    sb_mem(b, tmp + i, sizeof tmp - i);
+}
+
+/* ns as microseconds with three decimals, as the format's "ts" and "dur" are. */
+static void sb_us(sbuf *b, int64_t ns)
+{
+    if (ns < 0) {
+        sb_mem(b, "-", 1);
+        ns = -ns;
+    }
+    sb_u64(b, (uint64_t)ns / 1000);
+    uint64_t frac = (uint64_t)ns % 1000;
+    char f[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10)};
+    sb_mem(b, f, 4);
 }
 
 /* Appends s as the contents of a JSON string: quotes, backslashes and control
@@ -307,12 +368,6 @@ static void sb_json_str(sbuf *b, const char *s)
             }
         }
     }
-}
-
-/* Loop time ns → the JSON's microseconds. */
-static double us(const weft__trace *tr, int64_t ns)
-{
-    return (double)(ns - tr->origin) / 1000.0;
 }
 
 /* ---- the tasks' slices ---- */
@@ -396,7 +451,15 @@ static const char *task_label(weft__trace *tr, uint32_t id, char *buf, size_t si
 
 static void ev_head(weft__trace *tr, const char *ph, uint32_t tid, int64_t ts)
 {
-    sb_printf(&tr->out, ",\n{\"ph\":\"%s\",\"pid\":%u,\"tid\":%u,\"ts\":%.3f", ph, tr->pid, tid, us(tr, ts));
+    sbuf *b = &tr->out;
+    sb_str(b, ",\n{\"ph\":\"");
+    sb_str(b, ph);
+    sb_str(b, "\",\"pid\":");
+    sb_u64(b, tr->pid);
+    sb_str(b, ",\"tid\":");
+    sb_u64(b, tid);
+    sb_str(b, ",\"ts\":");
+    sb_us(b, ts - tr->origin);
 }
 
 /* A complete event: name, cat, from `since` to ts; args is a JSON object or NULL. */
@@ -404,9 +467,14 @@ static void ev_slice(weft__trace *tr, uint32_t tid, const char *cat, const char 
 {
     ev_head(tr, "X", tid, since);
     int64_t dur = ts > since ? ts - since : 0;
-    sb_printf(&tr->out, ",\"dur\":%.3f,\"cat\":\"%s\",\"name\":\"", (double)dur / 1000.0, cat);
-    sb_json_str(&tr->out, name);
-    sb_printf(&tr->out, "\"");
+    sbuf *b = &tr->out;
+    sb_str(b, ",\"dur\":");
+    sb_us(b, dur);
+    sb_str(b, ",\"cat\":\"");
+    sb_str(b, cat);
+    sb_str(b, "\",\"name\":\"");
+    sb_json_str(b, name);
+    sb_str(b, "\"");
 }
 
 static void ev_name(weft__trace *tr, uint32_t tid, const char *name)
@@ -422,8 +490,11 @@ static void ev_name(weft__trace *tr, uint32_t tid, const char *name)
 static void ev_flow(weft__trace *tr, const char *ph, uint32_t tid, int64_t ts, uint64_t id, const char *name)
 {
     ev_head(tr, ph, tid, ts);
-    sb_printf(&tr->out, ",\"id\":%llu,\"cat\":\"flow\",\"name\":\"%s\"%s}", (unsigned long long)id, name,
-              ph[0] == 'f' ? ",\"bp\":\"e\"" : "");
+    sb_str(&tr->out, ",\"id\":");
+    sb_u64(&tr->out, id);
+    sb_str(&tr->out, ",\"cat\":\"flow\",\"name\":\"");
+    sb_str(&tr->out, name);
+    sb_str(&tr->out, ph[0] == 'f' ? "\",\"bp\":\"e\"}" : "\"}");
 }
 
 static const char *reason_name(int32_t reason)
@@ -462,40 +533,48 @@ static void close_slice(weft__trace *tr, task_state *s, int64_t ts, const char *
     char buf[64];
     switch (s->open) {
     case OPEN_READY:
+        /* A task ready for less than a microsecond was not kept waiting: no slice,
+         * which halves the trace of a loop that does little but switch. */
+        if (ts - s->since < 1000)
+            break;
         ev_slice(tr, s->id, "ready", "ready", s->since, ts);
-        sb_printf(&tr->out, ",\"args\":{\"after\":\"%s\"", s->what ? s->what : "?");
+        sb_str(&tr->out, ",\"args\":{\"after\":\"");
+        sb_str(&tr->out, s->what ? s->what : "?");
+        sb_str(&tr->out, "\"");
         if (s->what && strcmp(s->what, "yield") != 0) {
-            sb_printf(&tr->out, ",\"by\":\"");
+            sb_str(&tr->out, ",\"by\":\"");
             sb_json_str(&tr->out, s->by                                ? task_label(tr, s->by, buf, sizeof buf)
                                   : s->main && strcmp(s->what, "spawn") == 0 ? "weft_run"
                                                                             : "the loop");
-            sb_printf(&tr->out, "\"");
+            sb_str(&tr->out, "\"");
         }
-        sb_printf(&tr->out, "}}");
+        sb_str(&tr->out, "}}");
         break;
     case OPEN_RUN:
         ev_slice(tr, s->id, "run", "run", s->since, ts);
-        sb_printf(&tr->out, ",\"args\":{\"then\":\"");
-        sb_json_str(&tr->out, run_then);
-        sb_printf(&tr->out, "\"}}");
+        sb_str(&tr->out, ",\"args\":{\"then\":\"");
+        sb_str(&tr->out, run_then);
+        sb_str(&tr->out, "\"}}");
         break;
     case OPEN_WAIT:
         ev_slice(tr, s->id, "wait", s->what, s->since, ts);
-        sb_printf(&tr->out, ",\"args\":{\"ended\":\"%s\"", run_then);
+        sb_str(&tr->out, ",\"args\":{\"ended\":\"");
+        sb_str(&tr->out, run_then);
+        sb_str(&tr->out, "\"");
         if (s->by || s->reason == 0) {
-            sb_printf(&tr->out, ",\"by\":\"");
+            sb_str(&tr->out, ",\"by\":\"");
             if (s->by == UINT32_MAX) {
                 sb_json_str(&tr->out, "a loop callback");
             } else if (s->by) {
                 sb_json_str(&tr->out, task_label(tr, s->by, buf, sizeof buf));
                 if (s->by_end)
-                    sb_printf(&tr->out, ", its end");
+                    sb_str(&tr->out, ", its end");
             } else {
                 sb_json_str(&tr->out, "the loop (timer or I/O)");
             }
-            sb_printf(&tr->out, "\"");
+            sb_str(&tr->out, "\"");
         }
-        sb_printf(&tr->out, "}}");
+        sb_str(&tr->out, "}}");
         break;
     default:
         break;
@@ -565,8 +644,9 @@ static void format_rec(weft__trace *tr, trace_rec *r)
             return;
         close_slice(tr, s, r->ts, r->code ? "fails" : "returns");
         ev_head(tr, "i", s->id, r->ts);
-        sb_printf(&tr->out, ",\"s\":\"t\",\"cat\":\"task\",\"name\":\"finish\",\"args\":{\"outcome\":\"%s\"}}",
-                  r->code ? weft_errname(r->code) : "ok");
+        sb_str(&tr->out, ",\"s\":\"t\",\"cat\":\"task\",\"name\":\"finish\",\"args\":{\"outcome\":\"");
+        sb_json_str(&tr->out, r->code ? weft_errname(r->code) : "ok");
+        sb_str(&tr->out, "\"}}");
         tr->just_done = s->id;
         break;
     case REC_WOKEN:
@@ -597,7 +677,7 @@ static void format_rec(weft__trace *tr, trace_rec *r)
     case REC_CB_END:
         if (tr->cb_since >= 0) {
             ev_slice(tr, 0, "callback", callback_name(tr, tr->cb_fn), tr->cb_since, r->ts);
-            sb_printf(&tr->out, "}");
+            sb_str(&tr->out, "}");
         }
         tr->cb_since = -1;
         break;
@@ -622,7 +702,7 @@ static void format_rec(weft__trace *tr, trace_rec *r)
     }
     case REC_FLUSH:
         ev_slice(tr, 0, "trace", "writing the trace (weft)", r->ts, (int64_t)r->detail);
-        sb_printf(&tr->out, "}");
+        sb_str(&tr->out, "}");
         break;
     default:
         break;
@@ -769,7 +849,7 @@ static int file_take(const char *label, const char *path, trace_file **out)
         tf = NULL;
     }
     if (tf) {
-        if (tf->users++ == 0 && !tf->failed && fseek(tf->f, tf->end, SEEK_SET) != 0) {
+        if (tf->users++ == 0 && tf->regular && !tf->failed && fseek(tf->f, tf->end, SEEK_SET) != 0) {
             tf->failed = true;
             tf->err = errno;
         }
@@ -797,6 +877,11 @@ static int file_take(const char *label, const char *path, trace_file **out)
         free(tf);
         return weft__set_errmsg(-e, "weft_run: %s: cannot open %s for writing: %s", label, path, strerror(e));
     }
+    static bool at_exit_set;
+    if (!at_exit_set)
+        at_exit_set = atexit(files_at_exit) == 0;
+    struct stat st;
+    tf->regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
     tf->path = copy;
     tf->f = f;
     tf->users = 1;
@@ -812,10 +897,24 @@ static int file_take(const char *label, const char *path, trace_file **out)
     return 0;
 }
 
-/* Gives the file back; the last loop writing to it closes the array. Under files_lock. */
+/* At exit: the array of a pipe or device (which cannot be rewritten when a later
+ * loop adds to it) is closed now. */
+static void files_at_exit(void)
+{
+    pthread_mutex_lock(&files_lock);
+    for (trace_file *tf = files; tf; tf = tf->next)
+        if (!tf->regular && !tf->failed && tf->users == 0)
+            if (fputs(TAIL, tf->f) != EOF)
+                fflush(tf->f);
+    pthread_mutex_unlock(&files_lock);
+}
+
+/* Gives the file back; the last loop writing to it closes the array (a regular
+ * file's at once, so that it can be read as soon as weft_run returns; a pipe's at
+ * exit). Under files_lock. */
 static void file_give(trace_file *tf)
 {
-    if (--tf->users > 0 || tf->failed)
+    if (--tf->users > 0 || tf->failed || !tf->regular)
         return;
     tf->end = ftell(tf->f);
     errno = 0;
