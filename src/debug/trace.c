@@ -372,6 +372,10 @@ static void sb_json_str(sbuf *b, const char *s)
 
 /* ---- the tasks' slices ---- */
 
+/* Task ids count up from 1. Multiplied by an odd number, any run of `cap` consecutive
+ * ids still lands on `cap` different slots, but scattered: taken as they are, they
+ * would make one long cluster, and removing an entry from it (backward shift) would
+ * walk all of it. */
 static size_t slot_of(uint32_t id, size_t cap)
 {
     return (size_t)(id * 2654435761u) & (cap - 1);
@@ -439,13 +443,29 @@ static void task_remove(weft__trace *tr, task_state *s)
     }
 }
 
-/* Writes the display name of task id into buf. */
+/* Writes the display name of task id into buf (of 32 bytes at least). */
 static const char *task_label(weft__trace *tr, uint32_t id, char *buf, size_t size)
 {
+    (void)size;
     task_state *s = task_find(tr, id);
     if (s && s->name)
         return s->name;
-    snprintf(buf, size, s && s->main ? "Task-%u (main)" : "Task-%u", id);
+    /* "Task-N" as weft_task_name says it, without printf: one per spawn. */
+    char digits[12];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    memcpy(buf, "Task-", 5);
+    size_t len = 5;
+    while (n)
+        buf[len++] = digits[--n];
+    if (s && s->main) {
+        memcpy(buf + len, " (main)", 7);
+        len += 7;
+    }
+    buf[len] = '\0';
     return buf;
 }
 
@@ -479,12 +499,21 @@ static void ev_slice(weft__trace *tr, uint32_t tid, const char *cat, const char 
 
 static void ev_name(weft__trace *tr, uint32_t tid, const char *name)
 {
-    sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"name\":\"thread_name\",\"args\":{\"name\":\"",
-              tr->pid, tid);
-    sb_json_str(&tr->out, name);
-    sb_printf(&tr->out, "\"}}");
-    sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"name\":\"thread_sort_index\",\"args\":"
-                        "{\"sort_index\":%u}}", tr->pid, tid, tid);
+    sbuf *b = &tr->out;
+    sb_str(b, ",\n{\"ph\":\"M\",\"pid\":");
+    sb_u64(b, tr->pid);
+    sb_str(b, ",\"tid\":");
+    sb_u64(b, tid);
+    sb_str(b, ",\"name\":\"thread_name\",\"args\":{\"name\":\"");
+    sb_json_str(b, name);
+    /* Lanes in the order the tasks were spawned, not by name (Task-10 after Task-9). */
+    sb_str(b, "\"}},\n{\"ph\":\"M\",\"pid\":");
+    sb_u64(b, tr->pid);
+    sb_str(b, ",\"tid\":");
+    sb_u64(b, tid);
+    sb_str(b, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+    sb_u64(b, tid);
+    sb_str(b, "}}");
 }
 
 static void ev_flow(weft__trace *tr, const char *ph, uint32_t tid, int64_t ts, uint64_t id, const char *name)
