@@ -173,8 +173,11 @@ void weft__trace_spawned(weft__trace *tr, weft_loop *L, weft_task *t)
 {
     if (tr->off)
         return;
-    rec_put(tr, L, loop_time(L, weft__mono_ns()), REC_SPAWN, t->id, L->current ? L->current->id : 0, 0,
-            name_copy(t), (WEFT__FLAGS(t) & WEFT__MAIN) != 0);
+    int64_t ts = weft__now(L);
+    trace_rec *r = rec_new(tr, L);
+    if (r)
+        *r = (trace_rec){.ts = ts, .detail = name_copy(t), .task = t->id, .other = L->current ? L->current->id : 0,
+                         .kind = REC_SPAWN, .sub = (WEFT__FLAGS(t) & WEFT__MAIN) != 0};
 }
 
 void weft__trace_step_begin(weft__trace *tr, weft_loop *L, weft_task *t, int64_t mono)
@@ -208,7 +211,7 @@ void weft__trace_woken(weft__trace *tr, weft_loop *L, weft_task *t, int reason)
 {
     if (tr->off)
         return;
-    rec_put(tr, L, loop_time(L, weft__mono_ns()), REC_WOKEN, t->id, L->current ? L->current->id : 0, reason, 0, 0);
+    rec_put(tr, L, weft__now(L), REC_WOKEN, t->id, L->current ? L->current->id : 0, reason, 0, 0);
 }
 
 void weft__trace_callback_begin(weft__trace *tr, weft_loop *L, weft_callback_fn cb, int64_t mono)
@@ -229,7 +232,10 @@ void weft__trace_forget(weft__trace *tr, weft_loop *L, weft_task *t)
 {
     if (tr->off)
         return;
-    rec_put(tr, L, loop_time(L, weft__mono_ns()), REC_FORGET, t->id, 0, 0, name_copy(t), 0);
+    int64_t ts = weft__now(L);
+    trace_rec *r = rec_new(tr, L);
+    if (r)
+        *r = (trace_rec){.ts = ts, .detail = name_copy(t), .task = t->id, .kind = REC_FORGET};
 }
 
 /* ------------------------------------------------------------------------ */
@@ -556,8 +562,20 @@ static const char *callback_name(weft__trace *tr, uintptr_t fn)
     return tr->symcache[i].name;
 }
 
-/* Ends the slice s is in at ts, writing it. */
-static void close_slice(weft__trace *tr, task_state *s, int64_t ts, const char *run_then)
+/* Whether a wait of this kind ends when a task ends (await, gather, TaskGroup...). */
+static bool waits_for_a_task(const char *what)
+{
+    static const char *const kinds[] = {"awaited task", "gather", "task group's children", "weft_wait",
+                                        "as_completed", "shielded task", "task to finish", "wait_for"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(what, kinds[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Ends the slice s is in at ts, writing it; a step's args say what came next:
+ * run_then, followed by then_what when not NULL. */
+static void close_slice(weft__trace *tr, task_state *s, int64_t ts, const char *run_then, const char *then_what)
 {
     char buf[64];
     switch (s->open) {
@@ -583,6 +601,8 @@ static void close_slice(weft__trace *tr, task_state *s, int64_t ts, const char *
         ev_slice(tr, s->id, "run", "run", s->since, ts);
         sb_str(&tr->out, ",\"args\":{\"then\":\"");
         sb_str(&tr->out, run_then);
+        if (then_what)
+            sb_str(&tr->out, then_what);
         sb_str(&tr->out, "\"}}");
         break;
     case OPEN_WAIT:
@@ -641,7 +661,7 @@ static void format_rec(weft__trace *tr, trace_rec *r)
     case REC_BEGIN:
         if (!s)
             return;
-        close_slice(tr, s, r->ts, "");
+        close_slice(tr, s, r->ts, "", NULL);
         s->open = OPEN_RUN;
         s->since = r->ts;
         if (s->flow) {
@@ -654,14 +674,13 @@ static void format_rec(weft__trace *tr, trace_rec *r)
         if (!s)
             return;
         if (r->kind == REC_END_WAIT) {
-            snprintf(buf, sizeof buf, "waits: %s", (const char *)r->detail);
-            close_slice(tr, s, r->ts, buf);
+            close_slice(tr, s, r->ts, "waits: ", (const char *)r->detail);
             s->open = OPEN_WAIT;
             s->what = (const char *)r->detail;
             s->by = 0;
             s->reason = 0;
         } else {
-            close_slice(tr, s, r->ts, "yields");
+            close_slice(tr, s, r->ts, "yields", NULL);
             s->open = OPEN_READY;
             s->what = "yield";
             s->by = 0;
@@ -671,7 +690,7 @@ static void format_rec(weft__trace *tr, trace_rec *r)
     case REC_END_DONE:
         if (!s)
             return;
-        close_slice(tr, s, r->ts, r->code ? "fails" : "returns");
+        close_slice(tr, s, r->ts, r->code ? "fails" : "returns", NULL);
         ev_head(tr, "i", s->id, r->ts);
         sb_str(&tr->out, ",\"s\":\"t\",\"cat\":\"task\",\"name\":\"finish\",\"args\":{\"outcome\":\"");
         sb_json_str(&tr->out, r->code ? weft_errname(r->code) : "ok");
@@ -682,13 +701,15 @@ static void format_rec(weft__trace *tr, trace_rec *r)
         if (!s)
             return;
         /* A wake-up by the loop itself: as a task it awaited ended (the scheduler
-         * finishes a task right after its last step), in a callback, or from a timer
-         * or the poller. */
+         * finishes a task right after its last step, waking its awaiter then), in a
+         * callback, or from a timer or the poller. */
+        if (!r->other && just_done && !(r->code == 0 && s->open == OPEN_WAIT && waits_for_a_task(s->what)))
+            just_done = 0;
         tr->just_done = just_done;
         s->by_end = !r->other && just_done;
         s->by = r->other ? r->other : just_done ? just_done : tr->cb_since >= 0 ? UINT32_MAX : 0;
         s->reason = r->code;
-        close_slice(tr, s, r->ts, reason_name(r->code));
+        close_slice(tr, s, r->ts, reason_name(r->code), NULL);
         s->open = OPEN_READY;
         s->since = r->ts;
         s->what = r->code == 0 ? "wake-up" : reason_name(r->code);
@@ -715,12 +736,12 @@ static void format_rec(weft__trace *tr, trace_rec *r)
         if (s) {
             if (s->open == OPEN_READY) {
                 /* Cancelled before it ever ran. */
-                close_slice(tr, s, r->ts, "");
+                close_slice(tr, s, r->ts, "", NULL);
                 ev_head(tr, "i", s->id, r->ts);
                 sb_printf(&tr->out, ",\"s\":\"t\",\"cat\":\"task\",\"name\":\"finish\",\"args\":{\"outcome\":"
                                     "\"cancelled before it ran\"}}");
             } else {
-                close_slice(tr, s, r->ts, "freed");
+                close_slice(tr, s, r->ts, "freed", NULL);
             }
             if (name && (!s->name || strcmp(name, s->name) != 0))
                 ev_name(tr, s->id, name);
@@ -780,7 +801,7 @@ static void flush(weft__trace *tr, weft_loop *L, bool final)
         int64_t end = loop_time(L, weft__mono_ns());
         for (size_t i = 0; i < tr->tasks_cap; i++)
             if (tr->tasks[i].id)
-                close_slice(tr, &tr->tasks[i], end, "the loop ended");
+                close_slice(tr, &tr->tasks[i], end, "the loop ended", NULL);
         sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_name\",\"args\":{\"name\":"
                             "\"weft loop %u%s\"}}", tr->pid, tr->pid, tr->virtual_time ? " (virtual time)" : "");
         sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_sort_index\",\"args\":"
