@@ -18,7 +18,18 @@
  * ("pid" = the loop's serial number in this process, "weft loop N"); the closing "]}"
  * is written whenever no loop is tracing to it, and overwritten when another starts.
  * Real-time loops share one origin (the file's creation) so their lanes line up;
- * a virtual-time loop's lanes show its virtual clock from 0.
+ * a virtual-time loop's lanes show its virtual clock from 0 (steps take no virtual
+ * time there, so they are drawn as instants). A pipe or device as FILE gets its
+ * closing "]}" at exit. Time a task spent ready under 1 µs is left out.
+ *
+ * Cost, measured on this project's 2-core VM (bench/w1_switch 2000000 on one core,
+ * 4M switches, each a step's end and the next step's begin: 8M events): tracing off
+ * 36.7 ms, as before the trace existed (the hooks only run while something watches);
+ * tracing on 0.57 s, i.e. 66 ns an event, of which ~27 ns is the step timing any
+ * observer does (two clock reads a switch) and ~39 ns the record, its JSON and the
+ * write; 53 bytes of JSON an event. A spawn-bound loop (bench/w2_spawn 500000, 700
+ * bytes of JSON a task: names, spawn flows, finish) costs ~350 ns an event, most of it
+ * the page cache taking 360 MB and the task table outgrowing the caches.
  */
 #include "debug/debug.h"
 
@@ -619,7 +630,7 @@ static void close_slice(weft__trace *tr, task_state *s, int64_t ts, const char *
                 if (s->by_end)
                     sb_str(&tr->out, ", its end");
             } else {
-                sb_json_str(&tr->out, "the loop (timer or I/O)");
+                sb_json_str(&tr->out, "the loop (a timer, I/O or another thread)");
             }
             sb_str(&tr->out, "\"");
         }
