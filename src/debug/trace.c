@@ -28,7 +28,7 @@
  * tracing on 0.57 s, i.e. 66 ns an event, of which ~27 ns is the step timing any
  * observer does (two clock reads a switch) and ~39 ns the record, its JSON and the
  * write; 53 bytes of JSON an event. A spawn-bound loop (bench/w2_spawn 500000, 700
- * bytes of JSON a task: names, spawn flows, finish) costs ~350 ns an event, most of it
+ * bytes of JSON a task: names, spawn flows, finish) costs ~330 ns an event, most of it
  * the page cache taking 360 MB and the task table outgrowing the caches.
  */
 #include "debug/debug.h"
