@@ -98,7 +98,7 @@ def test_lessons(seeds):
                   "s0_main2: a() first runs after b()'s compute step ended (create_task does not start it)")
             check(first_a["dur"] / 1e6 / SCALE > 0.8, "s0_main2: a()'s compute step blocks about 1 unit")
         total = span_units(ev)
-        check(9.5 < total < 14.0, f"s0_main2: total {total:.2f} units, expected about 11 (not 16)")
+        check(9.5 < total < 14.5, f"s0_main2: total {total:.2f} units, expected about 11 (not 16)")
         spawn_flows = [e for e in ev if e["ph"] == "s" and e["name"] == "spawn"]
         check(any(e["tid"] == 1 for e in spawn_flows), "s0_main2: a spawn flow leaves main's lane")
         finishes = [e for e in ev if e["ph"] == "i" and e["name"] == "finish"]
@@ -114,7 +114,7 @@ def test_lessons(seeds):
         runs = slices(ev, "run")
         check(len(runs) == 3, f"s0_main1: three steps (a's compute, b's compute, the end): {len(runs)}")
         total = span_units(ev)
-        check(15.0 < total < 19.5, f"s0_main1: total {total:.2f} units, expected about 16")
+        check(15.0 < total < 21.0, f"s0_main1: total {total:.2f} units, expected about 16")
 
 
 def svg_lanes(root):
