@@ -72,6 +72,7 @@ DW_CALLS(DECLARE_POINTER)
 static _Atomic int unwind_state, dw_state;
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
+#if defined(WEFT_HAVE_LIBUNWIND) || defined(WEFT_HAVE_LIBDW)
 /* Loads one library and every call the table lists; all or nothing. */
 static int load_library(const char *soname, void **handle_out)
 {
@@ -79,6 +80,7 @@ static int load_library(const char *soname, void **handle_out)
     *handle_out = h;
     return h ? 0 : -1;
 }
+#endif
 
 #define LOAD_POINTER(f)                                         \
     if (ok && !(p_##f = (__typeof__(p_##f))dlsym(handle, NAME_OF(f)))) \
@@ -117,6 +119,7 @@ void weft__symbols_load(void)
     pthread_mutex_unlock(&load_lock);
 }
 
+#ifdef WEFT_HAVE_LIBUNWIND
 /* Whether libunwind is loaded; `load`: try to load it first if nobody has (never
  * from a signal handler: dlopen is not async-signal-safe). */
 static bool have_unwind(bool load)
@@ -125,6 +128,7 @@ static bool have_unwind(bool load)
         weft__symbols_load();
     return atomic_load_explicit(&unwind_state, memory_order_acquire) == 1;
 }
+#endif
 
 static bool have_dw(void)
 {
