@@ -175,16 +175,20 @@ static WEFT__NORETURN void task_entry(void *arg)
     abort(); /* the scheduler never resumes a finished task */
 }
 
-void weft__suspend(weft_task *t)
+/*
+ * The switch away from a suspending task, in two copies made from one body: the one
+ * weft__suspend runs while nothing watches holds no trace of the observer (not even a
+ * register kept across its call), and the observed one, out of line, tells the
+ * observer. One test of L->observer picks the copy.
+ */
+static WEFT__ALWAYS_INLINE void suspend_as(weft_loop *L, weft_task *t, bool observed)
 {
-    weft_loop *L = weft__loop;
     weft__stack *s = t->stack;
     weft__stack_check(s, t);
     weft_task *next = (WEFT__FLAGS(t) & WEFT__COMPACT) ? NULL : weft__loop_next_direct(L);
-    /* One test per switch when nothing watches: the step that ends and the one that
-     * begins (the next task's, when it is switched to directly) are told together,
-     * here, before the switch. */
-    if (WEFT__UNLIKELY(L->observer))
+    /* The step that ends and the one that begins (the next task's, when it is
+     * switched to directly) are told together, before the switch. */
+    if (observed)
         L->observer->step_end(L, t, next);
     if (next == t) {
         WEFT__STATE(t) = WEFT__RUNNING; /* it was the only ready task */
@@ -207,6 +211,20 @@ void weft__suspend(weft_task *t)
     /* Not `s`: while a compact task waits, evict may move its descriptor. */
     asan_arrived(L, t->stack);
 #endif
+}
+
+static WEFT__NOINLINE void suspend_observed(weft_loop *L, weft_task *t)
+{
+    suspend_as(L, t, true);
+}
+
+void weft__suspend(weft_task *t)
+{
+    weft_loop *L = weft__loop;
+    if (WEFT__UNLIKELY(L->observer))
+        suspend_observed(L, t);
+    else
+        suspend_as(L, t, false);
 }
 
 /* Runs a ready task until it suspends or returns; called by the scheduler. */

@@ -16,11 +16,15 @@
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
 #define WEFT__NORETURN __attribute__((noreturn))
+#define WEFT__ALWAYS_INLINE inline __attribute__((always_inline))
+#define WEFT__NOINLINE __attribute__((noinline))
 #else
 #define WEFT__LIKELY(x) (x)
 #define WEFT__UNLIKELY(x) (x)
 #define WEFT__TLS _Thread_local
 #define WEFT__NORETURN
+#define WEFT__ALWAYS_INLINE inline
+#define WEFT__NOINLINE
 #endif
 
 /*
