@@ -35,11 +35,12 @@ test:
 demo: build
 	@bash scripts/deps.sh demo
 	bash examples/seeds/tour.sh build/examples/seeds
-	@if [ -n "$(PICTURES)" ]; then bash scripts/seed_pictures.sh "$(PICTURES)" build/examples/seeds; \
+	@if [ -n "$(PICTURES)" ]; then bash scripts/deps.sh python3 && bash scripts/seed_pictures.sh "$(PICTURES)" build/examples/seeds; \
 	else echo "(make demo PICTURES=DIR, or make pictures, also draws the seeds' timelines as SVG)"; fi
 
 # The seeds' lessons as timelines (docs/pictures holds the committed ones).
 pictures: build
+	@bash scripts/deps.sh python3
 	bash scripts/seed_pictures.sh "$(or $(PICTURES),docs/pictures)" build/examples/seeds
 
 bench: build
