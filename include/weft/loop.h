@@ -37,8 +37,11 @@ typedef struct weft_options {
 
     /* Seeing inside the loop (weft/debug.h and the guide's "Seeing inside the loop").
      * Each is also set from the environment, which wins, so that a program can be
-     * watched without being rebuilt. Everything here is off by default and then costs
-     * nothing but a test at each task switch. */
+     * watched without being rebuilt (WEFT_DEBUG=0 or WEFT_DUMP_SIGNAL=0 turn off what
+     * the options or debug mode turn on). A value in the environment that cannot be
+     * used is said on stderr and ignored, and the program runs; a bad field here makes
+     * weft_run return -EINVAL with a message naming it. Everything here is off by
+     * default and then costs nothing but a test at each task switch. */
 
     /* Nonzero (or WEFT_DEBUG=1): debug mode, as asyncio's. Each task remembers where
      * it was created and where it last suspended; a step (a task running from one
@@ -51,7 +54,7 @@ typedef struct weft_options {
      * switch without it) and ~0.7 KiB of memory per task. */
     int debug;
     /* Seconds: the step that debug mode reports as slow (0 = the default, 0.1 s, as
-     * asyncio's slow_callback_duration). WEFT_SLOW_STEP=SECONDS. */
+     * asyncio's slow_callback_duration; so is WEFT_SLOW_STEP=0). WEFT_SLOW_STEP=SECONDS. */
     double slow_step;
     /* Seconds (or WEFT_WATCHDOG=SECONDS): start the blocked-loop watchdog, a thread
      * that notices when one step has held the loop for this long and, while it still
@@ -66,7 +69,9 @@ typedef struct weft_options {
     /* A file name (or WEFT_TRACE=FILE): record a timeline of the loop, every task's
      * spawn, steps, waits and what they wait on, wake-ups and end, into FILE as
      * Chrome trace-event JSON (open it in https://ui.perfetto.dev or chrome://tracing,
-     * or draw it with tools/weft-timeline). */
+     * or draw it with tools/weft-timeline). A file that cannot be written makes
+     * weft_run return its error (-ENOENT, -EACCES, ...) before main runs; an empty
+     * string, -EINVAL. */
     const char *trace_file;
     /* Nonzero: time every step, for weft_loop_metrics' step figures (one clock read
      * per switch, ~25 ns here). Implied by debug and trace_file. */

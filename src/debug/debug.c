@@ -30,36 +30,61 @@ weft__task_debug *weft__task_debug_of(const weft_task *t)
 /* Settings                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static bool env_flag(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
+/*
+ * The environment is for watching a program without rebuilding it, so a value there
+ * that cannot be used is said on stderr and ignored: the program runs as if it were
+ * unset. A bad weft_options field is the program's own mistake, and weft_run refuses
+ * it with -EINVAL and a message. Where both are given, the environment wins.
+ */
 
-/* Reads a number of seconds from the environment variable `name` into *ns (kept
- * when the variable is unset or empty). */
-static int env_seconds(const char *name, int64_t *ns)
+/* An on/off variable: -1 when unset or empty (no say), 0 for "0", 1 otherwise (asyncio
+ * takes any non-empty PYTHONASYNCIODEBUG as on). */
+static int env_switch(const char *name)
 {
     const char *v = getenv(name);
     if (!v || !*v)
-        return 0;
+        return -1;
+    return strcmp(v, "0") != 0;
+}
+
+/* Checks a number of seconds: NULL when usable, else what is wrong with it. */
+static const char *seconds_problem(double s)
+{
+    if (!isfinite(s) || s < 0)
+        return "is not a number of seconds";
+    if (s > 1e6)
+        return "is out of range";
+    return NULL;
+}
+
+/* Reads a number of seconds from the environment variable `name` into *ns: kept when
+ * the variable is unset or empty, or (said on stderr) unusable. */
+static void env_seconds(const char *name, int64_t *ns)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return;
     char *end = NULL;
     errno = 0;
     double s = strtod(v, &end);
-    if (end == v || *end != '\0' || errno == ERANGE || !isfinite(s) || s < 0 || s > 1e6)
-        return weft__set_errmsg(-EINVAL, "weft_run: %s=%s is not a number of seconds (from 0 to 1000000, "
-                                         "such as 0.05)", name, v);
+    const char *problem = end == v || *end != '\0' ? "is not a number of seconds" : seconds_problem(s);
+    if (errno == ERANGE)
+        problem = "is out of range";
+    if (problem) {
+        weft__report("weft: %s=%s ignored: it %s (give one from 0 to 1000000, such as 0.05)", name, v, problem);
+        return;
+    }
     *ns = weft__seconds_to_ns(s);
-    return 0;
 }
 
 static int option_seconds(const char *name, double s, int64_t *ns)
 {
     if (s == 0)
         return 0;
-    if (!isfinite(s) || s < 0 || s > 1e6)
-        return weft__set_errmsg(-EINVAL, "weft_run: weft_options.%s = %g is not a number of seconds from 0 to "
-                                         "1000000", name, s);
+    const char *problem = seconds_problem(s);
+    if (problem)
+        return weft__set_errmsg(-EINVAL, "weft_run: weft_options.%s = %g %s (give one from 0 to 1000000, such as "
+                                         "0.05)", name, s, problem);
     *ns = weft__seconds_to_ns(s);
     return 0;
 }
@@ -67,27 +92,44 @@ static int option_seconds(const char *name, double s, int64_t *ns)
 int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set)
 {
     memset(set, 0, sizeof *set);
-    set->debug = (opts && opts->debug) || env_flag("WEFT_DEBUG");
-    set->slow_step_ns = SLOW_STEP_DEFAULT_NS;
-    int rc = option_seconds("slow_step", opts ? opts->slow_step : 0, &set->slow_step_ns);
-    if (rc == 0)
-        rc = env_seconds("WEFT_SLOW_STEP", &set->slow_step_ns);
-    int64_t watchdog = set->debug ? WATCHDOG_DEFAULT_NS : 0;
-    if (rc == 0)
-        rc = option_seconds("watchdog", opts ? opts->watchdog : 0, &watchdog);
-    if (rc == 0)
-        rc = env_seconds("WEFT_WATCHDOG", &watchdog);
+    int env_debug = env_switch("WEFT_DEBUG");
+    set->debug = env_debug >= 0 ? env_debug : (opts && opts->debug);
+
+    /* 0 means the default, from either source. */
+    int64_t slow = 0;
+    int rc = option_seconds("slow_step", opts ? opts->slow_step : 0, &slow);
     if (rc != 0)
         return rc;
+    env_seconds("WEFT_SLOW_STEP", &slow);
+    set->slow_step_ns = slow > 0 ? slow : SLOW_STEP_DEFAULT_NS;
+
+    int64_t watchdog = set->debug ? WATCHDOG_DEFAULT_NS : 0;
+    rc = option_seconds("watchdog", opts ? opts->watchdog : 0, &watchdog);
+    if (rc != 0)
+        return rc;
+    env_seconds("WEFT_WATCHDOG", &watchdog); /* WEFT_WATCHDOG=0: off, debug mode or not */
     set->watchdog_ns = watchdog;
-    set->trace_file = opts && opts->trace_file ? opts->trace_file : NULL;
+
+    if (opts && opts->trace_file) {
+        if (!*opts->trace_file)
+            return weft__set_errmsg(-EINVAL, "weft_run: weft_options.trace_file is an empty string: give a file "
+                                             "name, or NULL for no trace");
+        rc = weft__trace_check(opts->trace_file);
+        if (rc != 0)
+            return rc;
+        set->trace_file = opts->trace_file;
+    }
     const char *env_trace = getenv("WEFT_TRACE");
-    if (env_trace && *env_trace)
-        set->trace_file = env_trace;
-    set->dump_signal = set->debug || (opts && opts->dump_signal) || env_flag("WEFT_DUMP_SIGNAL");
+    if (env_trace && *env_trace) {
+        if (weft__trace_check(env_trace) == 0)
+            set->trace_file = env_trace;
+        else
+            weft__report("weft: %s; tracing is off", weft_errmsg() + (strncmp(weft_errmsg(), "weft_run: ", 10) ? 0 : 10));
+    }
+
+    int env_dump = env_switch("WEFT_DUMP_SIGNAL");
+    set->dump_signal = env_dump >= 0 ? env_dump : (set->debug || (opts && opts->dump_signal));
     set->time_steps = set->debug || set->trace_file || (opts && opts->time_steps);
-    if (set->trace_file)
-        return weft__trace_check(set->trace_file);
     return 0;
 }
 
@@ -380,31 +422,24 @@ static int debug_init(weft_loop *L, const weft_options *opts)
     L->slots[WEFT__SLOT_DEBUG] = d;
     if (set.debug || set.watchdog_ns || set.dump_signal)
         weft__symbols_load();
-    if (set.trace_file) {
-        rc = weft__trace_open(L, d);
-        if (rc != 0) {
-            L->slots[WEFT__SLOT_DEBUG] = NULL;
-            free(d);
-            return rc;
-        }
-    }
+    if (set.trace_file && (rc = weft__trace_open(L, d)) != 0)
+        goto failed;
     if (set.time_steps || set.watchdog_ns)
         L->observer = &observer;
-    if (set.dump_signal && (rc = weft__dump_signal_start(L)) != 0) {
-        L->observer = NULL;
-        L->slots[WEFT__SLOT_DEBUG] = NULL;
-        free(d);
-        return rc;
-    }
-    rc = weft__watchdog_start(L, d);
-    if (rc != 0) {
-        weft__dump_signal_stop(L);
-        L->observer = NULL;
-        L->slots[WEFT__SLOT_DEBUG] = NULL;
-        free(d);
-        return rc;
-    }
+    if (set.dump_signal && (rc = weft__dump_signal_start(L)) != 0)
+        goto failed;
+    if ((rc = weft__watchdog_start(L, d)) != 0)
+        goto failed;
     return 0;
+
+failed: /* what was started is stopped, in reverse (each stop is a no-op if not started) */
+    weft__dump_signal_stop(L);
+    if (d->trace)
+        weft__trace_close(L, d);
+    L->observer = NULL;
+    L->slots[WEFT__SLOT_DEBUG] = NULL;
+    free(d);
+    return rc;
 }
 
 static void debug_term(weft_loop *L)

@@ -249,7 +249,8 @@ static size_t print_callbacks(FILE *out, weft_loop *L)
     pthread_mutex_lock(&L->ts_lock);
     size_t posted = L->ts_count;
     size_t copied = posted < 16 ? posted : 16;
-    memcpy(posted_calls, L->ts_calls, copied * sizeof *posted_calls);
+    if (copied) /* ts_calls is NULL until a first call is posted */
+        memcpy(posted_calls, L->ts_calls, copied * sizeof *posted_calls);
     pthread_mutex_unlock(&L->ts_lock);
     for (size_t i = 0; i < copied; i++) {
         describe_code((const void *)posted_calls[i].cb, fn, sizeof fn);

@@ -386,16 +386,39 @@ static void expect_refused(const weft_options *opts, const char *names)
     cr_expect_eq(main_ran, 0, "main ran despite a bad %s", names);
 }
 
+/* A bad value in the environment is said on stderr and ignored: the program runs. */
+static void expect_ignored(const char *var, const char *value, const char *problem)
+{
+    setenv(var, value, 1);
+    main_ran = 0;
+    capture_start();
+    int rc = weft_run_opts(never, NULL, NULL, NULL);
+    const char *err = capture_end();
+    char want[200];
+    snprintf(want, sizeof want, "weft: %s=%s ignored: it %s", var, value, problem);
+    cr_expect_eq(rc, 0, "weft_run returned %d with %s=%s", rc, var, value);
+    cr_expect_eq(main_ran, 1, "main did not run with %s=%s", var, value);
+    cr_expect_not_null(strstr(err, want), "stderr '%s' does not say '%s'", err, want);
+}
+
 Test(debug_mode, bad_weft_slow_step_env)
 {
-    setenv("WEFT_SLOW_STEP", "abc", 1);
-    expect_refused(NULL, "WEFT_SLOW_STEP=abc");
+    expect_ignored("WEFT_SLOW_STEP", "abc", "is not a number of seconds");
 }
 
 Test(debug_mode, bad_weft_watchdog_env)
 {
-    setenv("WEFT_WATCHDOG", "-1", 1);
-    expect_refused(NULL, "WEFT_WATCHDOG=-1");
+    expect_ignored("WEFT_WATCHDOG", "-1", "is not a number of seconds");
+}
+
+Test(debug_mode, out_of_range_env)
+{
+    expect_ignored("WEFT_SLOW_STEP", "1e9", "is out of range");
+}
+
+Test(debug_mode, empty_trace_file_option)
+{
+    expect_refused(&(weft_options){.trace_file = ""}, "trace_file");
 }
 
 Test(debug_mode, bad_slow_step_option)
