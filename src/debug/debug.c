@@ -137,55 +137,6 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
 /* Debug mode: creation sites, resume points, slow steps                    */
 /* ------------------------------------------------------------------------ */
 
-/* Writes frame `at` of bt ("fetch at crawl.c:42"); when the compiler inlined it,
- * also the function it was inlined into and the line of that call ("seed_sleep at
- * seed.h:88, inlined in b2 at s0_main2.c:32"), for a line in a header or a small
- * helper says little by itself. */
-static void format_user_frame(const weft__backtrace *bt, const weft__frame *at, char *buf, size_t size)
-{
-    weft__frame_format(at, buf, size);
-    if (!at->inlined)
-        return;
-    /* The inline chain of at's pc: entries[k + 1] called entries[k]. */
-    for (int i = 0; i < bt->count; i++) {
-        if (bt->pcs[i] != at->pc)
-            continue;
-        weft__frame entries[8];
-        int n = weft__symbolize(bt, i, entries, 8);
-        for (int k = 0; k + 1 < n; k++) {
-            if (entries[k].function != at->function || entries[k].line != at->line || entries[k].path != at->path)
-                continue;
-            char caller[200];
-            weft__frame_format(&entries[k + 1], caller, sizeof caller);
-            size_t used = strlen(buf);
-            if (used < size)
-                snprintf(buf + used, size - used, ", inlined in %s", caller);
-            return;
-        }
-        return;
-    }
-}
-
-/* Writes "file:line" of the user's frame of bt, or what is known, into buf. */
-static void describe_user_frame(const weft__backtrace *bt, char *buf, size_t size)
-{
-    weft__frame at, callee;
-    if (bt->count == 0) {
-        snprintf(buf, size, "(unknown)");
-    } else if (weft__backtrace_user_frame(bt, &at, &callee) == 0) {
-        char where[320];
-        format_user_frame(bt, &at, where, sizeof where);
-        if (callee.function)
-            snprintf(buf, size, "%s() called from %s", callee.function, where);
-        else
-            snprintf(buf, size, "%s", where);
-    } else {
-        weft__frame f;
-        weft__symbolize(bt, 0, &f, 1);
-        weft__frame_format(&f, buf, size);
-    }
-}
-
 void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
 {
     weft__task_debug *td = weft__task_debug_of(t);
@@ -193,12 +144,7 @@ void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
         snprintf(buf, size, "(where it was created is known in debug mode: WEFT_DEBUG=1)");
         return;
     }
-    weft__frame at, callee;
-    if (td->created.count && weft__backtrace_user_frame(&td->created, &at, &callee) == 0) {
-        format_user_frame(&td->created, &at, buf, size);
-    } else {
-        describe_user_frame(&td->created, buf, size);
-    }
+    weft__backtrace_describe(&td->created, false, buf, size);
 }
 
 static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft__backtrace *resumed,
@@ -207,7 +153,7 @@ static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft_
     char created[400], from[400], to[400];
     weft__debug_task_origin(t, created, sizeof created);
     if (resumed && resumed->count)
-        describe_user_frame(resumed, from, sizeof from);
+        weft__backtrace_describe(resumed, true, from, sizeof from);
     else
         snprintf(from, sizeof from, "its start");
     const char *how = WEFT__STATE(t) == WEFT__DONE      ? "returned"
@@ -216,7 +162,7 @@ static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft_
     if (WEFT__STATE(t) == WEFT__DONE)
         snprintf(to, sizeof to, "its end");
     else
-        describe_user_frame(stopped, to, sizeof to);
+        weft__backtrace_describe(stopped, true, to, sizeof to);
     char waits[160] = "";
     if (WEFT__STATE(t) == WEFT__WAITING && t->wait_kind)
         snprintf(waits, sizeof waits, ", waiting on: %s", t->wait_kind->what);

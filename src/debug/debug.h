@@ -86,12 +86,17 @@ void weft__frame_format(const weft__frame *f, char *buf, size_t size);
 
 /*
  * The first frame of bt that is the user's own code (not weft's, not libc's or
- * another library's), with, in *callee, the frame it called (the blocking libc
- * function, weft's waiting call): what a report names. Returns 0 and fills *at (and
- * *callee when there is one; callee->function NULL otherwise), or -1 when no frame
- * of bt is the user's.
+ * another library's, not a sanitizer's), with, in *callee, the frame it called (the
+ * blocking libc function, weft's public call), and in *outer (may be NULL) the
+ * function the user's frame was inlined into. Returns 0 and fills them (function NULL
+ * where there is none), or -1 when no frame of bt is the user's.
  */
-int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee);
+int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee, weft__frame *outer);
+
+/* Writes where bt is, as reports say it: "sleep() called from task_a at a.c:23" (with
+ * `with_callee`), ", inlined in f at a.c:30" when the user's frame was inlined; or "in
+ * X (no frame of the program's own code)". Returns whether a user frame was found. */
+bool weft__backtrace_describe(const weft__backtrace *bt, bool with_callee, char *buf, size_t size);
 
 /* Prints every frame of bt, one per line, each line starting with `indent`. */
 void weft__backtrace_print(FILE *out, const weft__backtrace *bt, const char *indent);

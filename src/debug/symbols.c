@@ -492,13 +492,21 @@ int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max)
     /* Whose code each entry is: weft's own by its source path; a system library's
      * when it has no line information or comes from the system's library folders;
      * the user's otherwise. */
+    if (!system_object) {
+        /* Without libdw's module file (or without libdw): the object's own path. */
+        Dl_info info;
+        if (dladdr((void *)lookup, &info) && info.dli_fname)
+            system_object = strncmp(info.dli_fname, "/lib", 4) == 0 || strncmp(info.dli_fname, "/usr/lib", 8) == 0 ||
+                            strstr(info.dli_fname, "linux-vdso") || strstr(info.dli_fname, "linux-gate");
+    }
     for (int k = 0; k < n; k++) {
         out[k].file = base_name(out[k].path);
         out[k].weft_own = is_weft_path(out[k].path);
         if (!out[k].weft_own && out[k].function && strncmp(out[k].function, "weft_", 5) == 0 &&
             !out[k].path)
             out[k].weft_own = 1;
-        out[k].system = !out[k].weft_own && (!out[k].path || system_object);
+        /* The program's own code without -g is still the user's: named by its symbol. */
+        out[k].system = !out[k].weft_own && (system_object || (!out[k].path && !out[k].function));
     }
     pthread_mutex_unlock(&symbols_lock);
     return n;
@@ -514,26 +522,62 @@ void weft__frame_format(const weft__frame *f, char *buf, size_t size)
     const char *fn = f->function ? f->function : "??";
     if (f->file && f->line > 0)
         snprintf(buf, size, "%s at %s:%d", fn, f->file, f->line);
+    else if (f->function && !f->system && !f->weft_own)
+        snprintf(buf, size, "%s (0x%jx; build with -g for its line)", fn, (uintmax_t)f->pc);
     else if (f->function)
         snprintf(buf, size, "%s (0x%jx)", fn, (uintmax_t)f->pc);
     else
         snprintf(buf, size, "0x%jx", (uintmax_t)f->pc);
 }
 
-int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee)
+/* weft_sleep, not weft__wait or a static helper. */
+static bool is_public_weft(const char *function)
+{
+    return function && strncmp(function, "weft_", 5) == 0 && function[5] != '_';
+}
+
+/* A sanitizer's wrapper around a libc call (ThreadSanitizer's __interceptor_sleep,
+ * linked into the program with line information): neither the user's code nor the
+ * call to name. */
+static bool sanitizer_frame(const weft__frame *e)
+{
+    return (e->function && (strncmp(e->function, "__interceptor_", 14) == 0 ||
+                            strncmp(e->function, "___interceptor_", 15) == 0)) ||
+           (e->path && (strstr(e->path, "/libsanitizer/") || strstr(e->path, "/compiler-rt/")));
+}
+
+/* A libc name as the reader wrote it: "nanosleep", not "__nanosleep" or
+ * "clock_nanosleep@GLIBC_2.2.5". */
+static void plain_name(const char *fn, char *buf, size_t size)
+{
+    while (fn[0] == '_' && fn[1] != '\0' && fn[1] != '@')
+        fn++;
+    snprintf(buf, size, "%.*s", (int)strcspn(fn, "@"), fn);
+}
+
+int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft__frame *callee, weft__frame *outer)
 {
     weft__frame entries[8];
     weft__frame prev;
     bool have_prev = false;
     memset(callee, 0, sizeof *callee);
+    if (outer)
+        memset(outer, 0, sizeof *outer);
     for (int i = 0; i < bt->count; i++) {
         int n = weft__symbolize(bt, i, entries, 8);
         for (int k = 0; k < n; k++) {
             weft__frame *e = &entries[k];
-            if (!e->weft_own && !e->system && e->path) {
+            if (sanitizer_frame(e))
+                continue;
+            if (!e->weft_own && !e->system) {
                 *at = *e;
-                if (have_prev)
+                /* A call into weft is named only by its public name: a helper it
+                 * tail-called (get_slow for weft_queue_get) would mean nothing to the
+                 * reader, whom the wait's kind tells instead. */
+                if (have_prev && !(prev.weft_own && !is_public_weft(prev.function)))
                     *callee = prev;
+                if (outer && e->inlined && k + 1 < n)
+                    *outer = entries[k + 1];
                 return 0;
             }
             /* The callee named is the outermost of the non-user frames just inside
@@ -545,6 +589,37 @@ int weft__backtrace_user_frame(const weft__backtrace *bt, weft__frame *at, weft_
         }
     }
     return -1;
+}
+
+bool weft__backtrace_describe(const weft__backtrace *bt, bool with_callee, char *buf, size_t size)
+{
+    weft__frame at, callee, outer;
+    if (bt->count == 0) {
+        snprintf(buf, size, "(its stack could not be read)");
+        return false;
+    }
+    if (weft__backtrace_user_frame(bt, &at, &callee, &outer) != 0) {
+        weft__frame first;
+        weft__symbolize(bt, 0, &first, 1);
+        char where[256];
+        weft__frame_format(&first, where, sizeof where);
+        snprintf(buf, size, "in %s (no frame of the program's own code)", where);
+        return false;
+    }
+    char where[256], in[256] = "", call[128] = "";
+    weft__frame_format(&at, where, sizeof where);
+    if (outer.function) {
+        char caller[230];
+        weft__frame_format(&outer, caller, sizeof caller);
+        snprintf(in, sizeof in, ", inlined in %s", caller);
+    }
+    if (with_callee && callee.function) {
+        char name[100];
+        plain_name(callee.function, name, sizeof name);
+        snprintf(call, sizeof call, "%s() called from ", name);
+    }
+    snprintf(buf, size, "%s%s%s", call, where, in);
+    return true;
 }
 
 void weft__backtrace_print(FILE *out, const weft__backtrace *bt, const char *indent)

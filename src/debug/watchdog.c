@@ -336,77 +336,6 @@ static void callback_name(uintptr_t cb, char *buf, size_t size)
         snprintf(buf, size, "at 0x%jx", (uintmax_t)cb);
 }
 
-/* A C library function's name as its users call it: without the leading underscores
- * of its internal alias (__nanosleep) and the symbol version (clock_gettime@@GLIBC_2.17). */
-static const char *plain_name(const char *fn)
-{
-    while (fn[0] == '_' && fn[1] != '\0' && fn[1] != '@')
-        fn++;
-    return fn;
-}
-
-static int plain_name_len(const char *fn)
-{
-    const char *p = plain_name(fn);
-    return (int)strcspn(p, "@");
-}
-
-/* A sanitizer's wrapper around a libc call (ThreadSanitizer's __interceptor_sleep,
- * linked into the program with line information): neither the user's code nor the
- * call to name. */
-static bool sanitizer_frame(const weft__frame *e)
-{
-    return (e->function && (strncmp(e->function, "__interceptor_", 14) == 0 ||
-                            strncmp(e->function, "___interceptor_", 15) == 0)) ||
-           (e->path && (strstr(e->path, "/libsanitizer/") || strstr(e->path, "/compiler-rt/")));
-}
-
-/*
- * Where a stack is stuck: "sleep() called from blocker at target.c:23", naming the
- * function an inlined user frame was inlined into ("seed_block at seed.h:105, inlined
- * in task_a at s3.c:15"), or what is known when no frame is the user's.
- */
-static void describe_stuck(const weft__backtrace *bt, char *buf, size_t size)
-{
-    weft__frame entries[8];
-    weft__frame callee = {0};
-    bool have_callee = false;
-    for (int i = 0; i < bt->count; i++) {
-        int n = weft__symbolize(bt, i, entries, 8);
-        for (int k = 0; k < n; k++) {
-            weft__frame *e = &entries[k];
-            if (sanitizer_frame(e))
-                continue;
-            if (!e->weft_own && !e->system && e->path) {
-                char at[256], outer[256] = "";
-                weft__frame_format(e, at, sizeof at);
-                if (e->inlined && k + 1 < n) {
-                    char in[240];
-                    weft__frame_format(&entries[k + 1], in, sizeof in);
-                    snprintf(outer, sizeof outer, ", inlined in %s", in);
-                }
-                if (have_callee)
-                    snprintf(buf, size, "%.*s() called from %s%s", plain_name_len(callee.function),
-                             plain_name(callee.function), at, outer);
-                else
-                    snprintf(buf, size, "in %s%s", at, outer);
-                return;
-            }
-            if (e->function) {
-                callee = *e;
-                have_callee = true;
-            }
-        }
-    }
-    if (bt->count > 0) {
-        weft__symbolize(bt, 0, entries, 1);
-        char at[256];
-        weft__frame_format(&entries[0], at, sizeof at);
-        snprintf(buf, size, "in %s (no frame of the program's own code)", at);
-    } else {
-        snprintf(buf, size, "(its stack could not be read)");
-    }
-}
 
 static void write_all(const char *text, size_t len)
 {
@@ -471,14 +400,12 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
         else
             snprintf(who, who_size, "%s", what);
         char where[600];
-        describe_stuck(&w->stack, where, sizeof where);
+        weft__backtrace_describe(&w->stack, true, where, sizeof where);
         fprintf(out, "weft: loop blocked for %.2f s in %s: %s\n", (double)(now - *start_ns) / 1e9, what, where);
         fprintf(out, "  the loop's thread is stuck here (read by interrupting it with SIGRTMIN+5):\n");
         weft__backtrace_print(out, &w->stack, "    ");
-        weft__frame at, callee;
-        if (w->created.count && weft__backtrace_user_frame(&w->created, &at, &callee) == 0) {
-            char created[300];
-            weft__frame_format(&at, created, sizeof created);
+        char created[300];
+        if (w->created.count && weft__backtrace_describe(&w->created, false, created, sizeof created)) {
             fprintf(out, "  %s was created at %s\n", who, created);
         } else if (w->task_id && !d->set.debug) {
             fprintf(out, "  (where the task was created is known in debug mode: WEFT_DEBUG=1)\n");
