@@ -152,6 +152,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
 
     L->shutting_down = 1;
     weft__loop_cancel_leftovers(L, "weft_run: main returned; leftover task cancelled");
+    weft__debug_main_returned(L);
     int stuck = weft__loop_run(L, NULL);
     for (size_t i = MODULE_COUNT; i-- > 0;)
         if (modules[i]->drain)

@@ -48,7 +48,8 @@ typedef struct weft_options {
      * suspension to the next, or a callback) longer than slow_step is reported on
      * stderr with the task's name, where it was created, where it resumed and where it
      * stopped, as file:line; reports about a task (an error nobody retrieved, a task
-     * destroyed while pending) say where it was created. Debug mode also turns on the
+     * destroyed while pending) say where it was created; tasks main left behind that
+     * still run a second after weft_run cancelled them are named, with a dump. Debug mode also turns on the
      * watchdog (1 s unless `watchdog` says otherwise) and the SIGQUIT dump. It costs a
      * stack capture at every spawn and suspension (~0.2 µs, against ~0.01 µs for a
      * switch without it) and ~0.7 KiB of memory per task. */

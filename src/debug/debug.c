@@ -352,6 +352,37 @@ static const weft__observer observer = {
 };
 
 /* ------------------------------------------------------------------------ */
+/* Leftovers that do not end                                                */
+/* ------------------------------------------------------------------------ */
+
+#define LEFTOVERS_WAIT_NS ((int64_t)1000 * 1000 * 1000)
+
+static void report_leftovers(void *arg)
+{
+    weft_loop *L = arg;
+    if (L->live_tasks == 0)
+        return;
+    char names[512];
+    weft__loop_waiting_names(L, names, sizeof names);
+    weft__report("weft: %zu task%s still running %.1f s after weft_run's main returned and cancelled %s, and "
+                 "weft_run waits for %s: %s. Does %s check what its waits return, or uncancel itself "
+                 "(weft_uncancel)? The loop as it is now:",
+                 L->live_tasks, L->live_tasks == 1 ? " is" : "s are", (double)LEFTOVERS_WAIT_NS / 1e9,
+                 L->live_tasks == 1 ? "it" : "them", L->live_tasks == 1 ? "it" : "them", names,
+                 L->live_tasks == 1 ? "it" : "each");
+    (void)weft_dump(stderr);
+}
+
+void weft__debug_main_returned(weft_loop *L)
+{
+    weft__debug *d = weft__debug_of(L);
+    if (!d || !d->set.debug || L->live_tasks == 0)
+        return;
+    /* Not kept alive by this: the loop ends when its tasks do, dropping the callback. */
+    (void)weft__callback_schedule(L, weft__now(L) + LEFTOVERS_WAIT_NS, report_leftovers, L);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The module                                                               */
 /* ------------------------------------------------------------------------ */
 

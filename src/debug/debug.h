@@ -126,6 +126,11 @@ typedef struct weft__debug_settings {
  * -EINVAL with a message naming the setting that is wrong. */
 int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set);
 
+/* run.c, once main has returned and the tasks it left are cancelled: in debug mode,
+ * those still running a second later are reported, with a dump of the loop (asyncio
+ * would wait for them without a word). */
+void weft__debug_main_returned(weft_loop *L);
+
 /* Writes where t was created ("fetch at crawl.c:42"), or why that is unknown. */
 void weft__debug_task_origin(const weft_task *t, char *buf, size_t size);
 
