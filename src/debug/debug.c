@@ -129,6 +129,7 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
 
     int env_dump = env_switch("WEFT_DUMP_SIGNAL");
     set->dump_signal = env_dump >= 0 ? env_dump : (set->debug || (opts && opts->dump_signal));
+    set->dump_signal_asked = env_dump >= 0 ? env_dump : (opts && opts->dump_signal);
     set->time_steps = set->debug || set->trace_file || (opts && opts->time_steps);
     return 0;
 }

@@ -120,6 +120,7 @@ typedef struct weft__debug_settings {
     const char *trace_file;      /* NULL: no trace */
     bool time_steps;             /* time every step (metrics), implied by the above */
     bool dump_signal;            /* SIGQUIT dumps the loop's tasks */
+    bool dump_signal_asked;      /* by the program (option or WEFT_DUMP_SIGNAL), not by debug mode */
 } weft__debug_settings;
 
 /* Reads the settings from opts (may be NULL) and the environment. Returns 0, or

@@ -403,10 +403,32 @@ static bool sigquit_is_default(void)
     return sigaction(SIGQUIT, NULL, &now) == 0 && !(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_DFL;
 }
 
+/* Why this loop cannot take SIGQUIT, or NULL when it can. */
+static const char *sigquit_unavailable(void)
+{
+    if (syscall(SYS_gettid) != getpid())
+        return "this loop does not run on the process's main thread";
+    if (quit_loop)
+        return "another loop of the process has it";
+    struct sigaction now;
+    if (sigaction(SIGQUIT, NULL, &now) == 0 && !(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_IGN)
+        return "SIGQUIT is ignored (a shell starts background jobs so)";
+    if (!sigquit_is_default())
+        return "the program handles SIGQUIT itself";
+    return NULL;
+}
+
 int weft__dump_signal_start(weft_loop *L)
 {
-    if (syscall(SYS_gettid) != getpid() || quit_loop || !sigquit_is_default())
-        return 0; /* another thread's loop, a nested start, or a program that handles SIGQUIT itself */
+    const char *why = sigquit_unavailable();
+    if (why) {
+        /* Left alone; said when the program asked for it, not when debug mode did. */
+        weft__debug *d = weft__debug_of(L);
+        if (d && d->set.dump_signal_asked)
+            weft__report("weft: no SIGQUIT dump for this loop (weft_options.dump_signal / WEFT_DUMP_SIGNAL): %s; "
+                         "call weft_dump from the program instead", why);
+        return 0;
+    }
     pthread_once(&quit_once, quit_register_atfork);
     /* Modules start before their loop is current: the notifier is made on L. */
     weft_loop *was = weft__loop;

@@ -615,6 +615,10 @@ Test(dump, sigquit_handled_by_the_program_is_left_alone)
               out.stderr_text);
     cr_expect_null(strstr(out.stderr_text, "task dump"), "%s", out.stderr_text);
     cr_expect_not_null(strstr(out.stderr_text, "SIGQUIT afterwards: SIG_IGN"), "%s", out.stderr_text);
+    /* Asked for and not possible: said, once. */
+    cr_expect_not_null(strstr(out.stderr_text, "weft: no SIGQUIT dump for this loop (weft_options.dump_signal / "
+                                               "WEFT_DUMP_SIGNAL): SIGQUIT is ignored"),
+                       "%s", out.stderr_text);
 }
 
 /* SIGQUIT's notifier does not keep the loop waiting: a deadlock is still reported. */
