@@ -962,6 +962,14 @@ static int file_take(const char *label, const char *path, trace_file **out)
  * loop adds to it) is closed now. */
 static void files_at_exit(void)
 {
+    /* exit() called on a loop's thread (from a task or a callback): that loop never
+     * reaches its end, so its trace is written here, as far as it got. (Loops of other
+     * threads, still running, cannot be written from this one: what they had not
+     * written yet, up to a second of it, is lost.) */
+    weft_loop *L = weft__loop;
+    weft__debug *d = L ? weft__debug_of(L) : NULL;
+    if (d && d->trace)
+        weft__trace_close(L, d);
     pthread_mutex_lock(&files_lock);
     for (trace_file *tf = files; tf; tf = tf->next)
         if (!tf->regular && !tf->failed && tf->users == 0)

@@ -97,6 +97,16 @@ static void *loop_thread(void *unused)
 
 static long many_count;
 
+/* Ends the process from a task with exit(), as a program may: the loop never ends. */
+static void *exiting_main(void *unused)
+{
+    (void)unused;
+    weft_task *t = weft_spawn_opts(yielder, NULL, &(weft_spawn_options){.name = "before-exit"});
+    if (!t || weft_await(t, NULL) != 0 || weft_sleep(0.01) != 0)
+        return weft_fail(-EIO, "the task before exit failed");
+    exit(0);
+}
+
 static void *many_main(void *unused)
 {
     (void)unused;
@@ -116,7 +126,7 @@ static void *many_main(void *unused)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: trace_prog api|virtual|threads|many|badopt FILE [N]\n");
+        fprintf(stderr, "usage: trace_prog api|virtual|threads|many|exit|badopt FILE [N]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -149,6 +159,8 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "many") == 0 && argc == 4) {
         many_count = atol(argv[3]);
         rc = weft_run_opts(many_main, NULL, NULL, &o);
+    } else if (strcmp(mode, "exit") == 0) {
+        rc = weft_run_opts(exiting_main, NULL, NULL, &o);
     } else if (strcmp(mode, "badopt") == 0) {
         rc = weft_run_opts(virtual_main, NULL, NULL, &o);
         if (rc == 0) {

@@ -224,6 +224,17 @@ def test_virtual(prog):
         check(procs == ["weft loop 1 (virtual time)"], f"virtual: the loop says its time is virtual: {procs}")
 
 
+def test_exit(prog):
+    # exit() from a task: the loop never ends, and its trace is still written, whole.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "exit.json")
+        run([prog, "exit", path])
+        ev = load(path)
+        names = set(lanes(ev).values())
+        check("before-exit" in names, f"exit: the task that ran before exit() has its lane: {names}")
+        check(any(e["name"] == "sleep" for e in slices(ev, "wait")), "exit: main's sleep before exit() is there")
+
+
 def test_threads(prog):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "threads.json")
@@ -259,7 +270,7 @@ def main(argv):
         test_svg(argv[2], argv[3])
     elif mode == "errors" and len(argv) == 4:
         test_errors(argv[2], argv[3])
-    elif mode in ("api", "virtual", "threads", "many") and len(argv) == 3:
+    elif mode in ("api", "virtual", "threads", "many", "exit") and len(argv) == 3:
         globals()["test_" + mode](argv[2])
     else:
         print(__doc__, file=sys.stderr)
