@@ -49,7 +49,8 @@ typedef struct weft_loop_metrics {
     uint64_t tasks_spawned;      /* since the loop started, main included */
     uint64_t ready;              /* tasks and callbacks ready to run now */
     uint64_t timers;             /* sleeps, timeouts and timed callbacks scheduled */
-    uint64_t callbacks_run;      /* loop callbacks run since the loop started */
+    uint64_t callbacks_run;      /* loop callbacks run since the loop started, weft's own
+                                  * included (a thread pool call's completion is one) */
     uint64_t polls;              /* times the loop asked the kernel for I/O */
     int64_t elapsed_ns;          /* since the loop started */
     int64_t poll_ns;             /* in the poller, waiting for I/O or a timer included */

@@ -49,10 +49,11 @@ typedef struct weft_options {
      * stderr with the task's name, where it was created, where it resumed and where it
      * stopped, as file:line; reports about a task (an error nobody retrieved, a task
      * destroyed while pending) say where it was created; tasks main left behind that
-     * still run a second after weft_run cancelled them are named, with a dump. Debug mode also turns on the
-     * watchdog (1 s unless `watchdog` says otherwise) and the SIGQUIT dump. It costs a
-     * stack capture at every spawn and suspension (~0.2 µs, against ~0.01 µs for a
-     * switch without it) and ~0.7 KiB of memory per task. */
+     * still run a second after weft_run cancelled them are named, with a dump. Debug
+     * mode also turns on the watchdog (1 s unless `watchdog` says otherwise) and the
+     * SIGQUIT dump. It costs a stack capture at every spawn and suspension (~0.2 µs,
+     * against ~0.01 µs for a switch without it) and ~5 KiB of memory per task: 0.7 KiB
+     * of records, and the capture touches about one more page of each task's stack. */
     int debug;
     /* Seconds: the step that debug mode reports as slow (0 = the default, 0.1 s, as
      * asyncio's slow_callback_duration; so is WEFT_SLOW_STEP=0). WEFT_SLOW_STEP=SECONDS. */
@@ -79,8 +80,10 @@ typedef struct weft_options {
     int time_steps;
     /* Nonzero (or WEFT_DUMP_SIGNAL=1): SIGQUIT (Ctrl-\) prints every task of the loop
      * with weft_dump, as Go dumps its goroutines, and the program goes on. Only on the
-     * process's main thread, and only while SIGQUIT's disposition is SIG_DFL. On in
-     * debug mode. */
+     * process's main thread, and only while SIGQUIT's disposition is SIG_DFL (asked for
+     * and not possible, it says so once). On in debug mode. Like any handled signal,
+     * SIGQUIT cuts short a blocking call the loop's thread is in (a sleep() returns
+     * early): one more reason for blocking calls to live on threads (weft_to_thread). */
     int dump_signal;
 } weft_options;
 
