@@ -301,19 +301,23 @@ static int dump(weft_loop *L, FILE *out, const weft__backtrace *here, const char
     if (calls)
         weft__pools_for_each_call(L, collect_call, calls, &outstanding);
 
-    size_t waiting = 0, ready = 0;
+    size_t waiting = 0, ready = 0, finished = 0;
     for (size_t i = 0; i < tasks.n; i++) {
         waiting += WEFT__STATE(tasks.v[i]) == WEFT__WAITING;
         ready += WEFT__STATE(tasks.v[i]) == WEFT__READY || WEFT__STATE(tasks.v[i]) == WEFT__NEW;
+        finished += WEFT__STATE(tasks.v[i]) == WEFT__DONE;
     }
+    char done[48] = "";
+    if (finished)
+        snprintf(done, sizeof done, ", %zu finished", finished);
     fprintf(out,
-            "weft: task dump (%s): %zu tasks (%zu waiting, %zu ready, %zu running), loop time %.3f s%s, "
+            "weft: task dump (%s): %zu tasks (%zu waiting, %zu ready, %zu running%s), loop time %.3f s%s, "
             "iteration %llu%s\n\n",
-            why, tasks.n, waiting, ready, (size_t)(L->current != NULL), weft__loop_seconds(L, weft__now(L)),
+            why, tasks.n, waiting, ready, (size_t)(L->current != NULL), done, weft__loop_seconds(L, weft__now(L)),
             L->virtual_time ? " (virtual)" : "", (unsigned long long)L->iteration,
             weft__debug_of(L) && weft__debug_of(L)->set.debug
                 ? ""
-                : "; where tasks were created and how long they wait are shown in debug mode (WEFT_DEBUG=1)");
+                : "\n(where tasks were created and how long they have waited are shown in debug mode, WEFT_DEBUG=1)");
     static const call_list no_calls;
     for (size_t i = 0; i < tasks.n; i++)
         print_task(out, L, tasks.v[i], here, calls ? calls : &no_calls);

@@ -608,7 +608,9 @@ bool weft__backtrace_describe(const weft__backtrace *bt, bool with_callee, char 
     }
     char where[256], in[256] = "", call[128] = "";
     weft__frame_format(&at, where, sizeof where);
-    if (outer.function) {
+    /* GCC may inline a function's body into its own out-of-line copy ("worker inlined
+     * in worker"): true, and of no help to the reader. */
+    if (outer.function && !(at.function && strcmp(outer.function, at.function) == 0)) {
         char caller[230];
         weft__frame_format(&outer, caller, sizeof caller);
         snprintf(in, sizeof in, ", inlined in %s", caller);

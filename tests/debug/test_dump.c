@@ -269,7 +269,7 @@ Test(dump, every_task_with_what_it_waits_on)
     expect_scenario_dump();
     /* Outside debug mode the dump says where to learn more, and no task says where
      * it was created. */
-    cr_expect_not_null(strstr(S.dump, "shown in debug mode (WEFT_DEBUG=1)"), "%s", S.dump);
+    cr_expect_not_null(strstr(S.dump, "shown in debug mode, WEFT_DEBUG=1)"), "%s", S.dump);
     cr_expect_null(strstr(S.dump, "created at"), "%s", S.dump);
 }
 
