@@ -350,8 +350,23 @@ static void write_all(const char *text, size_t len)
     }
 }
 
-/* What a report calls the step: "task blocker (Task-2)", "the callback on_timer". */
-static void step_name(uint32_t task_id, const char *name, uintptr_t cb, char *buf, size_t size)
+/* Loops watched in the process: with more than one, a report says whose loop. */
+static atomic_int watched_loops;
+
+/* What a report calls the step: "task blocker (Task-2)", "the callback on_timer"; with
+ * several loops watched, whose loop: "task Task-1 of the loop on thread 4242". */
+static void step_name_of(uint32_t task_id, const char *name, uintptr_t cb, char *buf, size_t size);
+
+static void step_name(const struct weft__watchdog *w, uint32_t task_id, const char *name, uintptr_t cb, char *buf,
+                      size_t size)
+{
+    step_name_of(task_id, name, cb, buf, size);
+    size_t used = strlen(buf);
+    if (atomic_load(&watched_loops) > 1 && used < size)
+        snprintf(buf + used, size - used, " of the loop on thread %d", (int)w->loop_tid);
+}
+
+static void step_name_of(uint32_t task_id, const char *name, uintptr_t cb, char *buf, size_t size)
 {
     if (task_id && name[0])
         snprintf(buf, size, "task %s (Task-%u)", name, task_id);
@@ -392,7 +407,7 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
     int64_t now = mono_ns();
     if (have_stack) {
         *start_ns = d->set.time_steps ? w->step_start_ns : seen_ns;
-        step_name(w->task_id, w->name, w->cb, what, sizeof what);
+        step_name(w, w->task_id, w->name, w->cb, what, sizeof what);
         if (w->task_id && w->name[0])
             snprintf(who, who_size, "%s", w->name);
         else if (w->task_id)
@@ -416,7 +431,7 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
         *start_ns = seen_ns;
         weft_task *t = atomic_load_explicit(&d->beat_task, memory_order_acquire);
         uintptr_t cb = atomic_load_explicit(&d->beat_cb, memory_order_relaxed);
-        step_name(t ? t->id : 0, "", t ? 0 : cb, what, sizeof what);
+        step_name(w, t ? t->id : 0, "", t ? 0 : cb, what, sizeof what);
         snprintf(who, who_size, "%s", what);
         fprintf(out, "weft: loop blocked for at least %.2f s in %s (its stack could not be read%s)\n",
                 (double)(now - seen_ns) / 1e9, what,
@@ -553,6 +568,7 @@ int weft__watchdog_start(weft_loop *L, weft__debug *d)
     }
     pthread_setname_np(w->thread, "weft-watchdog");
     d->watchdog = w;
+    atomic_fetch_add(&watched_loops, 1);
     return 0;
 }
 
@@ -567,6 +583,7 @@ void weft__watchdog_stop(weft_loop *L, weft__debug *d)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
+    atomic_fetch_sub(&watched_loops, 1);
     /* A signal still pending (the thread blocked it) finds no watchdog. */
     watchdog_here = NULL;
     pthread_cond_destroy(&w->wake);

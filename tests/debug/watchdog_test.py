@@ -226,6 +226,9 @@ def case_threads():
         check(run, len(mine) == 1 and mine[0].endswith("sleep() called from named_sleeper at watchdog_target.c:%d"
                                                         % line),
               "expected one report for %s naming sleep() at watchdog_target.c:%d" % (name, line))
+        # Two loops watched: each report says whose loop it is.
+        check(run, len(mine) == 1 and re.search(r"in task %s \(Task-\d+\) of the loop on thread \d+:" % name, mine[0]),
+              "the report for %s does not say which loop's thread it is" % name)
         check(run, "%s slept" % name in run.text("out"), "%s did not finish its sleep" % name)
     check(run, len(reports) == 2, "%d reports for two blocked loops" % len(reports))
 
