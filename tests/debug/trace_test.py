@@ -152,7 +152,12 @@ def test_svg(tool, seeds):
             f.write(whole[: len(whole) * 2 // 3])
         p = run([sys.executable, tool, cut, "-o", out])
         check("no end" in p.stderr, f"svg: a cut trace is drawn with a warning: {p.stderr!r}")
-        ET.parse(out)
+        _, _, texts = svg_lanes(ET.parse(out).getroot())
+        check(any("cut short" in t for t in texts), "svg: the picture of a cut trace says it was cut short")
+
+        # A label for a lane that is not there is said, not ignored.
+        p = run([sys.executable, tool, trace, "-o", out, "--name", "Task-99=nobody"])
+        check("no lane is called Task-99" in p.stderr, f"svg: --name for a missing lane is said: {p.stderr!r}")
 
         # Garbage, an empty file, JSON that is not a trace: exit 1, saying why.
         cases = {"garbage.json": ("this is not json\n", "not a trace: not JSON"),
