@@ -387,6 +387,19 @@ void weft__debug_main_returned(weft_loop *L)
 /* The module                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Stops, in reverse, what debug_init started: the end of the loop, or an init that
+ * failed halfway (each stop is a no-op for what did not start). */
+static void debug_stop(weft_loop *L, weft__debug *d)
+{
+    weft__watchdog_stop(L, d);
+    weft__dump_signal_stop(L);
+    if (d->trace)
+        weft__trace_close(L, d);
+    L->observer = NULL;
+    L->slots[WEFT__SLOT_DEBUG] = NULL;
+    free(d);
+}
+
 static int debug_init(weft_loop *L, const weft_options *opts)
 {
     weft__debug_settings set;
@@ -410,26 +423,14 @@ static int debug_init(weft_loop *L, const weft_options *opts)
         goto failed;
     return 0;
 
-failed: /* what was started is stopped, in reverse (each stop is a no-op if not started) */
-    weft__dump_signal_stop(L);
-    if (d->trace)
-        weft__trace_close(L, d);
-    L->observer = NULL;
-    L->slots[WEFT__SLOT_DEBUG] = NULL;
-    free(d);
+failed:
+    debug_stop(L, d);
     return rc;
 }
 
 static void debug_term(weft_loop *L)
 {
-    weft__debug *d = weft__debug_of(L);
-    weft__watchdog_stop(L, d);
-    weft__dump_signal_stop(L);
-    if (d->trace)
-        weft__trace_close(L, d);
-    L->observer = NULL;
-    L->slots[WEFT__SLOT_DEBUG] = NULL;
-    free(d);
+    debug_stop(L, weft__debug_of(L));
 }
 
 const weft__module weft__module_debug = {"debug layer", debug_init, NULL, debug_term};

@@ -97,6 +97,14 @@ static const char *capture_end(void)
     return text;
 }
 
+/* Runs fn as main of a loop with opts; returns what the run wrote to stderr. */
+static const char *run_captured(weft_fn fn, const weft_options *opts, int *rc)
+{
+    capture_start();
+    *rc = weft_run_opts(fn, NULL, NULL, opts);
+    return capture_end();
+}
+
 /* The report that starts with `head` (through the next line that starts with
  * "weft:"), copied into buf; false when there is none. */
 static bool report_of(const char *text, const char *head, char *buf, size_t size)
@@ -128,11 +136,6 @@ static bool line_of(const char *r, const char *label, char *buf, size_t size)
     return true;
 }
 
-static int run(weft_fn fn, const weft_options *opts)
-{
-    return weft_run_opts(fn, NULL, NULL, opts);
-}
-
 /* ---- the slow step's report names the task and its lines ------------------- */
 
 static void *hog(void *arg)
@@ -157,9 +160,8 @@ static void *hog_main(void *arg)
 
 Test(debug_mode, slow_step_report_names_the_task_and_its_lines)
 {
-    capture_start();
-    int rc = run(hog_main, &(weft_options){.debug = 1});
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(hog_main, &(weft_options){.debug = 1}, &rc);
     cr_assert_eq(rc, 0);
 
     char r[4096], line[1024], want[256];
@@ -206,18 +208,16 @@ static void *quick_main(void *arg)
 
 Test(debug_mode, step_of_20ms_not_reported_by_default)
 {
-    capture_start();
-    int rc = run(quick_main, &(weft_options){.debug = 1});
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(quick_main, &(weft_options){.debug = 1}, &rc);
     cr_assert_eq(rc, 0);
     cr_expect_null(strstr(err, "slow step: quick"), "a 20 ms step was reported over the default 0.1 s");
 }
 
 Test(debug_mode, step_of_20ms_reported_over_slow_step_option)
 {
-    capture_start();
-    int rc = run(quick_main, &(weft_options){.debug = 1, .slow_step = 0.01});
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(quick_main, &(weft_options){.debug = 1, .slow_step = 0.01}, &rc);
     cr_assert_eq(rc, 0);
     char r[4096];
     cr_assert(report_of(err, "weft: slow step: quick ran ", r, sizeof r), "a 20 ms step over slow_step = 0.01 "
@@ -229,9 +229,8 @@ Test(debug_mode, step_of_20ms_reported_over_weft_slow_step_env)
 {
     setenv("WEFT_DEBUG", "1", 1);
     setenv("WEFT_SLOW_STEP", "0.01", 1);
-    capture_start();
-    int rc = run(quick_main, NULL);
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(quick_main, NULL, &rc);
     cr_assert_eq(rc, 0);
     char r[4096];
     cr_assert(report_of(err, "weft: slow step: quick ran ", r, sizeof r), "a 20 ms step over WEFT_SLOW_STEP=0.01 "
@@ -259,9 +258,8 @@ static void *callback_main(void *arg)
 
 Test(debug_mode, slow_callback_named_by_its_function)
 {
-    capture_start();
-    int rc = run(callback_main, &(weft_options){.debug = 1});
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(callback_main, &(weft_options){.debug = 1}, &rc);
     cr_assert_eq(rc, 0);
     char r[4096];
     cr_assert(report_of(err, "weft: slow step: the callback slow_callback", r, sizeof r),
@@ -289,9 +287,8 @@ static void *unretrieved_main(void *arg)
 
 Test(debug_mode, unretrieved_error_says_where_its_task_was_created)
 {
-    capture_start();
-    int rc = run(unretrieved_main, &(weft_options){.debug = 1});
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(unretrieved_main, &(weft_options){.debug = 1}, &rc);
     cr_assert_eq(rc, 0);
     char r[4096], want[256];
     cr_assert(report_of(err, "weft: doomed failed with", r, sizeof r), "the unretrieved error was not reported");
@@ -303,9 +300,8 @@ Test(debug_mode, unretrieved_error_says_where_its_task_was_created)
 
 Test(debug_mode, unretrieved_error_without_debug_mode_has_no_origin)
 {
-    capture_start();
-    int rc = run(unretrieved_main, NULL);
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(unretrieved_main, NULL, &rc);
     cr_assert_eq(rc, 0);
     cr_expect_not_null(strstr(err, "weft: doomed failed with"), "the unretrieved error was not reported");
     cr_expect_null(strstr(err, "was created at"));
@@ -315,9 +311,8 @@ Test(debug_mode, unretrieved_error_without_debug_mode_has_no_origin)
 
 Test(debug_mode, off_reports_nothing)
 {
-    capture_start();
-    int rc = run(hog_main, NULL);
-    const char *err = capture_end();
+    int rc;
+    const char *err = run_captured(hog_main, NULL, &rc);
     cr_assert_eq(rc, 0);
     cr_expect_null(strstr(err, "slow step"), "a slow step was reported with debug mode off");
     cr_expect_eq(err[0], '\0', "something was written to stderr with debug mode off");
