@@ -105,14 +105,26 @@ def _offset(type_name, member):
 class Task(object):
     """One task record, read from the loop's slabs."""
 
-    def __init__(self, address, state, task_id, stack, fn, extra):
+    def __init__(self, address, state, task_id, stack, fn, extra, wait_kind=0):
         self.address = address
         self.state = state
         self.id = task_id
         self.stack = stack
         self.fn = fn
         self.extra = extra
+        self.wait_kind = wait_kind
         self.name = self._read_name()
+
+    @property
+    def waits_on(self):
+        """What a waiting task waits on, as weft_dump names it ("sleep", "lock"), or ""."""
+        if self.state != STATE_WAITING or not self.wait_kind:
+            return ""
+        try:
+            kind = gdb.Value(self.wait_kind).cast(gdb.lookup_type("weft__wait_kind").pointer())
+            return kind["what"].string()
+        except gdb.error:
+            return ""
 
     def _read_name(self):
         if self.extra:
@@ -233,6 +245,7 @@ def _tasks(loop):
     off_stack = _offset("weft_task", "stack")
     off_fn = _offset("weft_task", "fn")
     off_extra = _offset("weft_task", "extra")
+    off_wait_kind = _offset("weft_task", "wait_kind")
     off_id = _offset("weft_task", "id")
     off_records = _offset("weft__task_slab", "tasks")
     inferior = gdb.selected_inferior()
@@ -252,7 +265,8 @@ def _tasks(loop):
                               struct.unpack_from("<I", raw, rec + off_id)[0],
                               struct.unpack_from("<Q", raw, rec + off_stack)[0],
                               struct.unpack_from("<Q", raw, rec + off_fn)[0],
-                              struct.unpack_from("<Q", raw, rec + off_extra)[0]))
+                              struct.unpack_from("<Q", raw, rec + off_extra)[0],
+                              struct.unpack_from("<Q", raw, rec + off_wait_kind)[0]))
         slab = slab["next"]
     tasks.sort(key=lambda t: t.id)
     return tasks
@@ -547,7 +561,8 @@ class WeftTasks(gdb.Command):
 Usage: weft tasks [-q]
 For each task: its id, name, state (new, ready, running, waiting, done) and where it
 is: the first frame outside weft's own code (where a suspended task will resume,
-what a running task is doing), or the function a new task will start in.
+what a running task is doing), or the function a new task will start in; and for a
+waiting task, what it waits on (sleep, lock, queue, ...: weft_dump says more).
 The running task is marked with `*`. -q leaves out the Where column (it unwinds
 every suspended task's stack, which takes a while for many thousands of tasks)."""
 
@@ -584,8 +599,10 @@ every suspended task's stack, which takes a while for many thousands of tasks)."
         lines = ["  %4s  %-*s  %-8s  %s" % ("Id", width, "Name", "State", "Where" if not quick else "")]
         for t in tasks:
             mark = "*" if t.address == current else " "
-            lines.append("%s %4d  %-*s  %-8s  %s" % (mark, t.id, width, t.name, t.state_name,
-                                                     where.get(t.address, "")))
+            waits = t.waits_on
+            lines.append("%s %4d  %-*s  %-8s  %s%s" % (mark, t.id, width, t.name, t.state_name,
+                                                       where.get(t.address, ""),
+                                                       "  [waits on: %s]" % waits if waits else ""))
         gdb.write("".join(line.rstrip() + "\n" for line in lines))
         if not tasks:
             gdb.write("(no tasks)\n")

@@ -144,6 +144,8 @@ grep -Eq '^ +2 +Task-2 +waiting +sleeper_deep_function \(depth=2\)' <<<"$tasks" 
   fail "weft tasks does not show Task-2 waiting in sleeper_deep_function"
 grep -Eq '^ +3 +other +waiting +other ' <<<"$tasks" ||
   fail "weft tasks does not show task 3 'other' waiting in other()"
+grep -Eq '^ +3 +other +waiting +other .*\[waits on: sleep\]$' <<<"$tasks" ||
+  fail "weft tasks does not say that task 3 'other' waits on a sleep"
 grep -Eq '^ +4 +compact-a +waiting +compact_deep_function \(seconds=3\)' <<<"$tasks" ||
   fail "weft tasks does not show compact-a waiting in compact_deep_function"
 grep -Eq '^ +5 +compact-b +waiting +compact_deep_function \(seconds=4\)' <<<"$tasks" ||
