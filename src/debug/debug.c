@@ -153,10 +153,20 @@ static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft_
 {
     char created[400], from[400], to[400];
     weft__debug_task_origin(t, created, sizeof created);
-    if (resumed && resumed->count)
+    weft__task_debug *td = weft__task_debug_of(t);
+    if (resumed && resumed->count) {
         weft__backtrace_describe(resumed, true, from, sizeof from);
-    else
+    } else if (td && td->fn) {
+        /* Its first step: the function it runs, where it begins. */
+        weft__backtrace entry = {.pcs = {(uintptr_t)td->fn}, .count = 1, .first_is_return = 0};
+        weft__frame f;
+        char where[300];
+        weft__symbolize(&entry, 0, &f, 1);
+        weft__frame_format(&f, where, sizeof where);
+        snprintf(from, sizeof from, "its start, %s", where);
+    } else {
         snprintf(from, sizeof from, "its start");
+    }
     const char *how = WEFT__STATE(t) == WEFT__DONE      ? "returned"
                       : WEFT__STATE(t) == WEFT__WAITING ? "suspended"
                                                          : "yielded";
@@ -212,6 +222,7 @@ static void obs_spawned(weft_loop *L, weft_task *t)
             /* Two frames of weft's own at least (this hook, weft__spawn): left to
              * weft__backtrace_user_frame to skip, with any wrapper of weft's. */
             weft__backtrace_quick(&td->created, 1);
+            td->fn = t->fn;
             x->debug = td;
         }
     }

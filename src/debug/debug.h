@@ -110,6 +110,7 @@ typedef struct weft__task_debug {
     weft__backtrace created;     /* where weft_spawn was called */
     weft__backtrace suspended;   /* where it last suspended (its resume point) */
     int64_t waiting_since_ns;    /* loop time it began to wait (its latest wait) */
+    weft_fn fn;                  /* the function it runs, for a first step's report */
 } weft__task_debug;
 
 /* The settings, from weft_options and the environment (WEFT_DEBUG, ...). */
