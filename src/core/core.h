@@ -476,6 +476,14 @@ static inline weft_task *weft__current(void)
 int64_t weft__mono_ns(void);       /* CLOCK_MONOTONIC in ns */
 
 /*
+ * Threads of weft's own that a fork cannot catch holding a lock: the debug layer's
+ * watchdogs, which pthread_atfork handlers of theirs hold still, waiting, around every
+ * fork. weft_procpool_new, which refuses to fork a process with other threads, does not
+ * count them. Kept by their owner, read by anyone.
+ */
+extern atomic_size_t weft__fork_quiet_threads;
+
+/*
  * Task handles. The weft_task * a user holds is the record's address with a tag:
  * in its top 16 bits (above every user-space address on x86-64 and AArch64) one
  * taken from the task's id, which is new at every use of a record, and in its low

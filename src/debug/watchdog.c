@@ -96,6 +96,62 @@ struct weft__watchdog {
     enum { SLEEP_NONE, SLEEP_RESUMED, SLEEP_FINISHED } sleep_effect;
 };
 
+/* Every watchdog of the process, for the fork handlers: a fork waits until each is
+ * back waiting on its condition (not in the middle of a report, which allocates) and
+ * holds it there until the fork is done, so a child never inherits a lock a watchdog
+ * held. weft_procpool_new can then fork beside them (weft__fork_quiet_threads). */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft__watchdog *all_watchdogs[64];
+static size_t all_count;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&all_lock);
+    for (size_t i = 0; i < all_count; i++)
+        pthread_mutex_lock(&all_watchdogs[i]->lock);
+}
+
+static void fork_done(void)
+{
+    for (size_t i = all_count; i-- > 0;)
+        pthread_mutex_unlock(&all_watchdogs[i]->lock);
+    pthread_mutex_unlock(&all_lock);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(fork_prepare, fork_done, fork_done);
+}
+
+/* Adds w to the list (false when 64 loops of the process are already watched: then it
+ * is not counted as quiet, and a process pool refuses to fork beside it). */
+static bool listed_add(struct weft__watchdog *w)
+{
+    pthread_once(&atfork_once, atfork_register);
+    pthread_mutex_lock(&all_lock);
+    bool ok = all_count < sizeof all_watchdogs / sizeof all_watchdogs[0];
+    if (ok)
+        all_watchdogs[all_count++] = w;
+    pthread_mutex_unlock(&all_lock);
+    if (ok)
+        atomic_fetch_add(&weft__fork_quiet_threads, 1);
+    return ok;
+}
+
+static void listed_remove(struct weft__watchdog *w)
+{
+    pthread_mutex_lock(&all_lock);
+    for (size_t i = 0; i < all_count; i++) {
+        if (all_watchdogs[i] == w) {
+            all_watchdogs[i] = all_watchdogs[--all_count];
+            atomic_fetch_sub(&weft__fork_quiet_threads, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
 /* The loop's watchdog on this thread, for the handler: set and cleared by the loop's
  * own thread (start and stop), read only by the handler on that thread. */
 static WEFT__TLS struct weft__watchdog *watchdog_here;
@@ -569,6 +625,7 @@ int weft__watchdog_start(weft_loop *L, weft__debug *d)
     pthread_setname_np(w->thread, "weft-watchdog");
     d->watchdog = w;
     atomic_fetch_add(&watched_loops, 1);
+    (void)listed_add(w);
     return 0;
 }
 
@@ -578,6 +635,7 @@ void weft__watchdog_stop(weft_loop *L, weft__debug *d)
     struct weft__watchdog *w = d->watchdog;
     if (!w)
         return;
+    listed_remove(w);
     pthread_mutex_lock(&w->lock);
     w->stop = true;
     pthread_cond_signal(&w->wake);

@@ -917,14 +917,16 @@ weft_procpool *weft_procpool_new(size_t workers)
                          MAX_WORKERS);
         return NULL;
     }
+    /* weft's own watchdog threads are held still around a fork: not counted. */
+    size_t quiet = atomic_load(&weft__fork_quiet_threads);
     size_t threads = thread_count();
-    if (threads > 1) {
+    if (threads > 1 + quiet) {
         weft__set_errmsg(-EDEADLK,
-                         "weft_procpool_new: the process has %zu threads; forking it could copy a "
-                         "lock another thread holds (malloc's, stdio's) and deadlock the workers. "
-                         "Create process pools at the start of the program, before any thread "
+                         "weft_procpool_new: the process has %zu threads besides this one%s; forking it "
+                         "could copy a lock another thread holds (malloc's, stdio's) and deadlock the "
+                         "workers. Create process pools at the start of the program, before any thread "
                          "(weft_to_thread, weft_pool_run and libraries start some)",
-                         threads);
+                         threads - 1 - quiet, quiet ? " and weft's watchdog" : "");
         return NULL;
     }
     weft_procpool *pool = calloc(1, sizeof *pool);
