@@ -922,11 +922,11 @@ weft_procpool *weft_procpool_new(size_t workers)
     size_t threads = thread_count();
     if (threads > 1 + quiet) {
         weft__set_errmsg(-EDEADLK,
-                         "weft_procpool_new: the process has %zu threads besides this one%s; forking it "
-                         "could copy a lock another thread holds (malloc's, stdio's) and deadlock the "
-                         "workers. Create process pools at the start of the program, before any thread "
+                         "weft_procpool_new: the process has %zu threads%s; forking it could copy a "
+                         "lock another thread holds (malloc's, stdio's) and deadlock the workers. "
+                         "Create process pools at the start of the program, before any thread "
                          "(weft_to_thread, weft_pool_run and libraries start some)",
-                         threads - 1 - quiet, quiet ? " and weft's watchdog" : "");
+                         threads - quiet, quiet ? " besides weft's watchdog (which is held still)" : "");
         return NULL;
     }
     weft_procpool *pool = calloc(1, sizeof *pool);
