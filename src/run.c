@@ -96,7 +96,7 @@ int weft_run_opts(weft_fn main_fn, void *arg, void **result, const weft_options 
         return -EINVAL;
     }
     weft__debug_settings debug_settings;
-    int rc = weft__debug_settings_read(opts, &debug_settings);
+    int rc = weft__debug_settings_read(opts, &debug_settings, true);
     if (rc != 0)
         return rc; /* a bad WEFT_DEBUG, WEFT_TRACE, ... setting, with its message */
     weft_loop *L = NULL;

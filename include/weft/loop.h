@@ -37,8 +37,8 @@ typedef struct weft_options {
 
     /* Seeing inside the loop (weft/debug.h and the guide's "Seeing inside the loop").
      * Each is also set from the environment, which wins, so that a program can be
-     * watched without being rebuilt (WEFT_DEBUG=0 or WEFT_DUMP_SIGNAL=0 turn off what
-     * the options or debug mode turn on). A value in the environment that cannot be
+     * watched without being rebuilt (WEFT_DEBUG=0 or WEFT_DUMP_SIGNAL=0, or false, no,
+     * off, turn off what the options or debug mode turn on; any other value, on). A value in the environment that cannot be
      * used is said on stderr and ignored, and the program runs; a bad field here makes
      * weft_run return -EINVAL with a message naming it. Everything here is off by
      * default and then costs nothing but a test at each task switch. */

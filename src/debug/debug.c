@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* asyncio's loop.slow_callback_duration. */
 #define SLOW_STEP_DEFAULT_NS ((int64_t)100 * 1000 * 1000)
@@ -44,14 +45,20 @@ static int env_switch(const char *name)
     const char *v = getenv(name);
     if (!v || !*v)
         return -1;
-    return strcmp(v, "0") != 0;
+    static const char *const off[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (strcasecmp(v, off[i]) == 0)
+            return 0;
+    return 1;
 }
 
 /* Checks a number of seconds: NULL when usable, else what is wrong with it. */
 static const char *seconds_problem(double s)
 {
-    if (!isfinite(s) || s < 0)
+    if (!isfinite(s))
         return "is not a number of seconds";
+    if (s < 0)
+        return "is negative";
     if (s > 1e6)
         return "is out of range";
     return NULL;
@@ -59,7 +66,7 @@ static const char *seconds_problem(double s)
 
 /* Reads a number of seconds from the environment variable `name` into *ns: kept when
  * the variable is unset or empty, or (said on stderr) unusable. */
-static void env_seconds(const char *name, int64_t *ns)
+static void env_seconds(const char *name, int64_t *ns, bool say)
 {
     const char *v = getenv(name);
     if (!v || !*v)
@@ -71,7 +78,9 @@ static void env_seconds(const char *name, int64_t *ns)
     if (errno == ERANGE)
         problem = "is out of range";
     if (problem) {
-        weft__report("weft: %s=%s ignored: it %s (give one from 0 to 1000000, such as 0.05)", name, v, problem);
+        if (say)
+            weft__report("weft: %s=%s ignored: it %s (give one from 0 to 1000000, such as 0.05)", name, v,
+                         problem);
         return;
     }
     *ns = weft__seconds_to_ns(s);
@@ -89,7 +98,7 @@ static int option_seconds(const char *name, double s, int64_t *ns)
     return 0;
 }
 
-int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set)
+int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set, bool say)
 {
     memset(set, 0, sizeof *set);
     int env_debug = env_switch("WEFT_DEBUG");
@@ -100,14 +109,14 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
     int rc = option_seconds("slow_step", opts ? opts->slow_step : 0, &slow);
     if (rc != 0)
         return rc;
-    env_seconds("WEFT_SLOW_STEP", &slow);
+    env_seconds("WEFT_SLOW_STEP", &slow, say);
     set->slow_step_ns = slow > 0 ? slow : SLOW_STEP_DEFAULT_NS;
 
     int64_t watchdog = set->debug ? WATCHDOG_DEFAULT_NS : 0;
     rc = option_seconds("watchdog", opts ? opts->watchdog : 0, &watchdog);
     if (rc != 0)
         return rc;
-    env_seconds("WEFT_WATCHDOG", &watchdog); /* WEFT_WATCHDOG=0: off, debug mode or not */
+    env_seconds("WEFT_WATCHDOG", &watchdog, say); /* WEFT_WATCHDOG=0: off, debug mode or not */
     set->watchdog_ns = watchdog;
 
     if (opts && opts->trace_file) {
@@ -123,7 +132,7 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
     if (env_trace && *env_trace) {
         if (weft__trace_check(env_trace) == 0)
             set->trace_file = env_trace;
-        else
+        else if (say)
             weft__report("weft: %s; tracing is off", weft_errmsg() + (strncmp(weft_errmsg(), "weft_run: ", 10) ? 0 : 10));
     }
 
@@ -414,7 +423,7 @@ static void debug_stop(weft_loop *L, weft__debug *d)
 static int debug_init(weft_loop *L, const weft_options *opts)
 {
     weft__debug_settings set;
-    int rc = weft__debug_settings_read(opts, &set);
+    int rc = weft__debug_settings_read(opts, &set, false); /* weft_run has said what is wrong */
     if (rc != 0)
         return rc;
     weft__debug *d = calloc(1, sizeof *d);

@@ -125,8 +125,9 @@ typedef struct weft__debug_settings {
 } weft__debug_settings;
 
 /* Reads the settings from opts (may be NULL) and the environment. Returns 0, or
- * -EINVAL with a message naming the setting that is wrong. */
-int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set);
+ * -EINVAL with a message naming the option that is wrong; an environment value that
+ * cannot be used is ignored, and said on stderr when `say`. */
+int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set, bool say);
 
 /* run.c, once main has returned and the tasks it left are cancelled: in debug mode,
  * those still running a second later are reported, with a dump of the loop (asyncio

@@ -393,7 +393,18 @@ static void expect_ignored(const char *var, const char *value, const char *probl
     snprintf(want, sizeof want, "weft: %s=%s ignored: it %s", var, value, problem);
     cr_expect_eq(rc, 0, "weft_run returned %d with %s=%s", rc, var, value);
     cr_expect_eq(main_ran, 1, "main did not run with %s=%s", var, value);
-    cr_expect_not_null(strstr(err, want), "stderr '%s' does not say '%s'", err, want);
+    const char *said = strstr(err, want);
+    cr_expect_not_null(said, "stderr '%s' does not say '%s'", err, want);
+    cr_expect(!said || !strstr(said + 1, want), "'%s' is said more than once: '%s'", want, err);
+}
+
+Test(debug_mode, off_words_turn_debug_mode_off)
+{
+    setenv("WEFT_DEBUG", "off", 1);
+    int rc;
+    const char *err = run_captured(hog_main, &(weft_options){.debug = 1}, &rc);
+    cr_expect_eq(rc, 0);
+    cr_expect_null(strstr(err, "slow step"), "WEFT_DEBUG=off left debug mode on: '%s'", err);
 }
 
 Test(debug_mode, bad_weft_slow_step_env)
@@ -403,7 +414,7 @@ Test(debug_mode, bad_weft_slow_step_env)
 
 Test(debug_mode, bad_weft_watchdog_env)
 {
-    expect_ignored("WEFT_WATCHDOG", "-1", "is not a number of seconds");
+    expect_ignored("WEFT_WATCHDOG", "-1", "is negative");
 }
 
 Test(debug_mode, out_of_range_env)
