@@ -553,7 +553,8 @@ static const char *reason_name(int32_t reason)
     case -ETIMEDOUT:
         return "timed out";
     default:
-        return weft_errname(reason);
+        /* A positive reason is what a descriptor wait saw (the events ready). */
+        return reason > 0 ? "ready" : weft_errname(reason);
     }
 }
 

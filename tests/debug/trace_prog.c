@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *sleeper(void *arg)
 {
@@ -28,6 +29,15 @@ static void *failer(void *unused)
 {
     (void)unused;
     return weft_fail(-EIO, "failing on purpose");
+}
+
+/* Waits for a pipe to become readable, which main makes it after a while. */
+static int pipe_fds[2];
+static void *pipe_reader(void *unused)
+{
+    (void)unused;
+    int rc = weft_fd_wait(pipe_fds[0], WEFT_READABLE);
+    return rc > 0 ? NULL : weft_fail(rc ? rc : -EIO, "the pipe wait failed");
 }
 
 static void *yielder(void *unused)
@@ -58,6 +68,14 @@ static void *api_main(void *unused)
         return weft_fail(-EIO, "the failer did not fail with EIO");
     if (weft_await(never, NULL) != -ECANCELED)
         return weft_fail(-EIO, "the cancelled task was not cancelled");
+    /* A descriptor wait that ends with the descriptor ready. */
+    if (pipe(pipe_fds) != 0)
+        return weft_fail(-errno, "pipe failed");
+    weft_task *p = weft_spawn_opts(pipe_reader, NULL, &(weft_spawn_options){.name = "pipe-reader"});
+    if (!p || weft_sleep(0.005) != 0 || write(pipe_fds[1], "x", 1) != 1 || weft_await(p, NULL) != 0)
+        return weft_fail(-EIO, "the pipe reader failed");
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
     return NULL;
 }
 

@@ -211,10 +211,13 @@ def test_api(prog):
         check("worker" in names, f"api: a spawned name is a lane's name: {names}")
         check('renamed "quoted"\n\tline' in names, f"api: a renamed task's lane has its new name, escaped: {names}")
         outcomes = sorted(e["args"]["outcome"] for e in ev if e["ph"] == "i" and e["name"] == "finish")
-        check(outcomes == sorted(["ok", "ok", "ok", "WEFT_EIO" if "WEFT_EIO" in outcomes else "EIO",
+        check(outcomes == sorted(["ok", "ok", "ok", "ok", "WEFT_EIO" if "WEFT_EIO" in outcomes else "EIO",
                                   "cancelled before it ran"]),
               f"api: each task's end and outcome: {outcomes}")
         check(any(e["name"] == "sleep" for e in slices(ev, "wait")), "api: the sleeps are waits named sleep")
+        fd_waits = [e for e in slices(ev, "wait") if e["name"] == "descriptor"]
+        check(len(fd_waits) == 1 and fd_waits[0]["args"].get("ended") == "ready",
+              f"api: a descriptor wait that saw its descriptor ready ended 'ready': {fd_waits}")
 
 
 def test_virtual(prog):
