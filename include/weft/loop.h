@@ -71,9 +71,12 @@ typedef struct weft_options {
     /* A file name (or WEFT_TRACE=FILE): record a timeline of the loop, every task's
      * spawn, steps, waits and what they wait on, wake-ups and end, into FILE as
      * Chrome trace-event JSON (open it in https://ui.perfetto.dev or chrome://tracing,
-     * or draw it with tools/weft-timeline). A file that cannot be written makes
-     * weft_run return its error (-ENOENT, -EACCES, ...) before main runs; an empty
-     * string, -EINVAL. */
+     * or draw it with tools/weft-timeline). %p in the name becomes the process id: a
+     * program that runs other weft programs (which inherit WEFT_TRACE) gives each its
+     * own file that way, as a file another process is tracing to is refused (its lock
+     * is held), not mixed into. A file that cannot be written makes weft_run return its
+     * error (-ENOENT, -EACCES, -EBUSY for another process's, ...) before main runs; an
+     * empty string, -EINVAL. */
     const char *trace_file;
     /* Nonzero: time every step, for weft_loop_metrics' step figures (one clock read
      * per switch, ~25 ns here). Implied by debug and trace_file. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* asyncio's loop.slow_callback_duration. */
 #define SLOW_STEP_DEFAULT_NS ((int64_t)100 * 1000 * 1000)
@@ -98,6 +99,35 @@ static int option_seconds(const char *name, double s, int64_t *ns)
     return 0;
 }
 
+/* The trace's file name with each %p replaced by the process's id (one file per
+ * process, for programs that run other weft programs, which inherit WEFT_TRACE) and
+ * %% by %. Returns 0, or -ENAMETOOLONG with a message. */
+static int trace_path(const char *given, weft__debug_settings *set)
+{
+    size_t n = 0, cap = sizeof set->trace_file;
+    for (const char *c = given; *c; c++) {
+        char piece[32];
+        if (c[0] == '%' && c[1] == 'p') {
+            snprintf(piece, sizeof piece, "%ld", (long)getpid());
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            snprintf(piece, sizeof piece, "%%");
+            c++;
+        } else {
+            piece[0] = *c;
+            piece[1] = '\0';
+        }
+        size_t len = strlen(piece);
+        if (n + len >= cap)
+            return weft__set_errmsg(-ENAMETOOLONG, "weft_run: %s: the file name is longer than %zu bytes",
+                                    set->trace_label, cap - 1);
+        memcpy(set->trace_file + n, piece, len);
+        n += len;
+    }
+    set->trace_file[n] = '\0';
+    return 0;
+}
+
 int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *set, bool say)
 {
     memset(set, 0, sizeof *set);
@@ -123,23 +153,27 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
         if (!*opts->trace_file)
             return weft__set_errmsg(-EINVAL, "weft_run: weft_options.trace_file is an empty string: give a file "
                                              "name, or NULL for no trace");
-        rc = weft__trace_check(opts->trace_file);
-        if (rc != 0)
+        snprintf(set->trace_label, sizeof set->trace_label, "weft_options.trace_file \"%s\"", opts->trace_file);
+        if ((rc = trace_path(opts->trace_file, set)) != 0 ||
+            (rc = weft__trace_check(set->trace_file, set->trace_label)) != 0)
             return rc;
-        set->trace_file = opts->trace_file;
     }
     const char *env_trace = getenv("WEFT_TRACE");
     if (env_trace && *env_trace) {
-        if (weft__trace_check(env_trace) == 0)
-            set->trace_file = env_trace;
-        else if (say)
+        weft__debug_settings env = *set;
+        snprintf(env.trace_label, sizeof env.trace_label, "WEFT_TRACE=%s", env_trace);
+        if (trace_path(env_trace, &env) == 0 && weft__trace_check(env.trace_file, env.trace_label) == 0) {
+            memcpy(set->trace_file, env.trace_file, sizeof set->trace_file);
+            memcpy(set->trace_label, env.trace_label, sizeof set->trace_label);
+        } else if (say) {
             weft__report("weft: %s; tracing is off", weft_errmsg() + (strncmp(weft_errmsg(), "weft_run: ", 10) ? 0 : 10));
+        }
     }
 
     int env_dump = env_switch("WEFT_DUMP_SIGNAL");
     set->dump_signal = env_dump >= 0 ? env_dump : (set->debug || (opts && opts->dump_signal));
     set->dump_signal_asked = env_dump >= 0 ? env_dump : (opts && opts->dump_signal);
-    set->time_steps = set->debug || set->trace_file || (opts && opts->time_steps);
+    set->time_steps = set->debug || set->trace_file[0] || (opts && opts->time_steps);
     return 0;
 }
 
@@ -433,7 +467,7 @@ static int debug_init(weft_loop *L, const weft_options *opts)
     L->slots[WEFT__SLOT_DEBUG] = d;
     if (set.debug || set.watchdog_ns || set.dump_signal)
         weft__symbols_load();
-    if (set.trace_file && (rc = weft__trace_open(L, d)) != 0)
+    if (set.trace_file[0] && (rc = weft__trace_open(L, d)) != 0)
         goto failed;
     if (set.time_steps || set.watchdog_ns)
         L->observer = &observer;

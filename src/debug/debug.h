@@ -118,7 +118,8 @@ typedef struct weft__debug_settings {
     bool debug;                  /* debug mode */
     int64_t slow_step_ns;        /* report steps longer than this (debug mode) */
     int64_t watchdog_ns;         /* 0: no watchdog */
-    const char *trace_file;      /* NULL: no trace */
+    char trace_file[512];        /* the trace's file, %p replaced by the pid; "": no trace */
+    char trace_label[600];       /* how the user gave it: WEFT_TRACE=... or weft_options.trace_file "..." */
     bool time_steps;             /* time every step (metrics), implied by the above */
     bool dump_signal;            /* SIGQUIT dumps the loop's tasks */
     bool dump_signal_asked;      /* by the program (option or WEFT_DUMP_SIGNAL), not by debug mode */
@@ -205,7 +206,7 @@ typedef struct weft__trace weft__trace;
 /* Whether the trace file at path can be written (created if missing, not truncated):
  * 0, or a negative errno with the message "weft_run: WEFT_TRACE=path: cannot open ...".
  * Called while the settings are read, before the loop exists. */
-int weft__trace_check(const char *path);
+int weft__trace_check(const char *path, const char *label);
 /* Starts d's trace to d->set.trace_file (sets d->trace). Returns 0 or a negative
  * errno with a message. */
 int weft__trace_open(weft_loop *L, weft__debug *d);

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -124,7 +125,7 @@ struct weft__trace {
     int64_t origin;              /* loop time 0 of the JSON */
     int64_t last_flush_mono;
     trace_file *file;
-    char label[200];             /* "WEFT_TRACE=path" or "weft_options.trace_file \"path\"" */
+    char label[600];             /* "WEFT_TRACE=path" or "weft_options.trace_file \"path\"" */
     /* The JSON maker's state. */
     task_state *tasks;
     size_t tasks_cap, tasks_count;
@@ -866,31 +867,44 @@ static trace_file *file_find(const char *path)
     return NULL;
 }
 
-/* How the user gave the file, for messages. */
-static void trace_label(const char *path, char *buf, size_t size)
+/* Opens the file at path for writing without truncating it, and takes its lock: one
+ * process writes a trace file (another that inherited WEFT_TRACE, a program weft
+ * started, would interleave its bytes). Returns the descriptor, or a negative errno
+ * with the message set. A pipe or device is not locked. */
+static int open_locked(const char *path, const char *label)
 {
-    const char *env = getenv("WEFT_TRACE");
-    if (env && strcmp(env, path) == 0)
-        snprintf(buf, size, "WEFT_TRACE=%s", path);
-    else
-        snprintf(buf, size, "weft_options.trace_file \"%s\"", path);
-}
-
-int weft__trace_check(const char *path)
-{
-    pthread_mutex_lock(&files_lock);
-    bool known = file_find(path) != NULL;
-    pthread_mutex_unlock(&files_lock);
-    if (known)
-        return 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
         int e = errno;
-        char label[200];
-        trace_label(path, label, sizeof label);
         return weft__set_errmsg(-e, "weft_run: %s: cannot open %s for writing: %s", label, path, strerror(e));
     }
-    close(fd);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return weft__set_errmsg(-EBUSY, "weft_run: %s: another process is writing its trace to %s (a program "
+                                            "it started, which inherited WEFT_TRACE?); give each process its own "
+                                            "file with %%p in the name, which becomes the process id "
+                                            "(WEFT_TRACE=trace.%%p.json)", label, path);
+        return weft__set_errmsg(-e, "weft_run: %s: cannot lock %s: %s", label, path, strerror(e));
+    }
+    return fd;
+}
+
+int weft__trace_check(const char *path, const char *label)
+{
+    /* Under files_lock, so that another loop of this process taking the file at the
+     * same moment is not taken for another process. */
+    pthread_mutex_lock(&files_lock);
+    bool known = file_find(path) != NULL;
+    int fd = known ? -1 : open_locked(path, label);
+    pthread_mutex_unlock(&files_lock);
+    if (known)
+        return 0;
+    if (fd < 0)
+        return fd;
+    close(fd); /* the lock goes with it: file_take takes it again */
     return 0;
 }
 
@@ -932,12 +946,31 @@ static int file_take(const char *label, const char *path, trace_file **out)
     }
     tf = calloc(1, sizeof *tf);
     char *copy = strdup(path);
-    FILE *f = tf && copy ? fopen(path, "we") : NULL;
-    if (!f) {
-        int e = tf && copy ? errno : ENOMEM;
+    if (!tf || !copy) {
         free(copy);
         free(tf);
-        return weft__set_errmsg(-e, "weft_run: %s: cannot open %s for writing: %s", label, path, strerror(e));
+        return weft__set_errmsg(-ENOMEM, "weft_run: %s: no memory to open %s", label, path);
+    }
+    /* Locked before it is truncated: another process's trace is refused, not erased.
+     * The lock lasts as long as the file is open, until no loop writes to it. */
+    int fd = open_locked(path, label);
+    struct stat st0;
+    if (fd >= 0 && fstat(fd, &st0) == 0 && S_ISREG(st0.st_mode) && ftruncate(fd, 0) != 0) {
+        int e = errno;
+        close(fd);
+        fd = weft__set_errmsg(-e, "weft_run: %s: cannot empty %s: %s", label, path, strerror(e));
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int rc = fd;
+        if (fd >= 0) {
+            rc = weft__set_errmsg(-errno, "weft_run: %s: cannot open %s for writing: %s", label, path,
+                                  strerror(errno));
+            close(fd);
+        }
+        free(copy);
+        free(tf);
+        return rc;
     }
     static bool at_exit_set;
     if (!at_exit_set)
@@ -1001,8 +1034,7 @@ static void file_give(trace_file *tf)
 
 int weft__trace_open(weft_loop *L, weft__debug *d)
 {
-    char label[200];
-    trace_label(d->set.trace_file, label, sizeof label);
+    const char *label = d->set.trace_label;
     weft__trace *tr = calloc(1, sizeof *tr);
     trace_rec *recs = tr ? malloc(TRACE_RECORDS * sizeof *recs) : NULL;
     if (!recs) {

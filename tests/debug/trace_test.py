@@ -10,7 +10,9 @@ module and checks what it says; runs tools/weft-timeline and parses its SVG.
                                            a full disk is reported once, the program goes on
   trace_test.py api|virtual|threads|many PROG    trace_prog's loops (see trace_prog.c)
 """
+import fcntl
 import json
+import re
 import os
 import subprocess
 import sys
@@ -193,6 +195,23 @@ def test_errors(prog, seeds):
         p = run([prog, "badopt", tmp])
         check(f"weft_options.trace_file \"{tmp}\": cannot open {tmp} for writing: Is a directory" in p.stderr,
               f"errors: a directory as weft_options.trace_file is refused: {p.stderr!r}")
+        # A file another process is writing (it holds the lock): refused, and left as it is.
+        busy = os.path.join(tmp, "busy.json")
+        with open(busy, "w", encoding="utf-8") as holder:
+            holder.write("another process's trace")
+            holder.flush()
+            fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+            p = run([os.path.join(seeds, "s0_main2")], {"WEFT_TRACE": busy, "WEFT_TIME_SCALE": "0.01"})
+        check(f"WEFT_TRACE={busy}: another process is writing its trace to {busy}" in p.stderr
+              and "tracing is off" in p.stderr, f"errors: a file another process writes is refused: {p.stderr!r}")
+        with open(busy, encoding="utf-8") as f:
+            check(f.read() == "another process's trace", "errors: the other process's file was left as it was")
+
+        # %p: one file per process, named by its id.
+        run([os.path.join(seeds, "s0_main2")], {"WEFT_TRACE": os.path.join(tmp, "t.%p.json"), "WEFT_TIME_SCALE": "0.01"})
+        made = [n for n in os.listdir(tmp) if re.fullmatch(r"t\.\d+\.json", n)]
+        check(len(made) == 1 and load(os.path.join(tmp, made[0])), f"errors: %p names the file by the pid: {made}")
+
         # A full disk: said once on stderr, tracing stops, the program ends normally.
         if os.path.exists("/dev/full"):
             p = run([os.path.join(seeds, "s0_main2")], {"WEFT_TRACE": "/dev/full", "WEFT_TIME_SCALE": "0.01"})
