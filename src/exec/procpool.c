@@ -470,6 +470,10 @@ static WEFT__NORETURN void zygote_start(int ctl, pid_t parent)
     sa.sa_flags = SA_NOCLDSTOP; /* no SA_RESTART: ppoll must return */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, &z.original_chld);
+    /* A terminal's Ctrl-\ goes to the whole foreground group: the parent's (the SIGQUIT
+     * task dump, or its death) is what it is for, not the pool's workers, which would
+     * die mid-call and break the pool. Workers inherit it from the zygote. */
+    signal(SIGQUIT, SIG_IGN);
 
     /* Move to a fresh stack of a main thread's size: the fork may have happened on
      * a small task stack, and worker functions get the zygote's stack. */
