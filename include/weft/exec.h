@@ -175,8 +175,11 @@ typedef struct weft_procpool weft_procpool;
 typedef int (*weft_proc_fn)(const void *in, size_t in_len, void **out, size_t *out_len);
 
 /* weft_procpool_new — start `workers` worker processes (0 = the number of CPUs).
- * Workers start with only descriptors 0–2 open, on a fresh 8 MiB stack. A pool is
- * used from the tasks of one loop's thread.
+ * Workers start with only descriptors 0–2 open, on a fresh 8 MiB stack, with SIGQUIT
+ * ignored (a terminal's Ctrl-\ reaches the whole group; it is the program's, for its
+ * task dump). A pool is used from the tasks of one loop's thread. weft's own watchdog
+ * thread (debug mode) does not count as another thread: it is held still across the
+ * fork.
  * Returns: the pool, or NULL with weft_errmsg().
  * Suspends: never (the calling thread blocks while the processes are forked).
  * Errors (NULL returned): -EDEADLK (threads exist), -EAGAIN/-ENOMEM (fork failed),

@@ -27,8 +27,8 @@ typedef struct weft_spawn_options {
      * other task or thread may use a pointer into a compact task's stack (its
      * local variables) while it is suspended. weft's own calls keep that rule;
      * `weft_spawn(child, &local)` from a compact task breaks it, and Debug and
-     * sanitizer builds refuse that spawn (-EINVAL, with a message). Pass heap or
-     * static memory instead.
+     * sanitizer builds, and debug mode (WEFT_DEBUG=1, weft_options.debug), refuse
+     * that spawn (-EINVAL, with a message). Pass heap or static memory instead.
      * With the portable ucontext backend (WEFT_CTX=ucontext) it has no effect. */
     int compact;
     /* Non-NULL: how to free the task's result when nobody takes it. weft calls

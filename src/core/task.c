@@ -512,6 +512,25 @@ void weft__task_drop(weft_loop *L, weft_task *t)
 /* Spawn, await, detach                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* An argument pointing into a compact task's stack (`weft_spawn(child, &local)` from
+ * a compact task) would be read after the spawner's frames were copied away and the
+ * shared stack reused. Checked in Debug and sanitizer builds, and while anything looks
+ * inside the loop (debug mode): the check is a few compares, but on every spawn. */
+static bool compact_arg_refused(weft_loop *L, const void *arg)
+{
+    weft_task *self = L->current;
+    if (!self || !(WEFT__FLAGS(self) & WEFT__COMPACT) || !L->shared_stack)
+        return false;
+    const char *a = arg, *lo = L->shared_stack->lo;
+    if (a < lo || a >= lo + L->shared_stack->size)
+        return false;
+    weft__set_errmsg(-EINVAL, "weft_spawn: the argument points into the stack of compact task %s, which is "
+                              "copied away whenever it waits, so the new task would read another task's memory; "
+                              "pass heap or static memory (this check runs in Debug and sanitizer builds and in "
+                              "debug mode)", weft_task_name(self));
+    return true;
+}
+
 weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
 {
     weft_loop *L = weft__loop;
@@ -524,21 +543,12 @@ weft_task *weft__spawn(weft_fn fn, void *arg, const weft_spawn_options *opts)
         return NULL;
     }
 #ifdef WEFT_ASSERTS
-    /* Debug and sanitizer builds: an argument pointing into a compact task's
-     * stack (`weft_spawn(child, &local)` from a compact task) would be read after
-     * the spawner's frames were copied away and the shared stack reused. */
-    weft_task *self = L->current;
-    if (self && (WEFT__FLAGS(self) & WEFT__COMPACT) && L->shared_stack) {
-        const char *a = arg, *lo = L->shared_stack->lo;
-        if (a >= lo && a < lo + L->shared_stack->size) {
-            weft__set_errmsg(-EINVAL, "weft_spawn: the argument points into the stack of compact task %s, "
-                                      "which is copied away whenever it waits, so the new task would read "
-                                      "another task's memory; pass heap or static memory (this check runs in "
-                                      "Debug and sanitizer builds)", weft_task_name(self));
-            return NULL;
-        }
-    }
+    bool check_arg = true;
+#else
+    bool check_arg = L->observer != NULL; /* debug mode, the watchdog, a trace */
 #endif
+    if (WEFT__UNLIKELY(check_arg) && compact_arg_refused(L, arg))
+        return NULL;
     size_t stack_kib = 0;
     if (opts && opts->stack_size) {
         if (opts->stack_size < WEFT_STACK_MIN) {

@@ -513,3 +513,37 @@ Test(debug_mode, leftovers_are_not_reported_without_debug_mode)
     cr_expect_eq(rc, 0);
     cr_expect_null(strstr(err, "still running"), "reported without debug mode: '%s'", err);
 }
+
+/* ---- debug mode refuses a compact task's local as a spawn argument -------------- */
+
+static void *reads_arg(void *arg)
+{
+    return arg;
+}
+
+static void *spawns_with_local(void *arg)
+{
+    int *refused = arg;
+    int local = 42;
+    weft_task *t = weft_spawn(reads_arg, &local);
+    *refused = t == NULL && weft_errcode() == -EINVAL && strstr(weft_errmsg(), "compact task") != NULL;
+    if (t)
+        (void)weft_await(t, NULL);
+    return NULL;
+}
+
+static void *compact_main(void *arg)
+{
+    weft_task *t = weft_spawn_opts(spawns_with_local, arg, &(weft_spawn_options){.compact = 1});
+    cr_assert_not_null(t);
+    (void)weft_await(t, NULL);
+    return NULL;
+}
+
+Test(debug_mode, refuses_a_compact_tasks_local_as_spawn_argument)
+{
+    int refused = 0;
+    int rc = weft_run_opts(compact_main, &refused, NULL, &(weft_options){.debug = 1});
+    cr_expect_eq(rc, 0);
+    cr_expect(refused, "debug mode let weft_spawn take a pointer into a compact task's stack");
+}
