@@ -208,8 +208,8 @@ static size_t print_callbacks(FILE *out, weft_loop *L)
     }
     weft__debug *d = weft__debug_of(L);
     bool running = d && d->cb && !L->current;
-    fprintf(out, "loop callbacks: %zu ready, %zu timed (and %zu sleeping tasks in the timer heap)\n", ready, timed,
-            sleeps);
+    fprintf(out, "loop callbacks: %zu ready, %zu timed (and %zu sleeping task%s in the timer heap)\n", ready, timed,
+            sleeps, sleeps == 1 ? "" : "s");
     if (running) {
         describe_code((const void *)d->cb, fn, sizeof fn);
         fprintf(out, "  running now: %s (arg %p)\n", fn, d->cb_arg);
@@ -311,9 +311,9 @@ static int dump(weft_loop *L, FILE *out, const weft__backtrace *here, const char
     if (finished)
         snprintf(done, sizeof done, ", %zu finished", finished);
     fprintf(out,
-            "weft: task dump (%s): %zu tasks (%zu waiting, %zu ready, %zu running%s), loop time %.3f s%s, "
+            "weft: task dump (%s): %zu task%s (%zu waiting, %zu ready, %zu running%s), loop time %.3f s%s, "
             "iteration %llu%s\n\n",
-            why, tasks.n, waiting, ready, (size_t)(L->current != NULL), done, weft__loop_seconds(L, weft__now(L)),
+            why, tasks.n, tasks.n == 1 ? "" : "s", waiting, ready, (size_t)(L->current != NULL), done, weft__loop_seconds(L, weft__now(L)),
             L->virtual_time ? " (virtual)" : "", (unsigned long long)L->iteration,
             weft__debug_of(L) && weft__debug_of(L)->set.debug
                 ? ""

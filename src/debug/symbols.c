@@ -505,8 +505,11 @@ int weft__symbolize(const weft__backtrace *bt, int i, weft__frame *out, int max)
         if (!out[k].weft_own && out[k].function && strncmp(out[k].function, "weft_", 5) == 0 &&
             !out[k].path)
             out[k].weft_own = 1;
-        /* The program's own code without -g is still the user's: named by its symbol. */
-        out[k].system = !out[k].weft_own && (system_object || (!out[k].path && !out[k].function));
+        /* The program's own code without -g is still the user's: named by its symbol;
+         * but not the C runtime's start code linked into it (_start, from crt1.o). */
+        bool crt = out[k].function && !out[k].path &&
+                   (strcmp(out[k].function, "_start") == 0 || strncmp(out[k].function, "__libc_start", 12) == 0);
+        out[k].system = !out[k].weft_own && (system_object || crt || (!out[k].path && !out[k].function));
     }
     pthread_mutex_unlock(&symbols_lock);
     return n;
