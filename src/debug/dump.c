@@ -362,11 +362,16 @@ static pthread_once_t quit_once = PTHREAD_ONCE_INIT;
 
 /* Async-signal-safe: weft_notify, or, once no loop wants it (the handler left in
  * place by another owner that restored it later), SIGQUIT's default action. */
+/* A SIGQUIT the loop has not dumped for yet: one that comes as the loop ends is dumped
+ * by weft__dump_signal_stop rather than lost. */
+static atomic_int quit_pending;
+
 static void on_sigquit(int sig)
 {
     int saved = errno;
     weft_notifier *n = atomic_load(&quit_notifier);
     if (n && weft_notify(n) == 0) {
+        atomic_store(&quit_pending, 1);
         errno = saved;
         return;
     }
@@ -397,6 +402,7 @@ static void quit_register_atfork(void)
 static void on_quit_notified(void *arg)
 {
     weft_loop *L = arg;
+    atomic_store(&quit_pending, 0);
     (void)dump(L, stderr, NULL, "SIGQUIT");
     fflush(stderr);
 }
@@ -466,6 +472,10 @@ void weft__dump_signal_stop(weft_loop *L)
 {
     if (quit_loop != L)
         return;
+    /* Asked for as the loop ended, after its last turn: said, not lost (every task has
+     * finished by now: there is nothing left to list). */
+    if (atomic_exchange(&quit_pending, 0))
+        weft__report("weft: SIGQUIT came as the loop was ending (after its last turn): no task was left to dump");
     /* SIG_DFL back, unless a handler of the program's own replaced ours meanwhile
      * (weft_add_signal_handler): that one stays, and gives ours back later, which
      * then acts as SIG_DFL (on_sigquit). */

@@ -648,3 +648,27 @@ Test(dump, dump_signal_leaves_deadlocks_reported)
     cr_expect_not_null(strstr(out.stderr_text, "weft_run returned WEFT_EDEADLOCK_LOOP"), "%s", out.stderr_text);
     cr_expect_not_null(strstr(out.stderr_text, "SIGQUIT afterwards: SIG_DFL"), "%s", out.stderr_text);
 }
+
+/* A SIGQUIT that comes as the loop ends, after its last turn, is said, not lost. */
+static void *quit_then_return(void *arg)
+{
+    (void)arg;
+    raise(SIGQUIT); /* handled: the dump waits for a loop turn that main's return ends */
+    return NULL;
+}
+
+static int quit_at_the_end(void)
+{
+    setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+    return weft_run_opts(quit_then_return, NULL, NULL, &(weft_options){.dump_signal = 1}) == 0 ? 0 : 3;
+}
+
+Test(dump, sigquit_as_the_loop_ends_is_said)
+{
+    child_outcome out;
+    run_forked(quit_at_the_end, &out);
+    cr_expect(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0, "status %#x, stderr:\n%s", out.status,
+              out.stderr_text);
+    cr_expect_not_null(strstr(out.stderr_text, "weft: SIGQUIT came as the loop was ending"), "%s",
+                       out.stderr_text);
+}
