@@ -249,6 +249,11 @@ def test_virtual(prog):
               f"virtual: the 10 s virtual sleep lasts 10 s on the timeline: {sleeps}")
         procs = [e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "process_name"]
         check(procs == ["weft loop 1 (virtual time)"], f"virtual: the loop says its time is virtual: {procs}")
+        svg = os.path.join(tmp, "virtual.svg")
+        run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                                          "weft-timeline"), path, "-o", svg])
+        _, _, texts = svg_lanes(ET.parse(svg).getroot())
+        check(any("virtual time" in t for t in texts), "virtual: the picture says its time is virtual")
 
 
 def test_exit(prog):
