@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ struct weft__trace {
     size_t n;
     bool off;                    /* writing failed: record nothing more */
     bool virtual_time;
+    int thread_id;               /* the loop's thread (the kernel's id, as the watchdog names it) */
     unsigned pid;
     int64_t origin;              /* loop time 0 of the JSON */
     int64_t last_flush_mono;
@@ -816,7 +818,8 @@ static void flush(weft__trace *tr, weft_loop *L, bool final)
             if (tr->tasks[i].id)
                 close_slice(tr, &tr->tasks[i], end, "the loop ended", NULL);
         sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_name\",\"args\":{\"name\":"
-                            "\"weft loop %u%s\"}}", tr->pid, tr->pid, tr->virtual_time ? " (virtual time)" : "");
+                            "\"weft loop %u (thread %d)%s\"}}", tr->pid, tr->pid, tr->thread_id,
+                  tr->virtual_time ? " (virtual time)" : "");
         sb_printf(&tr->out, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_sort_index\",\"args\":"
                             "{\"sort_index\":%u}}", tr->pid, tr->pid);
         ev_name(tr, 0, "loop callbacks");
@@ -1055,6 +1058,7 @@ int weft__trace_open(weft_loop *L, weft__debug *d)
         return rc;
     }
     tr->virtual_time = L->virtual_time;
+    tr->thread_id = (int)syscall(SYS_gettid);
     tr->origin = L->virtual_time ? L->now : tr->file->origin_ns;
     tr->last_flush_mono = weft__mono_ns();
     d->trace = tr;
