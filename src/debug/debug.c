@@ -1,10 +1,11 @@
 /*
  * debug.c — the debug layer's loop module and its observer: reads the settings
  * (weft_options and WEFT_DEBUG, WEFT_SLOW_STEP, WEFT_WATCHDOG, WEFT_TRACE,
- * WEFT_DUMP_SIGNAL), installs the observer the core calls when anything is on, times
- * every step for the metrics, and is debug mode itself: where each task was created and
- * where it last suspended, and the report of a step that ran too long, naming the task,
- * where it was created, where it resumed and where it stopped.
+ * WEFT_DUMP_SIGNAL), installs the observer the core calls when anything is on, keeps
+ * the heartbeat the watchdog reads, times steps for the metrics when asked, and is debug
+ * mode itself: where each task was created and where it last suspended, the report of
+ * a step that ran too long (naming the task, where it was created, where it resumed
+ * and where it stopped), and the report of tasks main left behind that do not end.
  *
  * The watchdog (watchdog.c), the SIGQUIT dump (dump.c) and the trace (trace.c) are
  * started and stopped from here and fed by this observer.
