@@ -189,7 +189,43 @@ void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
         snprintf(buf, size, "(where it was created is known in debug mode: WEFT_DEBUG=1)");
         return;
     }
-    weft__backtrace_describe(&td->created, false, buf, size);
+    if (!td->from_loop) {
+        weft__backtrace_describe(&td->created, false, buf, size);
+        return;
+    }
+    /* Spawned by the loop itself (a callback, a server accepting a connection): the
+     * frames beyond weft_run are the program's main, which did not create it. */
+    weft__backtrace inside = td->created;
+    for (int i = 0; i < inside.count; i++) {
+        weft__frame f[8];
+        int n = weft__symbolize(&inside, i, f, 8);
+        bool run = false;
+        for (int k = 0; k < n; k++)
+            run |= f[k].function && strncmp(f[k].function, "weft_run", 8) == 0;
+        if (run) {
+            inside.count = i;
+            break;
+        }
+    }
+    char where[400];
+    if (weft__backtrace_describe(&inside, false, where, sizeof where))
+        snprintf(buf, size, "%s, run by the loop (not by a task)", where);
+    else if (inside.count > 0) {
+        weft__frame f;
+        weft__symbolize(&inside, 0, &f, 1);
+        for (int i = 0; i < inside.count; i++) {
+            /* The outermost of weft's own frames inside the loop: what spawned it. */
+            weft__frame e;
+            weft__symbolize(&inside, i, &e, 1);
+            if (e.weft_own && e.function && strncmp(e.function, "weft__", 6) != 0 &&
+                strncmp(e.function, "weft_spawn", 10) != 0)
+                f = e;
+        }
+        weft__frame_format(&f, where, sizeof where);
+        snprintf(buf, size, "weft's own %s, run by the loop (a server's connection, a pool's call, ...)", where);
+    } else {
+        snprintf(buf, size, "the loop itself (not a task)");
+    }
 }
 
 static void report_slow_step(weft_loop *L, weft_task *t, int64_t ns, const weft__backtrace *resumed,
@@ -267,6 +303,7 @@ static void obs_spawned(weft_loop *L, weft_task *t)
              * weft__backtrace_user_frame to skip, with any wrapper of weft's. */
             weft__backtrace_quick(&td->created, 1);
             td->fn = t->fn;
+            td->from_loop = L->current == NULL && !(WEFT__FLAGS(t) & WEFT__MAIN);
             x->debug = td;
         }
     }

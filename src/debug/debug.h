@@ -111,6 +111,7 @@ typedef struct weft__task_debug {
     weft__backtrace suspended;   /* where it last suspended (its resume point) */
     int64_t waiting_since_ns;    /* loop time it began to wait (its latest wait) */
     weft_fn fn;                  /* the function it runs, for a first step's report */
+    bool from_loop;              /* spawned while no task ran (a callback, a server's accept) */
 } weft__task_debug;
 
 /* The settings, from weft_options and the environment (WEFT_DEBUG, ...). */

@@ -547,3 +547,38 @@ Test(debug_mode, refuses_a_compact_tasks_local_as_spawn_argument)
     cr_expect_eq(rc, 0);
     cr_expect(refused, "debug mode let weft_spawn take a pointer into a compact task's stack");
 }
+
+/* ---- a task spawned by a loop callback is not said to come from main ------------ */
+
+static void *failing_child(void *arg)
+{
+    (void)arg;
+    return weft_fail(-EIO, "failing child");
+}
+
+static void spawning_callback(void *arg)
+{
+    (void)arg;
+    weft_task *t = weft_spawn_opts(failing_child, NULL, &(weft_spawn_options){.name = "from-callback"}); /* @cb-spawn */
+    if (t)
+        weft_detach(t);
+}
+
+static void *schedule_spawner(void *arg)
+{
+    (void)arg;
+    cr_assert(weft_call_ok(weft_call_soon(spawning_callback, NULL)));
+    (void)weft_sleep(0.01);
+    return NULL;
+}
+
+Test(debug_mode, a_task_spawned_by_a_callback_names_the_callback)
+{
+    int rc;
+    const char *err = run_captured(schedule_spawner, &(weft_options){.debug = 1}, &rc);
+    cr_expect_eq(rc, 0);
+    char want[160];
+    snprintf(want, sizeof want, "from-callback was created at spawning_callback at test_debug_mode.c:%d, run by the loop",
+             marker_line("cb-spawn"));
+    cr_expect_not_null(strstr(err, want), "'%s' does not say '%s'", err, want);
+}
