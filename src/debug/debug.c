@@ -189,13 +189,18 @@ void weft__debug_task_origin(const weft_task *t, char *buf, size_t size)
         snprintf(buf, size, "(where it was created is known in debug mode: WEFT_DEBUG=1)");
         return;
     }
-    if (!td->from_loop) {
-        weft__backtrace_describe(&td->created, false, buf, size);
+    weft__debug_origin(&td->created, td->from_loop, buf, size);
+}
+
+void weft__debug_origin(const weft__backtrace *created, bool from_loop, char *buf, size_t size)
+{
+    if (!from_loop) {
+        weft__backtrace_describe(created, false, buf, size);
         return;
     }
     /* Spawned by the loop itself (a callback, a server accepting a connection): the
      * frames beyond weft_run are the program's main, which did not create it. */
-    weft__backtrace inside = td->created;
+    weft__backtrace inside = *created;
     for (int i = 0; i < inside.count; i++) {
         weft__frame f[8];
         int n = weft__symbolize(&inside, i, f, 8);

@@ -136,6 +136,11 @@ int weft__debug_settings_read(const weft_options *opts, weft__debug_settings *se
  * would wait for them without a word). */
 void weft__debug_main_returned(weft_loop *L);
 
+/* Writes where a task was created from its creation stack: "fetch at crawl.c:42", or
+ * for one the loop spawned (from_loop: no task ran), the callback or weft's own code
+ * that did, "run by the loop". Thread-safe (the watchdog's thread uses it). */
+void weft__debug_origin(const weft__backtrace *created, bool from_loop, char *buf, size_t size);
+
 /* Writes where t was created ("fetch at crawl.c:42"), or why that is unknown. */
 void weft__debug_task_origin(const weft_task *t, char *buf, size_t size);
 

@@ -86,6 +86,7 @@ struct weft__watchdog {
     /* The capture, written by the handler on the loop's thread. */
     weft__backtrace stack;
     weft__backtrace created;           /* where the task was spawned (debug mode) */
+    bool created_from_loop;            /* by the loop, not by a task */
     uint64_t beat;                     /* the heartbeat when it was taken */
     int64_t step_start_ns;
     uint32_t task_id;                  /* 0: a callback (or nothing) ran */
@@ -247,8 +248,10 @@ static void on_capture_signal(int sig, siginfo_t *si, void *uc)
                 w->name[i] = name[i];
             w->name[i] = '\0';
             const weft__task_debug *td = t->extra->debug;
-            if (td)
+            if (td) {
                 w->created = td->created;
+                w->created_from_loop = td->from_loop;
+            }
         }
         bool finish = resume_sleep(w, uc);
         atomic_store_explicit(&w->answered, want, memory_order_release);
@@ -475,8 +478,9 @@ static bool report_blocked(struct weft__watchdog *w, uint64_t beat, int64_t seen
         fprintf(out, "weft: loop blocked for %.2f s in %s: %s\n", (double)(now - *start_ns) / 1e9, what, where);
         fprintf(out, "  the loop's thread is stuck here (read by interrupting it with SIGRTMIN+5):\n");
         weft__backtrace_print(out, &w->stack, "    ");
-        char created[300];
-        if (w->created.count && weft__backtrace_describe(&w->created, false, created, sizeof created)) {
+        char created[500];
+        if (w->created.count) {
+            weft__debug_origin(&w->created, w->created_from_loop, created, sizeof created);
             fprintf(out, "  %s was created at %s\n", who, created);
         } else if (w->task_id && !d->set.debug) {
             fprintf(out, "  (where the task was created is known in debug mode: WEFT_DEBUG=1)\n");
