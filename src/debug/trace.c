@@ -902,13 +902,10 @@ int weft__trace_check(const char *path, const char *label)
     pthread_mutex_lock(&files_lock);
     bool known = file_find(path) != NULL;
     int fd = known ? -1 : open_locked(path, label);
+    if (fd >= 0)
+        close(fd); /* with its flock, before another loop looks: file_take takes it again */
     pthread_mutex_unlock(&files_lock);
-    if (known)
-        return 0;
-    if (fd < 0)
-        return fd;
-    close(fd); /* the lock goes with it: file_take takes it again */
-    return 0;
+    return known || fd >= 0 ? 0 : fd;
 }
 
 /* Takes a user of the file at path, opening (truncating) it if no loop of the
