@@ -462,10 +462,10 @@ Test(debug_mode, calls_from_another_thread_are_errors)
 
 /* ---- leftovers that do not end ------------------------------------------------- */
 
-static int stubborn_rounds;
+static int defiant_rounds;
 
 /* Uncancels itself for 2 s of (virtual) time after main has returned. */
-static void *stubborn(void *arg)
+static void *defiant(void *arg)
 {
     (void)arg;
     bool cancelled = false;
@@ -475,15 +475,15 @@ static void *stubborn(void *arg)
             weft_uncancel();
             cancelled = true;
         }
-        if (cancelled && ++stubborn_rounds >= 40)
+        if (cancelled && ++defiant_rounds >= 40)
             return NULL;
     }
 }
 
-static void *leave_stubborn(void *arg)
+static void *leave_defiant(void *arg)
 {
     (void)arg;
-    weft_task *t = weft_spawn_opts(stubborn, NULL, &(weft_spawn_options){.name = "stubborn"});
+    weft_task *t = weft_spawn_opts(defiant, NULL, &(weft_spawn_options){.name = "defiant"});
     cr_assert_not_null(t);
     weft_detach(t);
     cr_assert_eq(weft_sleep(0.01), 0); /* it has started: a task cancelled before it starts never runs */
@@ -492,23 +492,23 @@ static void *leave_stubborn(void *arg)
 
 Test(debug_mode, leftovers_still_running_are_reported)
 {
-    stubborn_rounds = 0;
+    defiant_rounds = 0;
     capture_start();
-    int rc = weft_run_opts(leave_stubborn, NULL, NULL, &(weft_options){.debug = 1, .virtual_time = 1});
+    int rc = weft_run_opts(leave_defiant, NULL, NULL, &(weft_options){.debug = 1, .virtual_time = 1});
     const char *err = capture_end();
     cr_expect_eq(rc, 0);
     cr_expect_not_null(strstr(err, "1 task is still running 1.0 s after weft_run's main returned"),
                        "no report of the leftover: '%s'", err);
-    cr_expect_not_null(strstr(err, "task 2 \"stubborn\""), "the dump does not list the leftover: '%s'", err);
-    cr_expect_not_null(strstr(err, "created at leave_stubborn at test_debug_mode.c:"),
+    cr_expect_not_null(strstr(err, "task 2 \"defiant\""), "the dump does not list the leftover: '%s'", err);
+    cr_expect_not_null(strstr(err, "created at leave_defiant at test_debug_mode.c:"),
                        "the dump does not say where it was created: '%s'", err);
 }
 
 Test(debug_mode, leftovers_are_not_reported_without_debug_mode)
 {
-    stubborn_rounds = 0;
+    defiant_rounds = 0;
     capture_start();
-    int rc = weft_run_opts(leave_stubborn, NULL, NULL, &(weft_options){.virtual_time = 1});
+    int rc = weft_run_opts(leave_defiant, NULL, NULL, &(weft_options){.virtual_time = 1});
     const char *err = capture_end();
     cr_expect_eq(rc, 0);
     cr_expect_null(strstr(err, "still running"), "reported without debug mode: '%s'", err);
