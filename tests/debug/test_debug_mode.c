@@ -248,10 +248,12 @@ static void slow_callback(void *arg)
     }
 }
 
+/* A main that schedules `scheduled` as a loop callback and lets it run. */
+static weft_callback_fn scheduled;
 static void *callback_main(void *arg)
 {
     (void)arg;
-    cr_expect(weft_call_ok(weft_call_soon(slow_callback, NULL)));
+    cr_assert(weft_call_ok(weft_call_soon(scheduled, NULL)));
     (void)weft_sleep(0.01);
     return NULL;
 }
@@ -259,6 +261,7 @@ static void *callback_main(void *arg)
 Test(debug_mode, slow_callback_named_by_its_function)
 {
     int rc;
+    scheduled = slow_callback;
     const char *err = run_captured(callback_main, &(weft_options){.debug = 1}, &rc);
     cr_assert_eq(rc, 0);
     char r[4096];
@@ -564,18 +567,11 @@ static void spawning_callback(void *arg)
         weft_detach(t);
 }
 
-static void *schedule_spawner(void *arg)
-{
-    (void)arg;
-    cr_assert(weft_call_ok(weft_call_soon(spawning_callback, NULL)));
-    (void)weft_sleep(0.01);
-    return NULL;
-}
-
 Test(debug_mode, a_task_spawned_by_a_callback_names_the_callback)
 {
     int rc;
-    const char *err = run_captured(schedule_spawner, &(weft_options){.debug = 1}, &rc);
+    scheduled = spawning_callback;
+    const char *err = run_captured(callback_main, &(weft_options){.debug = 1}, &rc);
     cr_expect_eq(rc, 0);
     char want[160];
     snprintf(want, sizeof want, "from-callback was created at spawning_callback at test_debug_mode.c:%d, run by the loop",
